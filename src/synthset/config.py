@@ -1,0 +1,154 @@
+"""Typed, frozen, keyword-only option dataclasses.
+
+Every option a run uses lives here so that a run is reproducible from its saved
+config (``dataclasses.asdict`` -> JSON -> ``from_dict``). Invalid values raise
+``ValueError`` naming the option and the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+class _FromDict:
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown option(s) {sorted(unknown)}")
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig(_FromDict):
+    """Which dataset and where it lives.
+
+    root: data root holding ``MNIST/raw`` and ``mhist/`` (else $SYNTHSET_DATA, else the
+    cache dir). path: for the ``folder`` dataset, the ImageFolder tree.
+    image_size: resize to this square size (None = native).
+    """
+
+    name: str = "mnist"
+    root: Optional[str] = None
+    path: Optional[str] = None
+    image_size: Optional[int] = None
+    download: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.image_size is None or self.image_size >= 8,
+               f"image_size must be >= 8 or None, got {self.image_size}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DSAConfig(_FromDict):
+    """Differentiable Siamese Augmentation (Zhao & Bilen, ICML 2021), the field's defaults."""
+
+    strategy: str = "color_crop_cutout_flip_scale_rotate"
+    brightness: float = 1.0
+    saturation: float = 2.0
+    contrast: float = 0.5
+    crop_pad: float = 0.125
+    cutout: float = 0.5
+    flip_prob: float = 0.5
+    scale: float = 1.2
+    rotate_deg: float = 15.0
+
+    def __post_init__(self) -> None:
+        from .augment import OPS  # local: keeps config importable without torch work
+
+        ops = [o for o in self.strategy.split("_") if o]
+        bad = [o for o in ops if o not in OPS]
+        _check(not bad, f"unknown DSA op(s) {bad}; valid ops: {', '.join(OPS)}")
+        _check(self.scale >= 1.0, "scale must be >= 1.0")
+
+    def without(self, op: str) -> "DSAConfig":
+        ops = [o for o in self.strategy.split("_") if o and o != op]
+        return dataclasses.replace(self, strategy="_".join(ops))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig(_FromDict):
+    """The field's evaluation protocol (DC/DSA/DM ``evaluate_synset``): SGD, lr x0.1 at half."""
+
+    epochs: int = 1000
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    batch_test: int = 512
+    augment: bool = True
+    dsa: DSAConfig = field(default_factory=DSAConfig)
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    channels_last: bool = False
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.precision in ("fp32", "bf16"),
+               f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        if isinstance(self.dsa, dict):
+            object.__setattr__(self, "dsa", DSAConfig.from_dict(self.dsa))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig(_FromDict):
+    """Runs x architectures of the training protocol on one synthetic set."""
+
+    models: tuple[str, ...] = ("ConvNet",)
+    runs: int = 5
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.runs >= 1, f"runs must be >= 1, got {self.runs}")
+        _check(len(self.models) >= 1, "models must name at least one architecture")
+        if isinstance(self.train, dict):
+            object.__setattr__(self, "train", TrainConfig.from_dict(self.train))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoresetConfig(_FromDict):
+    """Coreset selection (random, herding, k-center).
+
+    features: the space herding/k-center measure distances in: ``trained`` (embedding of a
+    ConvNet trained on the full training set for ``feature_epochs``, the DC paper's
+    choice), ``random`` (a randomly initialised ConvNet) or ``pixels``.
+    """
+
+    features: str = "trained"
+    feature_model: str = "ConvNet"
+    feature_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.features in ("trained", "random", "pixels"),
+               f"features must be trained|random|pixels, got {self.features!r}")
+        _check(self.feature_epochs >= 1, "feature_epochs must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillConfig(_FromDict):
+    """One distillation run: dataset, method, images per class, seed."""
+
+    method: str = "random"
+    ipc: int = 10
+    seed: int = 0
+    model: str = "ConvNet"
+    coreset: CoresetConfig = field(default_factory=CoresetConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.ipc >= 1, f"ipc must be >= 1, got {self.ipc}")
+        if isinstance(self.coreset, dict):
+            object.__setattr__(self, "coreset", CoresetConfig.from_dict(self.coreset))

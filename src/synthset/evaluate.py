@@ -1,0 +1,252 @@
+"""The field's evaluation protocol: train fresh networks on a (synthetic) training set,
+test on the real test set; several runs x architectures; mean and std at the final epoch.
+
+Follows DC/DSA/DM ``evaluate_synset``: SGD (lr 0.01, momentum 0.9, wd 5e-4), lr x0.1 at
+half the epochs, batch 256, DSA on every training batch, cross-entropy; the reported
+number is the test accuracy after the last epoch (never a best-epoch pick).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import augment
+from .config import EvalConfig, TrainConfig
+from .data.base import DatasetInfo, ImageData, normalize
+from .device import synchronize
+from .flops import inference_flops, train_step_flops
+from .metrics import accuracy, balanced_accuracy, roc_auc
+from .models import build_model
+
+
+def run_seed(seed: int, *keys: int | str) -> int:
+    """A reproducible 63-bit seed for (seed, model, run, ...) without Python's salted hash."""
+    h = hashlib.sha256(json.dumps([seed, *keys]).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class RunResult:
+    model: str
+    run: int
+    seed: int
+    accuracy: float
+    balanced_accuracy: float
+    auc: Optional[float]
+    epochs: int
+    steps: int
+    train_seconds: float
+    test_seconds: float
+    final_train_loss: float
+
+
+def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
+                  device: torch.device, desc: str = "train", progress: bool = True,
+                  on_epoch: Optional[Callable[[int, float], None]] = None) -> dict:
+    """Train ``net`` in place. ``images`` are normalised floats or uint8 (normalised per
+    batch, so the full training set stays compact). Returns timing and the last loss."""
+    net.to(device).train()
+    images, labels = images.to(device), labels.to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    fwd = torch.compile(net) if cfg.compile else net
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    n = images.shape[0]
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = math.ceil(n / bs)
+    decay_at = cfg.epochs // 2
+    dsa = cfg.dsa
+    last_loss = float("nan")
+    steps = 0
+    synchronize(device)
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    for ep in bar:
+        if ep == decay_at and decay_at > 0:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * 0.1
+        order = torch.randperm(n, generator=generator).to(device) if steps_per_epoch > 1 else None
+        loss_sum = torch.zeros((), device=device)
+        for b in range(steps_per_epoch):
+            idx = order[b * bs:(b + 1) * bs] if order is not None else None
+            x = images if idx is None else images[idx]
+            y = labels if idx is None else labels[idx]
+            if x.dtype == torch.uint8:
+                x = normalize(x, info.mean, info.std)
+            if cfg.augment:
+                p = augment.sample(dsa, 1, x.shape[0], tuple(x.shape[2:]), generator=generator,
+                                   device=device)
+                x = augment.apply(x, p, 1, dsa)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, cfg.precision):
+                loss = F.cross_entropy(fwd(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            steps += 1
+        if on_epoch is not None or (progress and ep % 50 == 0) or ep == cfg.epochs - 1:
+            last_loss = float(loss_sum.item()) / steps_per_epoch
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+            if on_epoch is not None:
+                on_epoch(ep, last_loss)
+    synchronize(device)
+    return {"train_seconds": time.perf_counter() - t0, "steps": steps, "final_train_loss": last_loss}
+
+
+@torch.no_grad()
+def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
+                 batch: int = 512, precision: str = "fp32", channels_last: bool = False) -> dict:
+    """Accuracy, balanced accuracy and (binary tasks) ROC-AUC on the whole test split."""
+    net.eval()
+    preds, scores = [], []
+    synchronize(device)
+    t0 = time.perf_counter()
+    for i in range(0, len(test), batch):
+        x = test.normalized(torch.arange(i, min(i + batch, len(test))), device=device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, precision):
+            logits = net(x).float()
+        preds.append(logits.argmax(1).cpu())
+        scores.append(torch.softmax(logits, 1).cpu())
+    synchronize(device)
+    pred, score = torch.cat(preds), torch.cat(scores)
+    k = test.info.num_classes
+    return {"accuracy": accuracy(pred, test.labels),
+            "balanced_accuracy": balanced_accuracy(pred, test.labels, k),
+            "auc": roc_auc(score[:, 1], test.labels) if k == 2 else None,
+            "test_seconds": time.perf_counter() - t0}
+
+
+def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: ImageData,
+                 cfg: TrainConfig, *, seed: int, run: int, device: torch.device,
+                 progress: bool = True) -> RunResult:
+    """One run: a freshly initialised ``model`` trained on (images, labels), then tested."""
+    s = run_seed(seed, model, run)
+    g = torch.Generator().manual_seed(s)
+    info = test.info
+    net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
+    tr = train_network(net, images, labels, info, cfg, generator=g, device=device,
+                       desc=f"{model} run {run}", progress=progress)
+    te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision,
+                      channels_last=cfg.channels_last)
+    return RunResult(model=model, run=run, seed=s, accuracy=100 * te["accuracy"],
+                     balanced_accuracy=100 * te["balanced_accuracy"],
+                     auc=None if te["auc"] is None else 100 * te["auc"], epochs=cfg.epochs,
+                     steps=tr["steps"], train_seconds=tr["train_seconds"],
+                     test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"])
+
+
+def summarize(runs: list[RunResult], *, n_train: int, info: DatasetInfo, model: str) -> dict:
+    """Mean and (population, as the field reports) std over runs, plus cost figures."""
+    acc = [r.accuracy for r in runs]
+    bal = [r.balanced_accuracy for r in runs]
+    out = {"mean": float(np.mean(acc)), "std": float(np.std(acc)), "runs": acc,
+           "epochs": runs[0].epochs, "balanced_accuracy": {"mean": float(np.mean(bal)),
+                                                           "std": float(np.std(bal)), "runs": bal},
+           "train_seconds": [r.train_seconds for r in runs],
+           "test_seconds": [r.test_seconds for r in runs], "steps": runs[0].steps,
+           "seeds": [r.seed for r in runs]}
+    if runs[0].auc is not None:
+        auc = [r.auc for r in runs]
+        out["auc"] = {"mean": float(np.mean(auc)), "std": float(np.std(auc)), "runs": auc}
+    net = build_model(model, info.channels, info.num_classes, info.size)
+    per_img_train = train_step_flops(net, (info.channels, *info.size))
+    out["flops"] = {"inference_per_image": inference_flops(net, (info.channels, *info.size)),
+                    "train_per_image_step": per_img_train,
+                    "train_total": per_img_train * n_train * runs[0].epochs}
+    return out
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def _config_key(cfg: EvalConfig, n_train: int) -> str:
+    d = asdict(cfg)
+    d.pop("models")
+    d.pop("runs")
+    return hashlib.sha256(json.dumps([d, n_train], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: EvalConfig, *,
+             device: torch.device, out_dir: Optional[Path] = None, progress: bool = True,
+             log: Callable[[str], None] = print) -> dict:
+    """Runs x models of the protocol. With ``out_dir``, each finished run is appended to
+    ``eval_runs.jsonl`` at once and finished runs of the same config are not redone, so
+    an interrupted evaluation resumes where it stopped. Writes ``eval.json``."""
+    key = _config_key(cfg, images.shape[0])
+    done: dict[tuple[str, int], RunResult] = {}
+    log_path = out_dir / "eval_runs.jsonl" if out_dir else None
+    if log_path and log_path.exists():
+        for line in log_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by an interruption
+            if rec.get("config_key") == key:
+                rec.pop("config_key")
+                done[(rec["model"], rec["run"])] = RunResult(**rec)
+    results: dict[str, dict] = {}
+    for model in cfg.models:
+        runs = []
+        for r in range(cfg.runs):
+            if (model, r) in done:
+                runs.append(done[(model, r)])
+                continue
+            res = evaluate_run(model, images, labels, test, cfg.train, seed=cfg.seed, run=r,
+                               device=device, progress=progress)
+            runs.append(res)
+            log(f"{model} run {r}: {res.accuracy:.2f}% (balanced {res.balanced_accuracy:.2f}%) "
+                f"in {res.train_seconds:.1f}s")
+            if log_path:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({**asdict(res), "config_key": key}) + "\n")
+        results[model] = summarize(runs, n_train=images.shape[0], info=test.info, model=model)
+    report = {"models": results, "config": cfg.to_dict(), "n_train": int(images.shape[0]),
+              "device": str(device), "machine": machine()}
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def format_table(report: dict, title: str = "") -> str:
+    rows = [title] if title else []
+    has_auc = any("auc" in v for v in report["models"].values())
+    head = f"{'model':<12} {'acc % (mean ± std)':>20} {'balanced %':>16}" + (f" {'AUC %':>14}" if has_auc else "") \
+        + f" {'runs':>5} {'epochs':>6} {'s/run':>7}"
+    rows += [head, "-" * len(head)]
+    for name, v in report["models"].items():
+        line = f"{name:<12} {v['mean']:>12.2f} ± {v['std']:<5.2f} " \
+               f"{v['balanced_accuracy']['mean']:>9.2f} ± {v['balanced_accuracy']['std']:<4.2f}"
+        if has_auc:
+            a = v.get("auc")
+            line += f" {a['mean']:>7.2f} ± {a['std']:<4.2f}" if a else f" {'-':>14}"
+        line += f" {len(v['runs']):>5} {v['epochs']:>6} {np.mean(v['train_seconds']):>7.1f}"
+        rows.append(line)
+    return "\n".join(rows)

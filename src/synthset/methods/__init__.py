@@ -1,0 +1,13 @@
+"""Distillation methods, registered by name."""
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import Method, MethodOutput
+from .coreset import Coreset, herding, kcenter
+
+METHODS: Registry[Method] = Registry("method")
+METHODS.add("random", Coreset("random", None))
+METHODS.add("herding", Coreset("herding", herding))
+METHODS.add("kcenter", Coreset("kcenter", kcenter))
+
+__all__ = ["METHODS", "Method", "MethodOutput"]

@@ -1,0 +1,113 @@
+"""Coreset baselines, the reference rows of every distillation paper (DC, Table 1):
+random selection, herding (Welling, 2009) and greedy k-center (Sener & Savarese, 2018),
+per class, in a feature space (by default the embedding of a ConvNet trained on the full
+training set, as in the DC paper)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..config import CoresetConfig, DistillConfig, TrainConfig
+from ..data.base import ImageData
+from ..data.download import cache_dir
+from ..evaluate import run_seed, train_network
+from ..models import build_model
+from .base import Method, MethodOutput, check_ipc
+
+
+def herding(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Herding (Welling, ICML 2009; iCaRL's Alg. 4): greedily pick the sample that keeps
+    the running mean of the picked features closest to the class mean,
+    p_t = argmin_i || mu - (sum_{j<t} f_j + f_i) / t ||. Returns k indices in pick order."""
+    mu = features.mean(0)
+    picked: list[int] = []
+    total = torch.zeros_like(mu)
+    available = torch.ones(features.shape[0], dtype=torch.bool, device=features.device)
+    for t in range(1, k + 1):
+        dist = torch.linalg.vector_norm(mu - (total + features) / t, dim=1)
+        dist[~available] = float("inf")
+        i = int(torch.argmin(dist))
+        picked.append(i)
+        available[i] = False
+        total = total + features[i]
+    return torch.tensor(picked, dtype=torch.long)
+
+
+def kcenter(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Greedy k-center (Sener & Savarese, ICLR 2018, Alg. 1), a 2-approximation of the
+    minimax facility location: start from the sample nearest the class mean, then add the
+    sample farthest from its nearest chosen center. Returns k indices in pick order."""
+    first = int(torch.argmin(torch.linalg.vector_norm(features - features.mean(0), dim=1)))
+    picked = [first]
+    mind = torch.linalg.vector_norm(features - features[first], dim=1)
+    for _ in range(1, k):
+        i = int(torch.argmax(mind))
+        picked.append(i)
+        mind = torch.minimum(mind, torch.linalg.vector_norm(features - features[i], dim=1))
+    return torch.tensor(picked, dtype=torch.long)
+
+
+@torch.no_grad()
+def embed_all(net, train: ImageData, device, batch: int = 1024) -> torch.Tensor:
+    net.eval().to(device)
+    out = []
+    for i in range(0, len(train), batch):
+        idx = torch.arange(i, min(i + batch, len(train)))
+        out.append(net.embed(train.normalized(idx, device=device)).float())
+    return torch.cat(out)
+
+
+def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) -> torch.nn.Module:
+    """The feature extractor: random or trained on the full split (cached on disk, since
+    herding and k-center at every IPC share it)."""
+    info = train.info
+    g = torch.Generator().manual_seed(run_seed(seed, "feature-net", cfg.feature_model))
+    net = build_model(cfg.feature_model, info.channels, info.num_classes, info.size, generator=g)
+    if cfg.features == "random":
+        return net
+    key = f"{info.name}-{info.size[0]}-{len(train)}-{cfg.feature_model}-e{cfg.feature_epochs}-s{seed}"
+    path = cache_dir() / "feature_nets" / f"{key}.safetensors"
+    from safetensors.torch import load_file, save_file
+    if path.exists():
+        net.load_state_dict(load_file(str(path)))
+        log(f"feature net: loaded {path}")
+        return net
+    log(f"feature net: training {cfg.feature_model} on all {len(train)} training images for "
+        f"{cfg.feature_epochs} epoch(s) (cached afterwards at {path})")
+    tcfg = TrainConfig(epochs=cfg.feature_epochs, augment=False)
+    # No lr decay within one epoch: the protocol's decay point is epochs // 2 = 0.
+    train_network(net, train.images, train.labels, info, tcfg, generator=g, device=device,
+                  desc="feature net")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+              str(path) + ".part")
+    Path(str(path) + ".part").replace(path)
+    return net
+
+
+class Coreset(Method):
+    def __init__(self, name: str, select: Callable[[torch.Tensor, int], torch.Tensor] | None):
+        self.name = name
+        self.select = select
+
+    def run(self, train: ImageData, config: DistillConfig, *, device, generator, log=print,
+            run_dir=None) -> MethodOutput:
+        by_class = check_ipc(train, config.ipc)
+        chosen = []
+        if self.select is None:  # random
+            for ix in by_class:
+                chosen.append(ix[torch.randperm(len(ix), generator=generator)[:config.ipc]])
+        else:
+            cc = config.coreset
+            if cc.features == "pixels":
+                feats = train.normalized().flatten(1)
+            else:
+                net = feature_net(train, cc, config.seed, device, log)
+                feats = embed_all(net, train, device)
+            for ix in by_class:
+                chosen.append(ix[self.select(feats[ix.to(feats.device)], config.ipc).cpu()])
+        index = torch.cat(chosen)
+        return MethodOutput(images=train.normalized(index), labels=train.labels[index].clone(),
+                            metadata={"indices": index.tolist()})

@@ -1,0 +1,55 @@
+"""What every network offers a distillation method.
+
+``blocks(x)`` returns the output of each feature block (for attention matching),
+``embed(x)`` the feature vector before the classifier, ``forward(x)`` the logits.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """The field's norms: instance norm is GroupNorm with one group per channel (affine),
+    as in the DC/DM reference ConvNet; layer norm is GroupNorm with one group."""
+    if kind == "instancenorm":
+        return nn.GroupNorm(channels, channels, affine=True)
+    if kind == "batchnorm":
+        return nn.BatchNorm2d(channels)
+    if kind == "layernorm":
+        return nn.GroupNorm(1, channels, affine=True)
+    if kind == "groupnorm":
+        return nn.GroupNorm(min(4, channels), channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+class SynthNet(nn.Module):
+    """Base class: subclasses define ``blocks`` and ``head`` (feature map -> embedding)."""
+
+    classifier: nn.Module
+
+    def blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(h, 1)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(x)[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+def feature_dim(net: SynthNet, channels: int, size: tuple[int, int]) -> int:
+    """Embedding width, found by one forward on a single zero image."""
+    with torch.no_grad():
+        was = net.training
+        net.eval()
+        d = net.embed(torch.zeros(1, channels, *size)).shape[1]
+        net.train(was)
+    return int(d)

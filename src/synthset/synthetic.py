@@ -1,0 +1,129 @@
+"""SyntheticSet: the product of a distillation run, stored as safetensors + JSON.
+
+Loading never unpickles. Exports: an ImageFolder of PNGs, the DC-Bench ``.pt`` layout
+``{'data': [[images, labels]]}``, and an image-grid PNG (de-normalised).
+"""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from .data.base import DataError, DatasetInfo, denormalize
+
+TENSORS = "synthetic.safetensors"
+META = "synthetic.json"
+FORMAT_VERSION = 1
+
+
+def versions() -> dict[str, str]:
+    from . import __version__
+    return {"synthset": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+@dataclass
+class SyntheticSet:
+    """Normalised float images ``(N, C, H, W)``, int64 labels and what produced them."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    info: DatasetInfo
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.images.dim() != 4 or self.labels.shape != (self.images.shape[0],):
+            raise ValueError(f"images must be (N, C, H, W) with one label each; got "
+                             f"{tuple(self.images.shape)} and {tuple(self.labels.shape)}")
+        if self.images.shape[1] != self.info.channels or tuple(self.images.shape[2:]) != tuple(self.info.size):
+            raise ValueError(f"images {tuple(self.images.shape[1:])} do not match the dataset "
+                             f"({self.info.channels}, {self.info.size[0]}, {self.info.size[1]})")
+
+    @property
+    def ipc(self) -> int:
+        return int(torch.bincount(self.labels).max().item())
+
+    def save(self, run_dir: str | Path) -> Path:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {"images": self.images.detach().float().cpu().contiguous(),
+                   "labels": self.labels.cpu().to(torch.int64).contiguous()}
+        part = run_dir / (TENSORS + ".part")
+        save_file(tensors, str(part))
+        part.replace(run_dir / TENSORS)
+        meta = {"format": FORMAT_VERSION, "dataset": self.info.to_dict(),
+                "metadata": {"versions": versions(), **self.metadata}}
+        (run_dir / (META + ".part")).write_text(json.dumps(meta, indent=2))
+        (run_dir / (META + ".part")).replace(run_dir / META)
+        return run_dir
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "SyntheticSet":
+        run_dir = Path(run_dir)
+        if not (run_dir / TENSORS).exists() or not (run_dir / META).exists():
+            raise DataError(f"{run_dir} is not a synthset run directory (no {TENSORS} / {META}); "
+                            f"create one with `synthset distill ... --out {run_dir}`")
+        try:
+            meta = json.loads((run_dir / META).read_text())
+            t = load_file(str(run_dir / TENSORS))
+        except Exception as e:
+            raise DataError(f"{run_dir}: the synthetic set is corrupt ({e}); re-run distill") from e
+        return cls(images=t["images"], labels=t["labels"],
+                   info=DatasetInfo.from_dict(meta["dataset"]), metadata=meta.get("metadata", {}))
+
+    def pixels(self) -> torch.Tensor:
+        """De-normalised images in [0, 1]."""
+        return denormalize(self.images.detach().float().cpu(), self.info.mean, self.info.std)
+
+    def export_png_folder(self, out: str | Path) -> Path:
+        out = Path(out)
+        px = (self.pixels() * 255).round().to(torch.uint8)
+        counters: dict[int, int] = {}
+        for img, lab in zip(px, self.labels.tolist()):
+            d = out / self.info.class_names[lab]
+            d.mkdir(parents=True, exist_ok=True)
+            k = counters.get(lab, 0)
+            counters[lab] = k + 1
+            _to_pil(img).save(d / f"{k:04d}.png")
+        return out
+
+    def export_dcbench(self, path: str | Path) -> Path:
+        """DC-Bench layout: ``torch.save({'data': [[images, labels]]})``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"data": [[self.images.detach().cpu(), self.labels.cpu()]]}, path)
+        return path
+
+    def grid(self, path: str | Path, *, max_per_class: int = 10, scale: int = 0) -> Path:
+        """Save a grid PNG: one row per class, up to ``max_per_class`` images per row."""
+        px = self.pixels()
+        c, h, w = px.shape[1:]
+        classes = self.info.num_classes
+        cols = min(max_per_class, self.ipc)
+        pad = 2
+        canvas = torch.ones(c, classes * (h + pad) + pad, cols * (w + pad) + pad)
+        for k in range(classes):
+            idx = torch.nonzero(self.labels == k).flatten()[:cols]
+            for j, i in enumerate(idx.tolist()):
+                y0, x0 = pad + k * (h + pad), pad + j * (w + pad)
+                canvas[:, y0:y0 + h, x0:x0 + w] = px[i]
+        img = _to_pil((canvas * 255).round().to(torch.uint8))
+        scale = scale or max(1, 64 // h)
+        if scale > 1:
+            img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        img.save(path)
+        return path
+
+
+def _to_pil(chw_uint8: torch.Tensor) -> Image.Image:
+    a = chw_uint8.numpy()
+    return Image.fromarray(a[0], mode="L") if a.shape[0] == 1 else Image.fromarray(a.transpose(1, 2, 0))
