@@ -108,7 +108,8 @@ def apply(x: torch.Tensor, params: DSAParams, groups: int = 1, config=None) -> t
 
 
 def translate(x: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
-    """Integer shift by (tx rows, ty cols) with zero fill (DSA's ``rand_crop``)."""
+    """Integer shift with zero fill (DSA's ``rand_crop``): output (r, c) reads input
+    (r + tx, c + ty); the shifts are symmetric random variables, so the sign is immaterial."""
     b, c, h, w = x.shape
     rows = torch.arange(h, device=x.device).view(1, h, 1) + tx.view(b, 1, 1)
     cols = torch.arange(w, device=x.device).view(1, 1, w) + ty.view(b, 1, 1)

@@ -193,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--features", default="trained", help="herding/kcenter feature space: trained | random | pixels")
-    p.add_argument("--feature-epochs", type=int, default=1)
+    p.add_argument("--feature-epochs", type=int, default=None,
+                   help="epochs to train the feature net (default: enough for 200 SGD steps)")
     p.set_defaults(fn=cmd_distill)
 
     p = sub.add_parser("evaluate", help="train fresh networks on a set, test on real data")

@@ -109,12 +109,17 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 
     _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                 ("numpy", "ndarray"), ("numpy", "dtype"),
-                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+                ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+                # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(str, 'latin1').
+                ("_codecs", "encode")}
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
         mod = "numpy._core.multiarray" if module.startswith("numpy") and "multiarray" in module else module
+        if module == "_codecs":
+            import codecs
+            return codecs.encode
         return getattr(__import__(mod, fromlist=[name]), name)
 
 

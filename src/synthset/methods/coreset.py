@@ -4,6 +4,7 @@ per class, in a feature space (by default the embedding of a ConvNet trained on 
 training set, as in the DC paper)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +16,8 @@ from ..data.download import cache_dir
 from ..evaluate import run_seed, train_network
 from ..models import build_model
 from .base import Method, MethodOutput, check_ipc
+
+FEATURE_STEPS = 200  # minimum SGD steps for the trained feature net
 
 
 def herding(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -67,7 +70,8 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
     net = build_model(cfg.feature_model, info.channels, info.num_classes, info.size, generator=g)
     if cfg.features == "random":
         return net
-    key = f"{info.name}-{info.size[0]}-{len(train)}-{cfg.feature_model}-e{cfg.feature_epochs}-s{seed}"
+    epochs = cfg.feature_epochs or max(1, math.ceil(FEATURE_STEPS / math.ceil(len(train) / 256)))
+    key = f"{info.name}-{info.size[0]}-{len(train)}-{cfg.feature_model}-e{epochs}-s{seed}"
     path = cache_dir() / "feature_nets" / f"{key}.safetensors"
     from safetensors.torch import load_file, save_file
     if path.exists():
@@ -75,9 +79,8 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
         log(f"feature net: loaded {path}")
         return net
     log(f"feature net: training {cfg.feature_model} on all {len(train)} training images for "
-        f"{cfg.feature_epochs} epoch(s) (cached afterwards at {path})")
-    tcfg = TrainConfig(epochs=cfg.feature_epochs, augment=False)
-    # No lr decay within one epoch: the protocol's decay point is epochs // 2 = 0.
+        f"{epochs} epoch(s) (cached afterwards at {path})")
+    tcfg = TrainConfig(epochs=epochs, augment=False)
     train_network(net, train.images, train.labels, info, tcfg, generator=g, device=device,
                   desc="feature net")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,67 @@
+"""The protocol on tiny real data: learning happens, results are reproducible, and an
+interrupted evaluation resumes from its log."""
+import json
+
+import torch
+
+from synthset.config import EvalConfig, TrainConfig
+from synthset.evaluate import evaluate, evaluate_run, format_table, train_network
+from synthset.models import build_model
+
+
+def test_training_on_real_images_beats_chance_by_far(tiny_train, tiny_test):
+    cfg = TrainConfig(epochs=12, augment=False)
+    r = evaluate_run("ConvNet", tiny_train.normalized(), tiny_train.labels, tiny_test, cfg, seed=0,
+                     run=0, device=torch.device("cpu"), progress=False)
+    assert r.accuracy > 60, r  # 300 images, 12 epochs; chance is 10%
+    assert r.steps == 12 * 2  # 300 images at batch 256 -> 2 steps per epoch
+
+
+def test_same_seed_same_accuracy(tiny_train, tiny_test):
+    cfg = TrainConfig(epochs=2)
+    x, y = tiny_train.normalized()[:50], tiny_train.labels[:50]
+    a = evaluate_run("ConvNet", x, y, tiny_test, cfg, seed=3, run=1, device=torch.device("cpu"), progress=False)
+    b = evaluate_run("ConvNet", x, y, tiny_test, cfg, seed=3, run=1, device=torch.device("cpu"), progress=False)
+    assert a.accuracy == b.accuracy and a.final_train_loss == b.final_train_loss
+
+
+def test_lr_decays_at_half():
+    net = build_model("MLP", 1, 10, (28, 28))
+    seen = []
+    cfg = TrainConfig(epochs=4, augment=False, lr=0.1)
+    orig = torch.optim.SGD.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return orig(self, *a, **k)
+
+    torch.optim.SGD.step = spy
+    try:
+        from synthset.data import DatasetInfo
+        info = DatasetInfo("x", 1, (28, 28), tuple("0123456789"), (0.0,), (1.0,))
+        train_network(net, torch.randn(8, 1, 28, 28), torch.arange(8), info, cfg,
+                      generator=torch.Generator(), device=torch.device("cpu"), progress=False)
+    finally:
+        torch.optim.SGD.step = orig
+    assert [round(v, 6) for v in seen] == [0.1, 0.1, 0.01, 0.01]
+
+
+def test_eval_json_format_and_resume(tmp_path, tiny_train, tiny_test):
+    x, y = tiny_train.normalized()[:40], tiny_train.labels[:40]
+    cfg = EvalConfig(models=("ConvNet",), runs=2, train=TrainConfig(epochs=2))
+    rep = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
+                   log=lambda m: None)
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    m = saved["models"]["ConvNet"]
+    assert set(m) >= {"mean", "std", "runs", "epochs"} and len(m["runs"]) == 2 and m["epochs"] == 2
+    assert abs(m["mean"] - sum(m["runs"]) / 2) < 1e-9
+    assert m["flops"]["train_total"] == m["flops"]["train_per_image_step"] * 40 * 2
+    assert "ConvNet" in format_table(rep)
+    # A third run is asked for: the first two come from the log, only one is trained.
+    lines = (tmp_path / "eval_runs.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    logged = []
+    cfg3 = EvalConfig(models=("ConvNet",), runs=3, train=TrainConfig(epochs=2))
+    rep3 = evaluate(x, y, tiny_test, cfg3, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
+                    log=logged.append)
+    assert len(logged) == 1 and rep3["models"]["ConvNet"]["runs"][:2] == m["runs"]
