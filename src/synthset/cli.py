@@ -15,6 +15,7 @@ def _data_config(args, **extra):
     from .config import DataConfig
     return DataConfig(name=args.dataset, root=args.data_root, path=getattr(args, "data_path", None),
                       image_size=args.image_size, download=not getattr(args, "no_download", False),
+                      verify=not getattr(args, "no_verify", False),
                       **extra)
 
 
@@ -163,6 +164,8 @@ def _add_data_args(p, dataset_default="mnist"):
     p.add_argument("--data-path", default=None, help="ImageFolder tree for --dataset folder")
     p.add_argument("--image-size", type=int, default=None, help="resize images to this size (MHIST: 32/64/128)")
     p.add_argument("--no-download", action="store_true", help="never download; fail if data is missing")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip MHIST's annotations checksum and image count (for a modified copy)")
 
 
 def _add_train_args(p, epochs_default):

@@ -36,6 +36,7 @@ class DataConfig(_FromDict):
 
     root: data root holding ``MNIST/raw`` and ``mhist/`` (else $SYNTHSET_DATA, else the
     cache dir). path: for the ``folder`` dataset, the ImageFolder tree.
+    verify: check MHIST's annotations.csv MD5 and image count (MNIST is always verified).
     image_size: resize to this square size (None = native).
     """
 
@@ -44,6 +45,7 @@ class DataConfig(_FromDict):
     path: Optional[str] = None
     image_size: Optional[int] = None
     download: bool = True
+    verify: bool = True
 
     def __post_init__(self) -> None:
         _check(self.image_size is None or self.image_size >= 8,
