@@ -5,7 +5,7 @@ set -u
 SHARED=${SHARED:-../shared/data}
 T=$(mktemp -d)
 export SYNTHSET_CACHE=$T/cache
-try() { echo "\$ $*"; "$@" 2>&1 | tail -n 3; echo "(exit $?)"; echo; }
+try() { echo "\$ $*"; "$@" > $T/log 2>&1; rc=$?; tail -n 3 $T/log; echo "(exit $rc)"; echo; }
 
 mkdir -p $T/bad/MNIST/raw && cp $SHARED/MNIST/raw/*.gz $T/bad/MNIST/raw/
 python - "$T/bad/MNIST/raw/t10k-labels-idx1-ubyte.gz" <<'PY'
