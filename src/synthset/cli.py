@@ -50,16 +50,27 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_distill(args) -> int:
-    from .config import CoresetConfig, DistillConfig
+    from .config import CoresetConfig, DistillConfig, MatchConfig
     from .device import resolve_device
     from .distill import distill
     from .methods import METHODS
     METHODS.get(args.method)
     device = resolve_device(args.device)
-    cfg = DistillConfig(method=args.method, ipc=args.ipc, seed=args.seed,
-                        coreset=CoresetConfig(features=args.features, feature_epochs=args.feature_epochs))
+    match = MatchConfig(iterations=args.iterations, lr_img=args.lr_img, momentum=args.momentum_img,
+                        batch_real=args.batch_real, init=args.init, model=args.model,
+                        embed_chunk=args.embed_chunk, precision=args.precision,
+                        channels_last=args.channels_last, checkpoint_every=args.checkpoint_every,
+                        eval_every=args.eval_every, eval_epochs=args.eval_epochs)
+    cfg = DistillConfig(method=args.method, ipc=args.ipc, seed=args.seed, match=match,
+                        coreset=CoresetConfig(features=args.features, feature_epochs=args.feature_epochs,
+                                              feature_model=args.model))
     t0 = time.perf_counter()
-    sset = distill(_data_config(args), cfg, out_dir=args.out, device=device)
+    try:
+        sset = distill(_data_config(args), cfg, out_dir=args.out, device=device, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted: rerun the same command with --resume to continue from the checkpoint "
+              f"in {args.out}", file=sys.stderr)
+        return 130
     print(f"saved {len(sset.labels)} images ({sset.ipc} per class) of {sset.info.name} to {args.out} "
           f"in {time.perf_counter() - t0:.1f}s; grid: {Path(args.out) / 'grid.png'}")
     return 0
@@ -190,12 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="make a synthetic set")
     _add_data_args(p)
-    p.add_argument("--method", default="random", help="random | herding | kcenter")
+    p.add_argument("--method", default="random", help="random | herding | kcenter | dm")
     p.add_argument("--ipc", type=int, default=10, help="images per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--features", default="trained", help="herding/kcenter feature space: trained | random | pixels")
+    p.add_argument("--model", default="ConvNet", help="network to match in (dm) / feature net (coresets)")
+    p.add_argument("--iterations", type=int, default=None, help="dm: iterations (default: 20000)")
+    p.add_argument("--lr-img", type=float, default=1.0, help="dm: SGD lr on the images")
+    p.add_argument("--momentum-img", type=float, default=0.5)
+    p.add_argument("--batch-real", type=int, default=None, help="dm: real images per class per iteration (default 256)")
+    p.add_argument("--init", choices=("real", "noise"), default="real")
+    p.add_argument("--embed-chunk", type=int, default=0, help="real images per no-grad forward (0: one class batch)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--eval-every", type=int, default=0, help="log a reduced evaluation every K iterations")
+    p.add_argument("--eval-epochs", type=int, default=300)
+    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.safetensors")
     p.add_argument("--feature-epochs", type=int, default=None,
                    help="epochs to train the feature net (default: enough for 200 SGD steps)")
     p.set_defaults(fn=cmd_distill)

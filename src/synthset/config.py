@@ -143,16 +143,57 @@ class CoresetConfig(_FromDict):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MatchConfig(_FromDict):
+    """The outer loop shared by the matching methods (DM, DataDAM): SGD on the synthetic
+    images against a freshly initialised, frozen network each iteration.
+
+    ``iterations`` and ``batch_real`` None = the method's official default (DM: 20,000 and
+    256 real images per class). ``embed_chunk``: real images per forward pass under
+    no_grad (0 = one class-batch at a time). ``eval_every`` K > 0 evaluates the current set
+    every K iterations with ``eval_epochs``/``eval_runs`` and logs it (never used to pick
+    the saved set).
+    """
+
+    iterations: Optional[int] = None
+    lr_img: float = 1.0
+    momentum: float = 0.5
+    batch_real: Optional[int] = None
+    init: str = "real"
+    model: str = "ConvNet"
+    embed_chunk: int = 0
+    precision: str = "fp32"
+    channels_last: bool = False
+    checkpoint_every: int = 500
+    eval_every: int = 0
+    eval_epochs: int = 300
+    eval_runs: int = 1
+    dsa: DSAConfig = field(default_factory=DSAConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.iterations is None or self.iterations >= 0, "iterations must be >= 0")
+        _check(self.lr_img > 0, f"lr_img must be > 0, got {self.lr_img}")
+        _check(self.batch_real is None or self.batch_real >= 1, "batch_real must be >= 1")
+        _check(self.init in ("real", "noise"), f"init must be 'real' or 'noise', got {self.init!r}")
+        _check(self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}")
+        _check(self.checkpoint_every >= 0 and self.eval_every >= 0,
+               "checkpoint_every and eval_every must be >= 0")
+        if isinstance(self.dsa, dict):
+            object.__setattr__(self, "dsa", DSAConfig.from_dict(self.dsa))
+
+
+@dataclass(frozen=True, kw_only=True)
 class DistillConfig(_FromDict):
     """One distillation run: dataset, method, images per class, seed."""
 
     method: str = "random"
     ipc: int = 10
     seed: int = 0
-    model: str = "ConvNet"
     coreset: CoresetConfig = field(default_factory=CoresetConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
 
     def __post_init__(self) -> None:
         _check(self.ipc >= 1, f"ipc must be >= 1, got {self.ipc}")
         if isinstance(self.coreset, dict):
             object.__setattr__(self, "coreset", CoresetConfig.from_dict(self.coreset))
+        if isinstance(self.match, dict):
+            object.__setattr__(self, "match", MatchConfig.from_dict(self.match))

@@ -1,21 +1,41 @@
-"""Entry point of a distillation run: load data, run the method, save the set."""
+"""Entry point of a distillation run, and the outer loop of the matching methods.
+
+``match_loop`` (DM, DataDAM): each iteration builds a freshly initialised, frozen network
+from the run's generator, samples a real batch per class, applies one siamese DSA draw to
+the real and synthetic batches, and takes one SGD step on the synthetic images. All
+randomness comes from one generator, so a run checkpointed at iteration k and resumed
+gives exactly the images of an uninterrupted run.
+"""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
 
-from .config import DataConfig, DistillConfig
+from . import augment
+from .config import DataConfig, DistillConfig, EvalConfig, TrainConfig
 from .data import load_dataset
-from .methods import METHODS
+from .data.base import ImageData, normalize
+from .methods import METHODS, MatchingMethod
+from .methods.base import MethodOutput, check_ipc
+from .models import build_model
 from .synthetic import SyntheticSet
+
+CHECKPOINT = "checkpoint.safetensors"
+CHECKPOINT_META = "checkpoint.json"
+LOG = "log.jsonl"
 
 
 def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | Path] = None,
-            device: torch.device = torch.device("cpu"),
+            device: torch.device = torch.device("cpu"), resume: bool = False,
             log: Callable[[str], None] = print) -> SyntheticSet:
     """Run ``config.method`` on the training split of ``data``; with ``out_dir`` save the set
     (safetensors + JSON), its config and its image grid there."""
@@ -23,8 +43,9 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     train = load_dataset(data, "train")
     generator = torch.Generator().manual_seed(config.seed)
     t0 = time.perf_counter()
+    kw = {"data": data} if isinstance(method, MatchingMethod) else {}
     out = method.run(train, config, device=device, generator=generator, log=log,
-                     run_dir=Path(out_dir) if out_dir else None)
+                     run_dir=Path(out_dir) if out_dir else None, resume=resume, **kw)
     seconds = time.perf_counter() - t0
     sset = SyntheticSet(images=out.images.detach().cpu(), labels=out.labels.cpu(), info=train.info,
                         metadata={"method": method.name, "ipc": config.ipc, "seed": config.seed,
@@ -38,3 +59,168 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
             {"data": data.to_dict(), "distill": config.to_dict()}, indent=2))
         sset.grid(out_dir / "grid.png")
     return sset
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _save_checkpoint(run_dir: Path, *, images, momentum, gen_state, iteration: int,
+                     history: list, config: DistillConfig, seconds: float) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tensors = {"images": images.detach().cpu().contiguous(), "generator": gen_state.clone()}
+    if momentum is not None:
+        tensors["momentum"] = momentum.detach().cpu().contiguous()
+    save_file(tensors, str(run_dir / (CHECKPOINT + ".part")))
+    meta = {"iteration": iteration, "history": history, "config": config.to_dict(),
+            "seconds": seconds}
+    (run_dir / (CHECKPOINT_META + ".part")).write_text(json.dumps(meta))
+    # Rename the tensors last-but-one and the meta last: a crash in between leaves the
+    # previous meta pointing at a consistent state only if both renames happened.
+    (run_dir / (CHECKPOINT + ".part")).replace(run_dir / CHECKPOINT)
+    (run_dir / (CHECKPOINT_META + ".part")).replace(run_dir / CHECKPOINT_META)
+
+
+def _comparable(cfg: dict) -> dict:
+    d = json.loads(json.dumps(cfg))
+    for k in ("iterations", "checkpoint_every", "eval_every", "eval_epochs", "eval_runs"):
+        d["match"].pop(k, None)
+    return d
+
+
+def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch.device,
+               generator: torch.Generator, log: Callable[[str], None] = print,
+               run_dir: Optional[Path] = None, resume: bool = False,
+               data: Optional[DataConfig] = None, progress: bool = True) -> MethodOutput:
+    """Optimise ``config.ipc`` synthetic images per class with ``method.loss``."""
+    mc = config.match
+    iterations = mc.iterations if mc.iterations is not None else method.default_iterations
+    by_class = check_ipc(train, config.ipc)
+    classes, ipc = train.info.num_classes, config.ipc
+    n_real = min(mc.batch_real or method.default_batch_real, min(len(ix) for ix in by_class))
+    info = train.info
+    pool = train.images.to(device)  # uint8 on the device; normalised per batch
+    by_class_dev = [ix.to(device) for ix in by_class]
+    autocast = _autocast(device, mc.precision)
+
+    if mc.init == "real":
+        idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:ipc]] for ix in by_class])
+        images = train.normalized(idx).to(device)
+    else:
+        images = torch.randn(classes * ipc, info.channels, *info.size, generator=generator).to(device)
+    images.requires_grad_(True)
+    labels = torch.arange(classes).repeat_interleave(ipc)
+    opt = torch.optim.SGD([images], lr=mc.lr_img, momentum=mc.momentum)
+    start, history, prior_seconds = 0, [], 0.0
+
+    ckpt = run_dir / CHECKPOINT if run_dir else None
+    if resume and ckpt is not None and ckpt.exists():
+        meta = json.loads((run_dir / CHECKPOINT_META).read_text())
+        if _comparable(meta["config"]) != _comparable(config.to_dict()):
+            raise ValueError(f"the checkpoint in {run_dir} was made with a different configuration; "
+                             f"resume with the same options, or use a new --out")
+        t = load_file(str(ckpt))
+        with torch.no_grad():
+            images.copy_(t["images"].to(device))
+        if "momentum" in t:
+            opt.state[images]["momentum_buffer"] = t["momentum"].to(device)
+        generator.set_state(t["generator"])
+        start, history, prior_seconds = meta["iteration"], meta["history"], meta["seconds"]
+        log(f"resumed from {ckpt} at iteration {start}")
+    elif resume:
+        log("no checkpoint found; starting from scratch")
+
+    def momentum_buffer():
+        return opt.state[images].get("momentum_buffer") if images in opt.state else None
+
+    def save(iteration, gen_state, seconds):
+        if run_dir is not None:
+            _save_checkpoint(run_dir, images=images, momentum=momentum_buffer(), gen_state=gen_state,
+                             iteration=iteration, history=history, config=config, seconds=seconds)
+
+    t0 = time.perf_counter()
+    test = None
+    it, stepped, gen_state = start, False, generator.get_state()
+    bar = tqdm(range(start, iterations), desc=f"{method.name} ipc{ipc}", disable=not progress,
+               initial=start, total=iterations, mininterval=1.0)
+    try:
+        for it in bar:
+            stepped, gen_state = False, generator.get_state()
+            t_it = time.perf_counter()
+            net = build_model(mc.model, info.channels, classes, info.size, generator=generator).to(device)
+            net.train()
+            for p in net.parameters():
+                p.requires_grad_(False)
+            if mc.channels_last:
+                net = net.to(memory_format=torch.channels_last)
+            pick = torch.stack([ix[torch.randperm(len(ix), generator=generator)[:n_real].to(device)]
+                                for ix in by_class_dev])
+            real = normalize(pool[pick.flatten()], info.mean, info.std)
+            params = augment.sample(mc.dsa, classes, max(n_real, ipc), tuple(info.size),
+                                    generator=generator, device=device)
+            real_aug = augment.apply(real, params, classes, mc.dsa)
+            syn_aug = augment.apply(images, params, classes, mc.dsa)
+            if mc.channels_last:
+                real_aug = real_aug.contiguous(memory_format=torch.channels_last)
+                syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
+            loss = method.loss(net, real_aug, syn_aug, classes, chunk=mc.embed_chunk or n_real,
+                               autocast=autocast)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                save(it, gen_state, prior_seconds + time.perf_counter() - t0)
+                raise FloatingPointError(
+                    f"{method.name}: the matching loss became {value} at iteration {it}; the last "
+                    f"good images are saved in {run_dir or '(no run directory)'}. Lower --lr-img "
+                    f"or check the data for NaN/inf.")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            stepped = True
+            history.append(value)
+            dt = time.perf_counter() - t_it
+            bar.set_postfix(loss=f"{value:.3f}", real_img_s=f"{classes * n_real / dt:.0f}")
+            done = it + 1
+            if mc.checkpoint_every and done % mc.checkpoint_every == 0 and done < iterations:
+                save(done, generator.get_state(), prior_seconds + time.perf_counter() - t0)
+            if mc.eval_every and done % mc.eval_every == 0 and run_dir is not None and data:
+                if test is None:
+                    test = load_dataset(data, "test")
+                _log_eval(run_dir, images, labels, test, config, done, value,
+                          prior_seconds + time.perf_counter() - t0, device)
+    except KeyboardInterrupt:
+        # Save the last consistent state: after this iteration's step, or before it.
+        if stepped:
+            save(it + 1, generator.get_state(), prior_seconds + time.perf_counter() - t0)
+        else:
+            save(it, gen_state, prior_seconds + time.perf_counter() - t0)
+        log(f"\ninterrupted: checkpoint saved in {run_dir}; rerun with --resume to continue")
+        raise
+    finally:
+        bar.close()
+    seconds = prior_seconds + time.perf_counter() - t0
+    save(iterations, generator.get_state(), seconds)
+    return MethodOutput(images=images.detach().cpu(), labels=labels,
+                        metadata={"iterations": iterations, "batch_real": n_real,
+                                  "loop_seconds": seconds,
+                                  "final_loss": history[-1] if history else None})
+
+
+def _log_eval(run_dir: Path, images, labels, test: ImageData, config: DistillConfig,
+              iteration: int, loss: float, seconds: float, device) -> None:
+    """Evaluate the current set with a reduced protocol and append it to log.jsonl. The
+    evaluation uses its own generators, so it never changes the distillation's course."""
+    from .evaluate import evaluate
+    mc = config.match
+    tcfg = TrainConfig(epochs=mc.eval_epochs)
+    if test.info.name == "mnist":
+        tcfg = dataclasses.replace(tcfg, dsa=tcfg.dsa.without("flip"))
+    rep = evaluate(images.detach(), labels, test,
+                   EvalConfig(models=(mc.model,), runs=mc.eval_runs, train=tcfg),
+                   device=device, progress=False, log=lambda m: None)
+    m = rep["models"][mc.model]
+    with open(run_dir / LOG, "a") as f:
+        f.write(json.dumps({"iteration": iteration, "loss": loss, "distill_seconds": seconds,
+                            "accuracy": m["mean"], "std": m["std"], "eval_epochs": mc.eval_epochs,
+                            "eval_runs": mc.eval_runs}) + "\n")
