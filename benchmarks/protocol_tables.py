@@ -25,10 +25,8 @@ import torch
 from synthset.config import CoresetConfig, DataConfig, DistillConfig, EvalConfig, TrainConfig
 from synthset.data import DatasetInfo, ImageData, load_dataset
 from synthset.device import resolve_device
-from synthset.evaluate import (RunResult, evaluate, format_table, machine, run_seed, summarize,
-                               test_network, train_network)
+from synthset.evaluate import evaluate, format_table, machine, summarize, train_full
 from synthset.methods import METHODS
-from synthset.models import build_model
 from synthset.synthetic import SyntheticSet
 
 SUITES = {
@@ -104,17 +102,8 @@ def main():
     if args.full_epochs and "full" not in results:
         info = train.info
         tcfg = train_cfg(name, args.full_epochs, augment=args.full_augment)
-        s = run_seed(0, FULL[args.suite][2], 0, "full")
-        g = torch.Generator().manual_seed(s)
-        net = build_model(FULL[args.suite][2], info.channels, info.num_classes, info.size, generator=g)
-        tr = train_network(net, train.images, train.labels, info, tcfg, generator=g, device=device,
-                           desc="full", progress=False)
-        te = test_network(net, test, device=device)
-        r = RunResult(model=FULL[args.suite][2], run=0, seed=s, accuracy=100 * te["accuracy"],
-                      balanced_accuracy=100 * te["balanced_accuracy"],
-                      auc=None if te["auc"] is None else 100 * te["auc"], epochs=tcfg.epochs,
-                      steps=tr["steps"], train_seconds=tr["train_seconds"],
-                      test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"])
+        r = train_full(FULL[args.suite][2], train, test, tcfg, seed=0, run=0, device=device,
+                       progress=False)
         results["full"] = {"augment": args.full_augment,
                            **summarize([r], n_train=len(train), info=info, model=r.model)}
         print(f"full data: {r.accuracy:.2f}% (balanced {r.balanced_accuracy:.2f}%) in {r.train_seconds:.0f}s", flush=True)

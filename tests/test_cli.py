@@ -34,3 +34,31 @@ def test_bad_input_messages(argv, message, capsys, shared_root, monkeypatch):
         monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_train_full_reference_on_a_folder_dataset(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
+    assert main(["train", "--dataset", "folder", "--data-path", str(tmp_path / "data"), "--model", "ConvNetD2",
+                 "--epochs", "2", "--out", str(tmp_path / "full"), "--device", "cpu"]) == 0
+    rep = json.loads((tmp_path / "full" / "eval.json").read_text())
+    m = rep["models"]["ConvNetD2"]
+    assert m["epochs"] == 2 and len(m["runs"]) == 1 and "auc" in m  # two classes -> ROC-AUC too
+    assert "full folder training set" in capsys.readouterr().out
+
+
+def test_dm_distill_checkpoint_and_resume(tmp_path, shared_root, capsys):
+    run = tmp_path / "dm"
+    base = ["distill", "--method", "dm", "--ipc", "1", "--batch-real", "8", "--checkpoint-every", "1",
+            "--out", str(run), "--data-root", str(shared_root), "--device", "cpu"]
+    assert main(base + ["--iterations", "2"]) == 0
+    assert json.loads((run / "checkpoint.json").read_text())["iteration"] == 2
+    assert main(base + ["--iterations", "3", "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    meta = json.loads((run / "synthetic.json").read_text())["metadata"]
+    assert meta["method"] == "dm" and meta["iterations"] == 3 and meta["distill"]["match"]["batch_real"] == 8

@@ -111,35 +111,25 @@ def cmd_train(args) -> int:
     """Full-data reference: the protocol's network trained on the whole training split."""
     from .data import load_dataset
     from .device import resolve_device
-    from .evaluate import RunResult, machine, run_seed, summarize, test_network, train_network
-    from .models import MODELS, build_model
+    from .evaluate import format_table, machine, summarize, train_full
+    from .models import MODELS
     model = MODELS.canonical(args.model)
     device = resolve_device(args.device)
     data = _data_config(args)
     train, test = load_dataset(data, "train"), load_dataset(data, "test")
+    info = train.info
     cfg = dsa_for(data.name, _train_config(args))
     runs = []
     for r in range(args.runs):
-        s = run_seed(args.seed, model, r, "full")
-        g = torch.Generator().manual_seed(s)
-        info = train.info
-        net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
         print(f"training {model} on all {len(train)} {info.name} training images, {cfg.epochs} epochs, "
               f"augment={cfg.augment}, run {r}")
-        tr = train_network(net, train.images, train.labels, info, cfg, generator=g, device=device,
-                           desc=f"{model} full", on_epoch=lambda ep, loss: print(f"  epoch {ep + 1}: loss {loss:.4f}", flush=True))
-        te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision)
-        runs.append(RunResult(model=model, run=r, seed=s, accuracy=100 * te["accuracy"],
-                              balanced_accuracy=100 * te["balanced_accuracy"],
-                              auc=None if te["auc"] is None else 100 * te["auc"], epochs=cfg.epochs,
-                              steps=tr["steps"], train_seconds=tr["train_seconds"],
-                              test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"]))
+        runs.append(train_full(model, train, test, cfg, seed=args.seed, run=r, device=device,
+                               on_epoch=lambda ep, loss: print(f"  epoch {ep + 1}: loss {loss:.4f}", flush=True)))
         print(f"run {r}: test accuracy {runs[-1].accuracy:.2f}% (balanced {runs[-1].balanced_accuracy:.2f}%) "
-              f"in {tr['train_seconds']:.0f}s")
+              f"in {runs[-1].train_seconds:.0f}s")
     summary = summarize(runs, n_train=len(train), info=train.info, model=model)
     report = {"models": {model: summary}, "config": {"data": data.to_dict(), "train": cfg.to_dict()},
               "n_train": len(train), "device": str(device), "machine": machine()}
-    from .evaluate import format_table
     print(format_table(report, f"full {info.name} training set"))
     if args.out:
         out = Path(args.out)

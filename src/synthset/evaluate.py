@@ -159,6 +159,25 @@ def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: I
                      test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"])
 
 
+def train_full(model: str, train: ImageData, test: ImageData, cfg: TrainConfig, *, seed: int,
+               run: int, device: torch.device, progress: bool = True,
+               on_epoch: Optional[Callable[[int, float], None]] = None) -> RunResult:
+    """Full-data reference: a fresh ``model`` trained on the whole (uint8) training split."""
+    s = run_seed(seed, model, run, "full")
+    g = torch.Generator().manual_seed(s)
+    info = train.info
+    net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
+    tr = train_network(net, train.images, train.labels, info, cfg, generator=g, device=device,
+                       desc=f"{model} full", progress=progress, on_epoch=on_epoch)
+    te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision,
+                      channels_last=cfg.channels_last)
+    return RunResult(model=model, run=run, seed=s, accuracy=100 * te["accuracy"],
+                     balanced_accuracy=100 * te["balanced_accuracy"],
+                     auc=None if te["auc"] is None else 100 * te["auc"], epochs=cfg.epochs,
+                     steps=tr["steps"], train_seconds=tr["train_seconds"],
+                     test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"])
+
+
 def summarize(runs: list[RunResult], *, n_train: int, info: DatasetInfo, model: str) -> dict:
     """Mean and (population, as the field reports) std over runs, plus cost figures."""
     acc = [r.accuracy for r in runs]

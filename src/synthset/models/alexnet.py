@@ -22,13 +22,6 @@ class AlexNet(SynthNet):
         ])
         self.classifier = nn.Linear(feature_dim(self, channels, size), num_classes)
 
-    def blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for block in self.features:
-            x = block(x)
-            out.append(x)
-        return out
-
 
 def build(channels: int, num_classes: int, size: tuple[int, int]) -> AlexNet:
     return AlexNet(channels, num_classes, size)

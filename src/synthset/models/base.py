@@ -31,9 +31,15 @@ class SynthNet(nn.Module):
     """Base class: subclasses define ``blocks`` and ``head`` (feature map -> embedding)."""
 
     classifier: nn.Module
+    features: nn.ModuleList
 
     def blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        raise NotImplementedError
+        """Output of each block of ``self.features`` (override for other structures)."""
+        out = []
+        for block in self.features:
+            x = block(x)
+            out.append(x)
+        return out
 
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return torch.flatten(h, 1)

@@ -34,13 +34,6 @@ class ConvNet(SynthNet):
         self.features = nn.ModuleList(layers)
         self.classifier = nn.Linear(feature_dim(self, channels, size), num_classes)
 
-    def blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for block in self.features:
-            x = block(x)
-            out.append(x)
-        return out
-
 
 def builder(**fixed):
     def build(channels: int, num_classes: int, size: tuple[int, int]) -> ConvNet:

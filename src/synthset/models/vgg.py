@@ -28,13 +28,6 @@ class VGG(SynthNet):
         self.features = nn.ModuleList(stages)
         self.classifier = nn.Linear(feature_dim(self, channels, size), num_classes)
 
-    def blocks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for stage in self.features:
-            x = stage(x)
-            out.append(x)
-        return out
-
 
 def build_vgg11(channels: int, num_classes: int, size: tuple[int, int]) -> VGG:
     return VGG(channels, num_classes, size, norm="instancenorm")
