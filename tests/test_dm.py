@@ -114,3 +114,13 @@ def test_ctrl_c_checkpoints_and_resume_is_exact(tiny_train, tmp_path):
 
 def test_dm_is_registered():
     assert isinstance(METHODS.get("dm"), DM)
+
+
+def test_compiled_real_embedding_matches_eager(tiny_train):
+    from synthset.methods.matching import CompiledEmbed, embed_no_grad
+    template = build_model("ConvNet", 1, 10, (28, 28))
+    fast = CompiledEmbed(template, CPU, chunk=64)
+    x = tiny_train.normalized()[:100]
+    for seed in (0, 1):  # a second fresh network reuses the compiled code
+        net = build_model("ConvNet", 1, 10, (28, 28), generator=torch.Generator().manual_seed(seed))
+        assert torch.allclose(fast(net, x), embed_no_grad(net, x), rtol=1e-4, atol=1e-4)

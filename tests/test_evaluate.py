@@ -65,3 +65,15 @@ def test_eval_json_format_and_resume(tmp_path, tiny_train, tiny_test):
     rep3 = evaluate(x, y, tiny_test, cfg3, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
                     log=logged.append)
     assert len(logged) == 1 and rep3["models"]["ConvNet"]["runs"][:2] == m["runs"]
+
+
+def test_parallel_workers_give_the_same_runs(tmp_path, tiny_train, tiny_test):
+    x, y = tiny_train.normalized()[:20], tiny_train.labels[:20]
+    cfg = EvalConfig(models=("MLP",), runs=2, train=TrainConfig(epochs=2))
+    seq = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), progress=False, log=lambda m: None)
+    par = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), progress=False, log=lambda m: None,
+                   workers=2, out_dir=tmp_path)
+    # Same seeds per run; thread counts differ, so allow float-reduction noise only.
+    for a, b in zip(seq["models"]["MLP"]["runs"], par["models"]["MLP"]["runs"]):
+        assert abs(a - b) <= 0.5
+    assert len((tmp_path / "eval_runs.jsonl").read_text().splitlines()) == 2

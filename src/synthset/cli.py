@@ -59,7 +59,8 @@ def cmd_distill(args) -> int:
     match = MatchConfig(iterations=args.iterations, lr_img=args.lr_img, momentum=args.momentum_img,
                         batch_real=args.batch_real, init=args.init, model=args.model,
                         embed_chunk=args.embed_chunk, precision=args.precision,
-                        channels_last=args.channels_last, checkpoint_every=args.checkpoint_every,
+                        channels_last=args.channels_last, compile=args.compile,
+                        checkpoint_every=args.checkpoint_every,
                         eval_every=args.eval_every, eval_epochs=args.eval_epochs)
     cfg = DistillConfig(method=args.method, ipc=args.ipc, seed=args.seed, match=match,
                         coreset=CoresetConfig(features=args.features, feature_epochs=args.feature_epochs,
@@ -97,7 +98,8 @@ def cmd_evaluate(args) -> int:
     print(f"evaluating {run_dir} ({len(sset.labels)} images) with {', '.join(models)}: "
           f"{cfg.runs} runs x {train_cfg.epochs} epochs on {device}")
     try:
-        report = evaluate(sset.images, sset.labels, test, cfg, device=device, out_dir=run_dir)
+        report = evaluate(sset.images, sset.labels, test, cfg, device=device, out_dir=run_dir,
+                          workers=args.workers)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {run_dir / 'eval_runs.jsonl'}; "
               f"run the same command again to continue", file=sys.stderr)
@@ -206,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--embed-chunk", type=int, default=0, help="real images per no-grad forward (0: one class batch)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true",
+                   help="dm: torch.compile the real-batch embedding (2.6x faster on a 2-core CPU)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=0, help="log a reduced evaluation every K iterations")
     p.add_argument("--eval-epochs", type=int, default=300)
@@ -218,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--models", default="ConvNet", help="comma-separated, e.g. ConvNet,LeNet,ResNet18")
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--workers", type=int, default=1,
+                   help="CPU: train this many runs at once in separate processes (2 on a 2-core CPU: 1.14x)")
     p.add_argument("--data-root", default=None)
     _add_train_args(p, 1000)
     p.set_defaults(fn=cmd_evaluate)

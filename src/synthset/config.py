@@ -149,7 +149,8 @@ class MatchConfig(_FromDict):
 
     ``iterations`` and ``batch_real`` None = the method's official default (DM: 20,000 and
     256 real images per class). ``embed_chunk``: real images per forward pass under
-    no_grad (0 = one class-batch at a time). ``eval_every`` K > 0 evaluates the current set
+    no_grad (0 = one class-batch at a time; with ``compile``, 0 = 640). ``compile``: the
+    real-batch embedding runs through torch.compile (see ``CompiledEmbed``). ``eval_every`` K > 0 evaluates the current set
     every K iterations with ``eval_epochs``/``eval_runs`` and logs it (never used to pick
     the saved set).
     """
@@ -163,6 +164,7 @@ class MatchConfig(_FromDict):
     embed_chunk: int = 0
     precision: str = "fp32"
     channels_last: bool = False
+    compile: bool = False
     checkpoint_every: int = 500
     eval_every: int = 0
     eval_epochs: int = 300

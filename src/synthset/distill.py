@@ -104,6 +104,11 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     pool = train.images.to(device)  # uint8 on the device; normalised per batch
     by_class_dev = [ix.to(device) for ix in by_class]
     autocast = _autocast(device, mc.precision)
+    embed_real = None
+    if mc.compile:
+        from .methods.matching import CompiledEmbed
+        template = build_model(mc.model, info.channels, classes, info.size).to(device)
+        embed_real = CompiledEmbed(template, device, chunk=mc.embed_chunk or 640)
 
     if mc.init == "real":
         idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:ipc]] for ix in by_class])
@@ -166,7 +171,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 real_aug = real_aug.contiguous(memory_format=torch.channels_last)
                 syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
             loss = method.loss(net, real_aug, syn_aug, classes, chunk=mc.embed_chunk or n_real,
-                               autocast=autocast)
+                               autocast=autocast, embed_real=embed_real)
             value = float(loss.detach())
             if not math.isfinite(value):
                 save(it, gen_state, prior_seconds + time.perf_counter() - t0)

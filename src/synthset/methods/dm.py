@@ -28,9 +28,12 @@ class DM(MatchingMethod):
     default_batch_real = 256
 
     def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, *, chunk: int = 0,
-             autocast=None) -> torch.Tensor:
+             autocast=None, embed_real=None) -> torch.Tensor:
         autocast = autocast or contextlib.nullcontext
-        real_emb = embed_no_grad(net, real, chunk=chunk, autocast=autocast)
+        if embed_real is not None:
+            real_emb = embed_real(net, real)
+        else:
+            real_emb = embed_no_grad(net, real, chunk=chunk, autocast=autocast)
         with autocast():
             syn_emb = net.embed(syn)
         return dm_loss(class_means(real_emb, classes), class_means(syn_emb, classes))
