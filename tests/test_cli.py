@@ -62,3 +62,10 @@ def test_dm_distill_checkpoint_and_resume(tmp_path, shared_root, capsys):
     assert "resumed from" in capsys.readouterr().out
     meta = json.loads((run / "synthetic.json").read_text())["metadata"]
     assert meta["method"] == "dm" and meta["iterations"] == 3 and meta["distill"]["match"]["batch_real"] == 8
+
+
+def test_datasets_lists_facts(shared_root, capsys):
+    assert main(["datasets", "--data-root", str(shared_root)]) == 0
+    out = capsys.readouterr().out
+    assert "mnist   1x28x28, 10 classes" in out and "mhist   3x224x224, 2 classes (HP, SSA)" in out
+    assert out.count("present under the root") == 2

