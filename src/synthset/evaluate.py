@@ -143,14 +143,16 @@ def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
 
 def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: ImageData,
                  cfg: TrainConfig, *, seed: int, run: int, device: torch.device,
-                 progress: bool = True) -> RunResult:
-    """One run: a freshly initialised ``model`` trained on (images, labels), then tested."""
-    s = run_seed(seed, model, run)
+                 progress: bool = True, tag: str = "",
+                 on_epoch: Optional[Callable[[int, float], None]] = None) -> RunResult:
+    """One run: a freshly initialised ``model`` trained on (images, labels), then tested.
+    ``tag`` separates the seed streams of different kinds of run (e.g. "full")."""
+    s = run_seed(seed, model, run, *([tag] if tag else []))
     g = torch.Generator().manual_seed(s)
     info = test.info
     net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
     tr = train_network(net, images, labels, info, cfg, generator=g, device=device,
-                       desc=f"{model} run {run}", progress=progress)
+                       desc=f"{model} {tag or 'run'} {run}", progress=progress, on_epoch=on_epoch)
     te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision,
                       channels_last=cfg.channels_last)
     return RunResult(model=model, run=run, seed=s, accuracy=100 * te["accuracy"],
@@ -164,19 +166,8 @@ def train_full(model: str, train: ImageData, test: ImageData, cfg: TrainConfig, 
                run: int, device: torch.device, progress: bool = True,
                on_epoch: Optional[Callable[[int, float], None]] = None) -> RunResult:
     """Full-data reference: a fresh ``model`` trained on the whole (uint8) training split."""
-    s = run_seed(seed, model, run, "full")
-    g = torch.Generator().manual_seed(s)
-    info = train.info
-    net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
-    tr = train_network(net, train.images, train.labels, info, cfg, generator=g, device=device,
-                       desc=f"{model} full", progress=progress, on_epoch=on_epoch)
-    te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision,
-                      channels_last=cfg.channels_last)
-    return RunResult(model=model, run=run, seed=s, accuracy=100 * te["accuracy"],
-                     balanced_accuracy=100 * te["balanced_accuracy"],
-                     auc=None if te["auc"] is None else 100 * te["auc"], epochs=cfg.epochs,
-                     steps=tr["steps"], train_seconds=tr["train_seconds"],
-                     test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"])
+    return evaluate_run(model, train.images, train.labels, test, cfg, seed=seed, run=run,
+                        device=device, progress=progress, tag="full", on_epoch=on_epoch)
 
 
 def summarize(runs: list[RunResult], *, n_train: int, info: DatasetInfo, model: str) -> dict:
