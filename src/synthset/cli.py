@@ -21,13 +21,11 @@ def _data_config(args, **extra):
 
 def _train_config(args):
     from .config import TrainConfig
-    from .config import DSAConfig
-    dsa = DSAConfig()
     kw = {}
     if getattr(args, "epochs", None) is not None:
         kw["epochs"] = args.epochs
     return TrainConfig(precision=args.precision, channels_last=args.channels_last,
-                       compile=args.compile, augment=not args.no_augment, dsa=dsa,
+                       compile=args.compile, augment=not args.no_augment,
                        batch_size=args.batch, lr=args.lr, **kw)
 
 
