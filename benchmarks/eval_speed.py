@@ -23,7 +23,7 @@ from synthset.config import DataConfig, DistillConfig, TrainConfig
 from synthset.data import load_dataset
 from synthset.device import resolve_device, synchronize
 from synthset.distill import distill
-from synthset.evaluate import evaluate_run, machine
+from synthset.evaluate import evaluate_run, for_dataset, machine
 from synthset.models import build_model
 
 VARIANTS = {
@@ -78,8 +78,7 @@ def main():
     x, y = sset.images.to(device), sset.labels.to(device)
     res = {"command": " ".join(sys.argv), "machine": machine(), "device": str(device), "variants": {}}
     out = Path(args.out)
-    base = TrainConfig()
-    base = dataclasses.replace(base, dsa=base.dsa.without("flip"))
+    base = for_dataset(TrainConfig(), "mnist")
     for name, kw in VARIANTS.items():
         cfg = dataclasses.replace(base, **kw)
         steps = args.steps if cfg.precision == "fp32" else max(3, args.steps // 5)

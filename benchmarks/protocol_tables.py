@@ -13,9 +13,7 @@ job, so an interrupted run keeps what it finished.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ import torch
 from synthset.config import CoresetConfig, DataConfig, DistillConfig, EvalConfig, TrainConfig
 from synthset.data import DatasetInfo, ImageData, load_dataset
 from synthset.device import resolve_device
-from synthset.evaluate import evaluate, format_table, machine, summarize, train_full
+from synthset.evaluate import evaluate, for_dataset, format_table, machine, summarize, train_full
 from synthset.methods import METHODS
 from synthset.synthetic import SyntheticSet
 
@@ -53,8 +51,7 @@ def load_split(name, size, split, root, preloaded):
 
 
 def train_cfg(dataset, epochs, **kw):
-    cfg = TrainConfig(epochs=epochs, **kw)
-    return dataclasses.replace(cfg, dsa=cfg.dsa.without("flip")) if dataset == "mnist" else cfg
+    return for_dataset(TrainConfig(epochs=epochs, **kw), dataset)
 
 
 def main():

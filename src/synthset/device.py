@@ -27,6 +27,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def autocast(device: torch.device, precision: str):
+    """A factory of autocast contexts: bf16 autocast for ``precision == "bf16"``, else none
+    (fp32 stays the reference)."""
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 @contextlib.contextmanager
 def onednn_off():
     """Route CPU convolutions to the im2col + BLAS kernels instead of oneDNN. On the 2-core

@@ -8,8 +8,6 @@ gives exactly the images of an uninterrupted run.
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import math
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -24,7 +23,8 @@ from . import augment
 from .config import DataConfig, DistillConfig, EvalConfig, TrainConfig
 from .data import load_dataset
 from .data.base import ImageData, normalize
-from .methods import METHODS, MatchingMethod
+from .device import autocast
+from .methods import METHODS
 from .methods.base import MethodOutput, check_ipc
 from .models import build_model
 from .synthetic import SyntheticSet
@@ -43,9 +43,8 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     train = load_dataset(data, "train")
     generator = torch.Generator().manual_seed(config.seed)
     t0 = time.perf_counter()
-    kw = {"data": data} if isinstance(method, MatchingMethod) else {}
     out = method.run(train, config, device=device, generator=generator, log=log,
-                     run_dir=Path(out_dir) if out_dir else None, resume=resume, **kw)
+                     run_dir=Path(out_dir) if out_dir else None, resume=resume, data=data)
     seconds = time.perf_counter() - t0
     sset = SyntheticSet(images=out.images.detach().cpu(), labels=out.labels.cpu(), info=train.info,
                         metadata={"method": method.name, "ipc": config.ipc, "seed": config.seed,
@@ -61,25 +60,20 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     return sset
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
 def _save_checkpoint(run_dir: Path, *, images, momentum, gen_state, iteration: int,
                      history: list, config: DistillConfig, seconds: float) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {"images": images.detach().cpu().contiguous(), "generator": gen_state.clone()}
     if momentum is not None:
         tensors["momentum"] = momentum.detach().cpu().contiguous()
-    save_file(tensors, str(run_dir / (CHECKPOINT + ".part")))
-    meta = {"iteration": iteration, "history": history, "config": config.to_dict(),
-            "seconds": seconds}
-    (run_dir / (CHECKPOINT_META + ".part")).write_text(json.dumps(meta))
-    # Rename the tensors last-but-one and the meta last: a crash in between leaves the
-    # previous meta pointing at a consistent state only if both renames happened.
+    meta = json.dumps({"iteration": iteration, "history": history, "config": config.to_dict(),
+                       "seconds": seconds})
+    # The state that resume reads lives in one file (meta in the safetensors header), so a
+    # single atomic rename keeps tensors and iteration consistent; checkpoint.json is a
+    # human-readable copy.
+    save_file(tensors, str(run_dir / (CHECKPOINT + ".part")), metadata={"meta": meta})
     (run_dir / (CHECKPOINT + ".part")).replace(run_dir / CHECKPOINT)
+    (run_dir / (CHECKPOINT_META + ".part")).write_text(meta)
     (run_dir / (CHECKPOINT_META + ".part")).replace(run_dir / CHECKPOINT_META)
 
 
@@ -103,7 +97,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     info = train.info
     pool = train.images.to(device)  # uint8 on the device; normalised per batch
     by_class_dev = [ix.to(device) for ix in by_class]
-    autocast = _autocast(device, mc.precision)
+    autocast_ctx = autocast(device, mc.precision)
     embed_real = None
     if mc.compile:
         from .methods.matching import CompiledEmbed
@@ -122,7 +116,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
 
     ckpt = run_dir / CHECKPOINT if run_dir else None
     if resume and ckpt is not None and ckpt.exists():
-        meta = json.loads((run_dir / CHECKPOINT_META).read_text())
+        with safe_open(str(ckpt), framework="pt") as f:
+            meta = json.loads(f.metadata()["meta"])
         if _comparable(meta["config"]) != _comparable(config.to_dict()):
             raise ValueError(f"the checkpoint in {run_dir} was made with a different configuration; "
                              f"resume with the same options, or use a new --out")
@@ -171,7 +166,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 real_aug = real_aug.contiguous(memory_format=torch.channels_last)
                 syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
             loss = method.loss(net, real_aug, syn_aug, classes, chunk=mc.embed_chunk or n_real,
-                               autocast=autocast, embed_real=embed_real)
+                               autocast=autocast_ctx, embed_real=embed_real)
             value = float(loss.detach())
             if not math.isfinite(value):
                 save(it, gen_state, prior_seconds + time.perf_counter() - t0)
@@ -216,11 +211,9 @@ def _log_eval(run_dir: Path, images, labels, test: ImageData, config: DistillCon
               iteration: int, loss: float, seconds: float, device) -> None:
     """Evaluate the current set with a reduced protocol and append it to log.jsonl. The
     evaluation uses its own generators, so it never changes the distillation's course."""
-    from .evaluate import evaluate
+    from .evaluate import evaluate, for_dataset
     mc = config.match
-    tcfg = TrainConfig(epochs=mc.eval_epochs)
-    if test.info.name == "mnist":
-        tcfg = dataclasses.replace(tcfg, dsa=tcfg.dsa.without("flip"))
+    tcfg = for_dataset(TrainConfig(epochs=mc.eval_epochs), test.info.name)
     rep = evaluate(images.detach(), labels, test,
                    EvalConfig(models=(mc.model,), runs=mc.eval_runs, train=tcfg),
                    device=device, progress=False, log=lambda m: None)

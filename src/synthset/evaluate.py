@@ -8,12 +8,13 @@ number is the test accuracy after the last epoch (never a best-epoch pick).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from . import augment
 from .config import EvalConfig, TrainConfig
 from .data.base import DatasetInfo, ImageData, normalize
-from .device import onednn_off, synchronize
+from .device import autocast, onednn_off, synchronize
 from .flops import inference_flops, train_step_flops
 from .metrics import accuracy, balanced_accuracy, roc_auc
 from .models import build_model
@@ -37,10 +38,9 @@ def run_seed(seed: int, *keys: int | str) -> int:
     return int.from_bytes(h[:8], "little") >> 1
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def for_dataset(cfg: TrainConfig, dataset: str) -> TrainConfig:
+    """The protocol's per-dataset DSA: flip is left out for digits (not mirror-symmetric)."""
+    return dataclasses.replace(cfg, dsa=cfg.dsa.without("flip")) if dataset == "mnist" else cfg
 
 
 @dataclass
@@ -99,7 +99,7 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
                 x = augment.apply(x, p, 1, dsa)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, cfg.precision):
+            with autocast(device, cfg.precision)():
                 loss = F.cross_entropy(fwd(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -128,7 +128,7 @@ def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
             x = test.normalized(torch.arange(i, min(i + batch, len(test))), device=device)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, precision):
+            with autocast(device, precision)():
                 logits = net(x).float()
             preds.append(logits.argmax(1).cpu())
             scores.append(torch.softmax(logits, 1).cpu())

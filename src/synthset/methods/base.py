@@ -25,7 +25,7 @@ class Method:
 
     def run(self, train: ImageData, config: DistillConfig, *, device: torch.device,
             generator: torch.Generator, log: Callable[[str], None] = print,
-            run_dir=None, resume: bool = False) -> MethodOutput:
+            run_dir=None, resume: bool = False, data=None) -> MethodOutput:
         raise NotImplementedError
 
 

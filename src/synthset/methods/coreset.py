@@ -96,7 +96,7 @@ class Coreset(Method):
         self.select = select
 
     def run(self, train: ImageData, config: DistillConfig, *, device, generator, log=print,
-            run_dir=None, resume: bool = False) -> MethodOutput:
+            run_dir=None, resume: bool = False, data=None) -> MethodOutput:
         by_class = check_ipc(train, config.ipc)
         chosen = []
         if self.select is None:  # random

@@ -2,7 +2,6 @@
 (128, 192, 256, 192, 192), ReLU, three 2x2 max pools, one linear classifier."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .base import SynthNet, feature_dim

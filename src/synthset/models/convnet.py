@@ -3,7 +3,6 @@ DC/DSA/DM: depth x [conv3x3(width) -> norm -> ReLU -> 2x2 pool], then one linear
 For 28x28 single-channel input the first conv pads by 3 so the net sees 32x32."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .base import SynthNet, feature_dim, make_norm

@@ -2,7 +2,6 @@
 (``VGG11``) or batch norm (``VGG11BN``); single-channel inputs pad the first conv by 3."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .base import SynthNet, feature_dim, make_norm
