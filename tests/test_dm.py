@@ -124,3 +124,25 @@ def test_compiled_real_embedding_matches_eager(tiny_train):
     for seed in (0, 1):  # a second fresh network reuses the compiled code
         net = build_model("ConvNet", 1, 10, (28, 28), generator=torch.Generator().manual_seed(seed))
         assert torch.allclose(fast(net, x), embed_no_grad(net, x), rtol=1e-4, atol=1e-4)
+
+
+def test_herding_init_starts_from_the_herding_coreset(tiny_train):
+    from synthset.config import CoresetConfig
+    from synthset.methods.coreset import Coreset, herding
+    cfg = DistillConfig(method="dm", ipc=2, match=MatchConfig(iterations=0, init="herding", checkpoint_every=0),
+                        coreset=CoresetConfig(features="pixels"))
+    out = match_loop(DM(), tiny_train, cfg, device=CPU, generator=torch.Generator().manual_seed(0),
+                     log=lambda m: None, progress=False)
+    want = Coreset("herding", herding).run(tiny_train, cfg, device=CPU, generator=torch.Generator(),
+                                           log=lambda m: None)
+    assert torch.equal(out.images, want.images)
+
+
+def test_deadline_stops_early_and_on_step_sees_every_step(tiny_train):
+    import time
+    seen = []
+    out = match_loop(DM(), tiny_train, _cfg(iterations=1000, checkpoint_every=0), device=CPU,
+                     generator=torch.Generator().manual_seed(0), log=lambda m: None, progress=False,
+                     deadline=time.perf_counter() + 0.5, on_step=lambda n, im, s: seen.append(n))
+    assert 1 <= out.metadata["iterations"] < 1000
+    assert seen == list(range(1, out.metadata["iterations"] + 1))

@@ -48,7 +48,7 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_distill(args) -> int:
-    from .config import CoresetConfig, DistillConfig, MatchConfig
+    from .config import CoresetConfig, DataDAMConfig, DistillConfig, MatchConfig
     from .device import resolve_device
     from .distill import distill
     from .methods import METHODS
@@ -60,7 +60,15 @@ def cmd_distill(args) -> int:
                         channels_last=args.channels_last, compile=args.compile,
                         checkpoint_every=args.checkpoint_every,
                         eval_every=args.eval_every, eval_epochs=args.eval_epochs)
-    cfg = DistillConfig(method=args.method, ipc=args.ipc, seed=args.seed, match=match,
+    dam = {k: v for k, v in (("p", args.att_p), ("lam", args.lam)) if v is not None}
+    if args.layers:
+        try:
+            dam["layers"] = tuple(int(i) for i in args.layers.split(","))
+        except ValueError:
+            raise ValueError(f"--layers takes comma-separated integers, got {args.layers!r}") from None
+    datadam = DataDAMConfig(attention=not args.no_attention, embedding=not args.no_embedding,
+                            at=args.attention_at, **dam)
+    cfg = DistillConfig(method=args.method, ipc=args.ipc, seed=args.seed, match=match, datadam=datadam,
                         coreset=CoresetConfig(features=args.features, feature_epochs=args.feature_epochs,
                                               feature_model=args.model))
     t0 = time.perf_counter()
@@ -191,18 +199,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("distill", help="make a synthetic set")
     _add_data_args(p)
-    p.add_argument("--method", default="random", help="random | herding | kcenter | dm")
+    p.add_argument("--method", default="random", help="random | herding | kcenter | dm | datadam")
     p.add_argument("--ipc", type=int, default=10, help="images per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--features", default="trained", help="herding/kcenter feature space: trained | random | pixels")
     p.add_argument("--model", default="ConvNet", help="network to match in (dm) / feature net (coresets)")
-    p.add_argument("--iterations", type=int, default=None, help="dm: iterations (default: 20000)")
-    p.add_argument("--lr-img", type=float, default=1.0, help="dm: SGD lr on the images")
+    p.add_argument("--iterations", type=int, default=None, help="dm/datadam: iterations (default: dm 20000, datadam 8000)")
+    p.add_argument("--lr-img", type=float, default=1.0, help="dm/datadam: SGD lr on the images")
     p.add_argument("--momentum-img", type=float, default=0.5)
-    p.add_argument("--batch-real", type=int, default=None, help="dm: real images per class per iteration (default 256)")
-    p.add_argument("--init", choices=("real", "noise"), default="real")
+    p.add_argument("--batch-real", type=int, default=None, help="dm/datadam: real images per class per iteration (default: dm 256, datadam 64)")
+    p.add_argument("--init", choices=("real", "noise", "herding"), default="real",
+                   help="dm: start from random real images, noise, or the herding coreset "
+                        "(in the --features space)")
     p.add_argument("--embed-chunk", type=int, default=0, help="real images per no-grad forward (0: one class batch)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--channels-last", action="store_true")
@@ -214,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoint.safetensors")
     p.add_argument("--feature-epochs", type=int, default=None,
                    help="epochs to train the feature net (default: enough for 200 SGD steps)")
+    p.add_argument("--p", type=float, default=None, dest="att_p",
+                   help="datadam: attention exponent, sum_c |f_c|^p (default 4)")
+    p.add_argument("--lam", type=float, default=None,
+                   help="datadam: weight of the embedding MMD term (default 0.01)")
+    p.add_argument("--layers", default=None,
+                   help="datadam: comma-separated block indices to match attention at "
+                        "(default: all but the last)")
+    p.add_argument("--attention-at", choices=("relu", "block"), default="relu",
+                   help="datadam: read attention at each block's ReLU (before pooling) or output")
+    p.add_argument("--no-attention", action="store_true", help="datadam: drop the attention term")
+    p.add_argument("--no-embedding", action="store_true", help="datadam: drop the embedding term")
     p.set_defaults(fn=cmd_distill)
 
     p = sub.add_parser("evaluate", help="train fresh networks on a set, test on real data")

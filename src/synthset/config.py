@@ -175,12 +175,40 @@ class MatchConfig(_FromDict):
         _check(self.iterations is None or self.iterations >= 0, "iterations must be >= 0")
         _check(self.lr_img > 0, f"lr_img must be > 0, got {self.lr_img}")
         _check(self.batch_real is None or self.batch_real >= 1, "batch_real must be >= 1")
-        _check(self.init in ("real", "noise"), f"init must be 'real' or 'noise', got {self.init!r}")
+        _check(self.init in ("real", "noise", "herding"),
+               f"init must be real|noise|herding, got {self.init!r}")
         _check(self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}")
         _check(self.checkpoint_every >= 0 and self.eval_every >= 0,
                "checkpoint_every and eval_every must be >= 0")
         if isinstance(self.dsa, dict):
             object.__setattr__(self, "dsa", DSAConfig.from_dict(self.dsa))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataDAMConfig(_FromDict):
+    """DataDAM's loss (Sajedi et al., ICCV 2023). ``p``: exponent of the spatial attention
+    map sum_c |f_c|^p (paper table: 4; public code: 1). ``lam``: weight of the final-
+    embedding MMD term (the code's task_balance; with the code's factor 100 on both terms,
+    lam = 0.01 makes the embedding term exactly DM's loss). ``layers``: indices of the
+    blocks whose attention is matched (None = every block but the last, as the code).
+    ``attention`` / ``embedding`` switch the two terms (ablations; attention off = DM).
+    ``at``: where attention is read: ``relu`` (each block's ReLU output, before pooling, as
+    the code's hooks) or ``block`` (each block's output, after pooling)."""
+
+    p: float = 4.0
+    at: str = "relu"
+    lam: float = 0.01
+    layers: Optional[tuple[int, ...]] = None
+    attention: bool = True
+    embedding: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.p > 0, f"p must be > 0, got {self.p}")
+        _check(self.lam >= 0, f"lam must be >= 0, got {self.lam}")
+        _check(self.attention or self.embedding, "switch on at least one of attention, embedding")
+        _check(self.at in ("relu", "block"), f"at must be relu|block, got {self.at!r}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -192,6 +220,7 @@ class DistillConfig(_FromDict):
     seed: int = 0
     coreset: CoresetConfig = field(default_factory=CoresetConfig)
     match: MatchConfig = field(default_factory=MatchConfig)
+    datadam: DataDAMConfig = field(default_factory=DataDAMConfig)
 
     def __post_init__(self) -> None:
         _check(self.ipc >= 1, f"ipc must be >= 1, got {self.ipc}")
@@ -199,3 +228,5 @@ class DistillConfig(_FromDict):
             object.__setattr__(self, "coreset", CoresetConfig.from_dict(self.coreset))
         if isinstance(self.match, dict):
             object.__setattr__(self, "match", MatchConfig.from_dict(self.match))
+        if isinstance(self.datadam, dict):
+            object.__setattr__(self, "datadam", DataDAMConfig.from_dict(self.datadam))

@@ -46,11 +46,15 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     out = method.run(train, config, device=device, generator=generator, log=log,
                      run_dir=Path(out_dir) if out_dir else None, resume=resume, data=data)
     seconds = time.perf_counter() - t0
+    extra = dict(out.metadata)
+    per_it = extra.pop("iteration_seconds", None)
+    if per_it:
+        extra["median_iteration_seconds"] = sorted(per_it)[len(per_it) // 2]
     sset = SyntheticSet(images=out.images.detach().cpu(), labels=out.labels.cpu(), info=train.info,
                         metadata={"method": method.name, "ipc": config.ipc, "seed": config.seed,
                                   "data": data.to_dict(), "distill": config.to_dict(),
                                   "distill_seconds": seconds, "device": str(device),
-                                  **out.metadata})
+                                  **extra})
     if out_dir:
         out_dir = Path(out_dir)
         sset.save(out_dir)
@@ -87,8 +91,13 @@ def _comparable(cfg: dict) -> dict:
 def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch.device,
                generator: torch.Generator, log: Callable[[str], None] = print,
                run_dir: Optional[Path] = None, resume: bool = False,
-               data: Optional[DataConfig] = None, progress: bool = True) -> MethodOutput:
-    """Optimise ``config.ipc`` synthetic images per class with ``method.loss``."""
+               data: Optional[DataConfig] = None, progress: bool = True,
+               deadline: Optional[float] = None,
+               on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None) -> MethodOutput:
+    """Optimise ``config.ipc`` synthetic images per class with ``method.loss``.
+    ``deadline`` (a ``time.perf_counter()`` value) ends the run after the iteration that
+    passes it (time-budgeted benchmarks); the images then count that many iterations.
+    ``on_step(iterations_done, images, seconds)`` is called after each step (snapshots)."""
     mc = config.match
     iterations = mc.iterations if mc.iterations is not None else method.default_iterations
     by_class = check_ipc(train, config.ipc)
@@ -102,11 +111,18 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     if mc.compile:
         from .methods.matching import CompiledEmbed
         template = build_model(mc.model, info.channels, classes, info.size).to(device)
-        embed_real = CompiledEmbed(template, device, chunk=mc.embed_chunk or 640)
+        embed_real = CompiledEmbed(template, device, chunk=mc.embed_chunk or 640,
+                                   features=lambda n, x: method.features(n, x, config))
 
     if mc.init == "real":
         idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:ipc]] for ix in by_class])
         images = train.normalized(idx).to(device)
+    elif mc.init == "herding":
+        # Start from the herding coreset in config.coreset's feature space (deterministic,
+        # consumes nothing from the generator).
+        from .methods.coreset import Coreset, herding
+        images = Coreset("herding", herding).run(train, config, device=device, generator=generator,
+                                                 log=log).images.to(device)
     else:
         images = torch.randn(classes * ipc, info.channels, *info.size, generator=generator).to(device)
     images.requires_grad_(True)
@@ -142,6 +158,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
 
     t0 = time.perf_counter()
     test = None
+    it_seconds: list[float] = []  # this session's per-iteration wall-clock (benchmarks)
     it, stepped, gen_state = start, False, generator.get_state()
     bar = tqdm(range(start, iterations), desc=f"{method.name} ipc{ipc}", disable=not progress,
                initial=start, total=iterations, mininterval=1.0)
@@ -165,7 +182,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             if mc.channels_last:
                 real_aug = real_aug.contiguous(memory_format=torch.channels_last)
                 syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
-            loss = method.loss(net, real_aug, syn_aug, classes, chunk=mc.embed_chunk or n_real,
+            loss = method.loss(net, real_aug, syn_aug, classes, config=config,
+                               chunk=mc.embed_chunk or n_real,
                                autocast=autocast_ctx, embed_real=embed_real)
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -180,6 +198,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             stepped = True
             history.append(value)
             dt = time.perf_counter() - t_it
+            it_seconds.append(dt)
             bar.set_postfix(loss=f"{value:.3f}", real_img_s=f"{classes * n_real / dt:.0f}")
             done = it + 1
             if mc.checkpoint_every and done % mc.checkpoint_every == 0 and done < iterations:
@@ -189,6 +208,11 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                     test = load_dataset(data, "test")
                 _log_eval(run_dir, images, labels, test, config, done, value,
                           prior_seconds + time.perf_counter() - t0, device)
+            if on_step is not None:
+                on_step(done, images.detach(), prior_seconds + time.perf_counter() - t0)
+            if deadline is not None and time.perf_counter() >= deadline:
+                iterations = done
+                break
     except KeyboardInterrupt:
         # Save the last consistent state: after this iteration's step, or before it.
         if stepped:
@@ -204,7 +228,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     return MethodOutput(images=images.detach().cpu(), labels=labels,
                         metadata={"iterations": iterations, "batch_real": n_real,
                                   "loop_seconds": seconds,
-                                  "final_loss": history[-1] if history else None})
+                                  "final_loss": history[-1] if history else None,
+                                  "iteration_seconds": it_seconds})
 
 
 def _log_eval(run_dir: Path, images, labels, test: ImageData, config: DistillConfig,

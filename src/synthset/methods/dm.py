@@ -3,16 +3,11 @@ Matching", WACV 2023): make the mean embedding of each class's synthetic images 
 of its real images in randomly initialised networks."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-from .matching import MatchingMethod, embed_no_grad
+from .matching import MatchingMethod, class_means
 
-
-def class_means(embeddings: torch.Tensor, classes: int) -> torch.Tensor:
-    """(classes * n, d) embeddings, class-major -> (classes, d) per-class means."""
-    return embeddings.reshape(classes, -1, embeddings.shape[-1]).mean(1)
+__all__ = ["DM", "class_means", "dm_loss"]
 
 
 def dm_loss(real_means: torch.Tensor, syn_means: torch.Tensor) -> torch.Tensor:
@@ -27,13 +22,8 @@ class DM(MatchingMethod):
     default_iterations = 20000
     default_batch_real = 256
 
-    def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, *, chunk: int = 0,
-             autocast=None, embed_real=None) -> torch.Tensor:
-        autocast = autocast or contextlib.nullcontext
-        if embed_real is not None:
-            real_emb = embed_real(net, real)
-        else:
-            real_emb = embed_no_grad(net, real, chunk=chunk, autocast=autocast)
-        with autocast():
-            syn_emb = net.embed(syn)
-        return dm_loss(class_means(real_emb, classes), class_means(syn_emb, classes))
+    def features(self, net, x, config=None):
+        return (net.embed(x),)
+
+    def match(self, real_means, syn_means, config=None):
+        return dm_loss(real_means[0], syn_means[0])

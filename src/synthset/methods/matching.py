@@ -1,5 +1,6 @@
-"""Matching methods (DM, DataDAM): a method is its loss and its defaults; the outer loop
-that optimises the synthetic images lives in ``synthset.distill.match_loop``."""
+"""Matching methods (DM, DataDAM): a method is the per-image features it matches, the loss
+on their per-class means, and its defaults. The outer loop that optimises the synthetic
+images lives in ``synthset.distill.match_loop``."""
 from __future__ import annotations
 
 import contextlib
@@ -10,44 +11,77 @@ from ..device import onednn_off
 from .base import Method, MethodOutput
 
 
+def class_means(features: torch.Tensor, classes: int) -> torch.Tensor:
+    """(classes * n, ...) per-image features, class-major -> (classes, d) per-class means."""
+    return features.reshape(classes, -1, features[0].numel()).mean(1)
+
+
 @torch.no_grad()
-def embed_no_grad(net, x: torch.Tensor, *, chunk: int = 0, autocast=None) -> torch.Tensor:
-    """Embeddings of the real batch without autograd (they carry no gradient to the
+def features_no_grad(features, net, x: torch.Tensor, *, chunk: int = 0,
+                     autocast=None) -> tuple[torch.Tensor, ...]:
+    """``features(net, x)`` without autograd (the real batch carries no gradient to the
     synthetic images), in chunks of ``chunk`` images (0 = all at once)."""
     autocast = autocast or contextlib.nullcontext
-    if chunk <= 0 or chunk >= x.shape[0]:
+    step = x.shape[0] if chunk <= 0 else chunk
+    parts = []
+    for i in range(0, x.shape[0], step):
         with autocast():
-            return net.embed(x).float()
-    outs = []
-    for i in range(0, x.shape[0], chunk):
-        with autocast():
-            outs.append(net.embed(x[i:i + chunk]).float())
-    return torch.cat(outs)
+            parts.append(tuple(f.float() for f in features(net, x[i:i + step])))
+    return tuple(torch.cat(fs) for fs in zip(*parts))
 
 
-class _Embedder(torch.nn.Module):
-    def __init__(self, net) -> None:
+def embed_no_grad(net, x: torch.Tensor, *, chunk: int = 0, autocast=None) -> torch.Tensor:
+    """No-grad embeddings of ``x`` (see ``features_no_grad``)."""
+    return features_no_grad(lambda n, v: (n.embed(v),), net, x, chunk=chunk, autocast=autocast)[0]
+
+
+def drop_biases_before_instance_norm(net: torch.nn.Module) -> set[str]:
+    """Remove the bias of every convolution that feeds an instance norm (GroupNorm with one
+    group per channel) directly, and return the parameter names removed. The norm subtracts
+    each channel's mean per image, so a per-channel constant added before it cancels
+    exactly; dropping it saves writing the bias into every output pixel (on the 2-core CPU
+    the first layer's bias copy was 11% of the compiled real-batch forward)."""
+    dropped = set()
+    for name, module in net.named_modules():
+        children = list(module.named_children())
+        for (cname, conv), (_, norm) in zip(children, children[1:]):
+            if (isinstance(conv, torch.nn.Conv2d) and conv.bias is not None
+                    and isinstance(norm, torch.nn.GroupNorm) and norm.num_groups == norm.num_channels):
+                conv.bias = None
+                dropped.add(f"{name}.{cname}.bias" if name else f"{cname}.bias")
+    return dropped
+
+
+class _Features(torch.nn.Module):
+    def __init__(self, net, features) -> None:
         super().__init__()
         self.net = net
+        self.features = features
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.embed(x)
+    def forward(self, x: torch.Tensor):
+        return self.features(self.net, x)
 
 
 class CompiledEmbed:
-    """A torch.compile'd no-grad embedding, compiled once per architecture and reused for
-    every freshly initialised network by passing that network's weights as inputs
-    (``torch.func.functional_call``), so a new network per iteration costs no recompile.
+    """A torch.compile'd no-grad ``features(net, x)`` (default: the embedding), compiled once
+    per architecture and reused for every freshly initialised network by passing that
+    network's weights as inputs (``torch.func.functional_call``), so a new network per
+    iteration costs no recompile.
 
     On CPU it runs with oneDNN convolutions off and inductor's layout optimisation off:
     on the 2-core AVX2 machine that made the 2,560-image real forward 2.56x faster than
     eager (benchmarks/embed_speed.py); the maths is the same fp32 convolution.
     """
 
-    def __init__(self, template, device: torch.device, *, chunk: int = 640) -> None:
+    def __init__(self, template, device: torch.device, *, chunk: int = 640, features=None) -> None:
+        import copy
+
         from torch.func import functional_call
 
-        self.wrapper = _Embedder(template)
+        features = features or (lambda net, x: (net.embed(x),))
+        template = copy.deepcopy(template)
+        self.dropped = drop_biases_before_instance_norm(template)
+        self.wrapper = _Features(template, features)
         self.cpu = device.type == "cpu"
         self.chunk = chunk
         wrapper = self.wrapper
@@ -62,23 +96,47 @@ class CompiledEmbed:
             stack.enter_context(inductor_config.patch(layout_optimization=False))
         return stack
 
-    def __call__(self, net, x: torch.Tensor) -> torch.Tensor:
-        state = {f"net.{k}": v for k, v in net.named_parameters()}
+    def features(self, net, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        state = {f"net.{k}": v for k, v in net.named_parameters() if k not in self.dropped}
         state.update({f"net.{k}": v for k, v in net.named_buffers()})
         with self._context():
-            return torch.cat([self.fn(state, x[i:i + self.chunk]).float()
-                              for i in range(0, x.shape[0], self.chunk)])
+            parts = [tuple(f.float() for f in self.fn(state, x[i:i + self.chunk]))
+                     for i in range(0, x.shape[0], self.chunk)]
+        return tuple(torch.cat(fs) for fs in zip(*parts))
+
+    def __call__(self, net, x: torch.Tensor) -> torch.Tensor:
+        return self.features(net, x)[0]
 
 
 class MatchingMethod(Method):
+    """Subclasses define ``features`` (what is averaged per class) and ``match`` (the loss
+    on the class means); ``loss`` runs the real batch without autograd and the synthetic
+    batch with it."""
+
     default_iterations: int = 1000
     default_batch_real: int = 256
 
-    def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, *, chunk: int = 0,
-             autocast=None, embed_real=None) -> torch.Tensor:
-        """The matching loss; ``embed_real(net, x)``, if given, replaces the eager no-grad
-        embedding of the real batch (the compiled fast path)."""
+    def features(self, net, x: torch.Tensor, config) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
+
+    def match(self, real_means: tuple[torch.Tensor, ...], syn_means: tuple[torch.Tensor, ...],
+              config) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, *, config=None,
+             chunk: int = 0, autocast=None, embed_real=None) -> torch.Tensor:
+        """The matching loss; ``embed_real(net, x)``, if given, replaces the eager no-grad
+        features of the real batch (the compiled fast path, see ``CompiledEmbed``)."""
+        autocast = autocast or contextlib.nullcontext
+        if embed_real is not None:
+            real_f = embed_real.features(net, real)
+        else:
+            real_f = features_no_grad(lambda n, v: self.features(n, v, config), net, real,
+                                      chunk=chunk, autocast=autocast)
+        with autocast():
+            syn_f = self.features(net, syn, config)
+        return self.match(tuple(class_means(f, classes) for f in real_f),
+                          tuple(class_means(f.float(), classes) for f in syn_f), config)
 
     def run(self, train, config, *, device, generator, log=print, run_dir=None,
             resume: bool = False, data=None) -> MethodOutput:

@@ -41,6 +41,25 @@ class SynthNet(nn.Module):
             out.append(x)
         return out
 
+    def activations(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(each block's activation before its pooling layer, the last block's output).
+        Attention matching reads the ReLU outputs (DataDAM's code hooks nn.ReLU); blocks
+        without a trailing pooling layer give their output; networks with their own
+        ``blocks`` (ResNet, LeNet, MLP) give their block outputs."""
+        if type(self).blocks is not SynthNet.blocks:
+            out = self.blocks(x)
+            return out, out[-1]
+        acts = []
+        for block in self.features:
+            if isinstance(block, nn.Sequential) and isinstance(block[-1], (nn.AvgPool2d, nn.MaxPool2d)):
+                a = block[:-1](x)
+                acts.append(a)
+                x = block[-1](a)
+            else:
+                x = block(x)
+                acts.append(x)
+        return acts, x
+
     def head(self, h: torch.Tensor) -> torch.Tensor:
         return torch.flatten(h, 1)
 

@@ -1,0 +1,81 @@
+"""Attention Matching (DataDAM; Sajedi, Khaki, Amjadian, Liu, Lawryshyn & Plataniotis,
+"DataDAM: Efficient Dataset Distillation with Attention Matching", ICCV 2023): in a
+randomly initialised network, match each class's mean spatial attention map of real and
+synthetic images at the intermediate blocks, plus their mean final embedding (an MMD)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..config import DataDAMConfig
+from .dm import dm_loss
+from .matching import MatchingMethod
+
+
+def spatial_attention(f: torch.Tensor, p: float) -> torch.Tensor:
+    """Spatial attention map of a feature map (Sajedi et al., 2023, Eq. 2, after Zagoruyko &
+    Komodakis's attention transfer): A(f) = sum_c |f_c|^p over the channels of f (n, c, h, w),
+    flattened to (n, h*w) and L2-normalised per image."""
+    return F.normalize(f.abs().pow(p).sum(1).flatten(1), dim=1)
+
+
+def matched_layers(depth: int, layers: tuple[int, ...] | None) -> list[int]:
+    """Block indices whose attention is matched: every block but the last by default (the
+    last block's output feeds the embedding term)."""
+    if layers is None:
+        return list(range(depth - 1))
+    out = []
+    for i in layers:
+        if not -depth <= i < depth:
+            raise ValueError(f"datadam layer {i} does not exist: the network has {depth} blocks "
+                             f"(indices 0..{depth - 1})")
+        out.append(i % depth)
+    return out
+
+
+def datadam_loss(real_att: list[torch.Tensor], syn_att: list[torch.Tensor],
+                 real_emb: torch.Tensor | None, syn_emb: torch.Tensor | None,
+                 lam: float) -> torch.Tensor:
+    """DataDAM's objective (Sajedi et al., 2023, Eqs. 3-5: L = L_SAM + lambda L_MMD), with the
+    factor 100 on both terms of the public code, summed over classes:
+    L = 100 sum_c sum_k ||mean A_k(real_c) - mean A_k(syn_c)||^2
+        + 100 lam sum_c ||mean psi(real_c) - mean psi(syn_c)||^2.
+    Inputs are per-class means, (classes, d)."""
+    loss = torch.zeros((), device=(real_emb if real_emb is not None else real_att[0]).device)
+    for r, s in zip(real_att, syn_att):
+        loss = loss + 100.0 * (r.float() - s.float()).pow(2).sum()
+    if real_emb is not None:
+        loss = loss + 100.0 * lam * dm_loss(real_emb, syn_emb)
+    return loss
+
+
+class DataDAM(MatchingMethod):
+    name = "datadam"
+    default_iterations = 8000  # the paper's table (its code: 20,000)
+    default_batch_real = 64
+
+    def features(self, net, x, config=None):
+        cfg: DataDAMConfig = config.datadam if config is not None else DataDAMConfig()
+        if not cfg.attention:
+            return (net.embed(x),)
+        if cfg.at == "relu" and hasattr(net, "activations"):
+            blocks, last = net.activations(x)
+        else:
+            blocks = net.blocks(x)
+            last = blocks[-1]
+        for i in matched_layers(len(blocks), cfg.layers):
+            if blocks[i].dim() != 4:
+                raise ValueError(f"datadam matches spatial attention maps, but block {i} of "
+                                 f"{type(net).__name__} outputs shape {tuple(blocks[i].shape)}; "
+                                 f"use a convolutional model (e.g. ConvNet) or --no-attention")
+        atts = tuple(spatial_attention(blocks[i], cfg.p) for i in matched_layers(len(blocks), cfg.layers))
+        return atts + ((net.head(last),) if cfg.embedding else ())
+
+    def match(self, real_means, syn_means, config=None):
+        cfg: DataDAMConfig = config.datadam if config is not None else DataDAMConfig()
+        if not cfg.attention:
+            return datadam_loss([], [], real_means[0], syn_means[0], cfg.lam)
+        if cfg.embedding:
+            return datadam_loss(list(real_means[:-1]), list(syn_means[:-1]), real_means[-1],
+                                syn_means[-1], cfg.lam)
+        return datadam_loss(list(real_means), list(syn_means), None, None, cfg.lam)
