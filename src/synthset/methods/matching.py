@@ -35,23 +35,6 @@ def embed_no_grad(net, x: torch.Tensor, *, chunk: int = 0, autocast=None) -> tor
     return features_no_grad(lambda n, v: (n.embed(v),), net, x, chunk=chunk, autocast=autocast)[0]
 
 
-def drop_biases_before_instance_norm(net: torch.nn.Module) -> set[str]:
-    """Remove the bias of every convolution that feeds an instance norm (GroupNorm with one
-    group per channel) directly, and return the parameter names removed. The norm subtracts
-    each channel's mean per image, so a per-channel constant added before it cancels
-    exactly; dropping it saves writing the bias into every output pixel (on the 2-core CPU
-    the first layer's bias copy was 11% of the compiled real-batch forward)."""
-    dropped = set()
-    for name, module in net.named_modules():
-        children = list(module.named_children())
-        for (cname, conv), (_, norm) in zip(children, children[1:]):
-            if (isinstance(conv, torch.nn.Conv2d) and conv.bias is not None
-                    and isinstance(norm, torch.nn.GroupNorm) and norm.num_groups == norm.num_channels):
-                conv.bias = None
-                dropped.add(f"{name}.{cname}.bias" if name else f"{cname}.bias")
-    return dropped
-
-
 class _Features(torch.nn.Module):
     def __init__(self, net, features) -> None:
         super().__init__()
@@ -74,13 +57,9 @@ class CompiledEmbed:
     """
 
     def __init__(self, template, device: torch.device, *, chunk: int = 640, features=None) -> None:
-        import copy
-
         from torch.func import functional_call
 
         features = features or (lambda net, x: (net.embed(x),))
-        template = copy.deepcopy(template)
-        self.dropped = drop_biases_before_instance_norm(template)
         self.wrapper = _Features(template, features)
         self.cpu = device.type == "cpu"
         self.chunk = chunk
@@ -97,7 +76,7 @@ class CompiledEmbed:
         return stack
 
     def features(self, net, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        state = {f"net.{k}": v for k, v in net.named_parameters() if k not in self.dropped}
+        state = {f"net.{k}": v for k, v in net.named_parameters()}
         state.update({f"net.{k}": v for k, v in net.named_buffers()})
         with self._context():
             parts = [tuple(f.float() for f in self.fn(state, x[i:i + self.chunk]))
