@@ -265,7 +265,7 @@ def part_tta(args) -> None:
     runs = args.mark_runs or [args.runs] * len(marks)
     # The last snapshot first: it is the one the time-to-accuracy claim rests on.
     for d, r in reversed(list(zip(snap_dirs, runs))):
-        if not (d / "synthetic.json").exists():
+        if r == 0 or not (d / "synthetic.json").exists():
             continue
         sset = SyntheticSet.load(d)
         ecfg = dataclasses.replace(eval_config(args), runs=r)
