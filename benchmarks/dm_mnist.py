@@ -95,9 +95,9 @@ def part_accuracy(args) -> None:
         run_dir = Path(args.root) / f"{args.method}_ipc{ipc}"
         if not (run_dir / "synthetic.json").exists():
             distill(DataConfig(name="mnist"), distill_config(args, ipc, iterations=iters[ipc]),
-                    out_dir=run_dir, device=CPU, resume=True)
+                    out_dir=run_dir, device=args.device, resume=True)
         sset = SyntheticSet.load(run_dir)
-        rep = evaluate(sset.images, sset.labels, test, eval_config(args), device=CPU, out_dir=run_dir,
+        rep = evaluate(sset.images, sset.labels, test, eval_config(args), device=args.device, out_dir=run_dir,
                        progress=False, workers=args.workers)
         m = rep["models"]["ConvNet"]
         row = {"ipc": ipc, "iterations": sset.metadata.get("iterations"),
@@ -160,7 +160,7 @@ def time_reference_style(train, ipc: int, n_real: int, iterations: int) -> list[
 
 def time_ours(args, train, ipc: int, iterations: int, **over) -> list[float]:
     cfg = distill_config(args, ipc, iterations=iterations, checkpoint_every=0, **over)
-    out = match_loop(METHODS.get(args.method), train, cfg, device=CPU,
+    out = match_loop(METHODS.get(args.method), train, cfg, device=args.device,
                      generator=torch.Generator().manual_seed(0), log=lambda m: None, progress=False)
     return out.metadata["iteration_seconds"]
 
@@ -205,7 +205,7 @@ def part_cost(args) -> None:
     for ipc in args.ipc:
         cfg = distill_config(args, ipc, iterations=1, checkpoint_every=0, compile=False,
                              batch_real=args.batch_real)
-        flops = count_flops(lambda: match_loop(method, train, cfg, device=CPU,
+        flops = count_flops(lambda: match_loop(method, train, cfg, device=args.device,
                                                generator=torch.Generator().manual_seed(0),
                                                log=lambda m: None, progress=False))
         # Peak memory of a separate process running 3 compiled iterations (resident set).
@@ -226,7 +226,7 @@ def part_peakmem(args) -> None:
     train = load_dataset(DataConfig(name="mnist"), "train")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cfg = distill_config(args, args.ipc[0], iterations=3, checkpoint_every=0, batch_real=args.batch_real)
-    match_loop(METHODS.get(args.method), train, cfg, device=CPU, generator=torch.Generator().manual_seed(0),
+    match_loop(METHODS.get(args.method), train, cfg, device=args.device, generator=torch.Generator().manual_seed(0),
                log=lambda m: None, progress=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"peak_rss_mib": peak / 1024, "rss_after_data_load_mib": before / 1024,
@@ -259,7 +259,7 @@ def part_tta(args) -> None:
                 print(json.dumps({"snapshot": str(d), "iterations": done, "seconds": elapsed}), flush=True)
 
         labels = torch.arange(10).repeat_interleave(10)
-        match_loop(METHODS.get(args.method), train, cfg, device=CPU, generator=torch.Generator().manual_seed(args.seed),
+        match_loop(METHODS.get(args.method), train, cfg, device=args.device, generator=torch.Generator().manual_seed(args.seed),
                    log=print, progress=False, run_dir=root / "run", deadline=t0 + marks[-1], on_step=on_step,
                    data=DataConfig(name="mnist"))
     runs = args.mark_runs or [args.runs] * len(marks)
@@ -269,7 +269,7 @@ def part_tta(args) -> None:
             continue
         sset = SyntheticSet.load(d)
         ecfg = dataclasses.replace(eval_config(args), runs=r)
-        rep = evaluate(sset.images, sset.labels, test, ecfg, device=CPU, out_dir=d,
+        rep = evaluate(sset.images, sset.labels, test, ecfg, device=args.device, out_dir=d,
                        progress=False, workers=args.workers)
         m = rep["models"]["ConvNet"]
         row = {"mark_s": sset.metadata["mark_s"], "distill_seconds": sset.metadata["distill_seconds"],
@@ -303,11 +303,13 @@ def main() -> None:
     ap.add_argument("--run-iterations", type=int, nargs="+", default=[20000])
     ap.add_argument("--marks", type=float, nargs="+", default=[300, 600, 840])
     ap.add_argument("--max-iterations", type=int, default=100000)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (accuracy and tta parts)")
     ap.add_argument("--mark-runs", type=int, nargs="*", default=None,
                     help="tta: evaluation runs per mark (default --runs each)")
     args = ap.parse_args()
     if args.part != "peakmem" and not args.out:
         ap.error("--out is required")
+    args.device = torch.device(args.device)
     {"accuracy": part_accuracy, "speed": part_speed, "cost": part_cost, "tta": part_tta,
      "peakmem": part_peakmem}[args.part](args)
 
