@@ -118,11 +118,10 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
         idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:ipc]] for ix in by_class])
         images = train.normalized(idx).to(device)
     elif mc.init == "herding":
-        # Start from the herding coreset in config.coreset's feature space (deterministic,
-        # consumes nothing from the generator).
-        from .methods.coreset import Coreset, herding
-        images = Coreset("herding", herding).run(train, config, device=device, generator=generator,
-                                                 log=log).images.to(device)
+        # Start from the registered herding coreset in config.coreset's feature space
+        # (deterministic, consumes nothing from the generator).
+        images = METHODS.get("herding").run(train, config, device=device, generator=generator,
+                                            log=log).images.to(device)
     else:
         images = torch.randn(classes * ipc, info.channels, *info.size, generator=generator).to(device)
     images.requires_grad_(True)

@@ -49,33 +49,37 @@ def datadam_loss(real_att: list[torch.Tensor], syn_att: list[torch.Tensor],
     return loss
 
 
+def _settings(config) -> DataDAMConfig:
+    return config.datadam if config is not None else DataDAMConfig()
+
+
 class DataDAM(MatchingMethod):
     name = "datadam"
     default_iterations = 8000  # the paper's table (its code: 20,000)
     default_batch_real = 64
 
     def features(self, net, x, config=None):
-        cfg: DataDAMConfig = config.datadam if config is not None else DataDAMConfig()
+        """(attention map of each matched block..., final embedding), as switched on."""
+        cfg = _settings(config)
         if not cfg.attention:
             return (net.embed(x),)
-        if cfg.at == "relu" and hasattr(net, "activations"):
+        if cfg.at == "relu":
             blocks, last = net.activations(x)
         else:
             blocks = net.blocks(x)
             last = blocks[-1]
+        atts = []
         for i in matched_layers(len(blocks), cfg.layers):
             if blocks[i].dim() != 4:
                 raise ValueError(f"datadam matches spatial attention maps, but block {i} of "
                                  f"{type(net).__name__} outputs shape {tuple(blocks[i].shape)}; "
                                  f"use a convolutional model (e.g. ConvNet) or --no-attention")
-        atts = tuple(spatial_attention(blocks[i], cfg.p) for i in matched_layers(len(blocks), cfg.layers))
-        return atts + ((net.head(last),) if cfg.embedding else ())
+            atts.append(spatial_attention(blocks[i], cfg.p))
+        return tuple(atts) + ((net.head(last),) if cfg.embedding else ())
 
     def match(self, real_means, syn_means, config=None):
-        cfg: DataDAMConfig = config.datadam if config is not None else DataDAMConfig()
-        if not cfg.attention:
-            return datadam_loss([], [], real_means[0], syn_means[0], cfg.lam)
-        if cfg.embedding:
-            return datadam_loss(list(real_means[:-1]), list(syn_means[:-1]), real_means[-1],
-                                syn_means[-1], cfg.lam)
-        return datadam_loss(list(real_means), list(syn_means), None, None, cfg.lam)
+        cfg = _settings(config)
+        n_att = len(real_means) - (1 if cfg.embedding else 0)  # embedding, if any, is last
+        return datadam_loss(list(real_means[:n_att]), list(syn_means[:n_att]),
+                            real_means[-1] if cfg.embedding else None,
+                            syn_means[-1] if cfg.embedding else None, cfg.lam)
