@@ -57,6 +57,7 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--ipc", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=1, help="evaluation runs trained at once (CPU)")
     ap.add_argument("--variant", action="append", required=True,
                     help="name:key=value,... (MatchConfig fields; features=... for herding init)")
     args = ap.parse_args()
@@ -77,7 +78,7 @@ def main():
         seconds = time.perf_counter() - t0
         tcfg = for_dataset(TrainConfig(epochs=args.epochs, compile=True), "mnist")
         rep = evaluate(out.images, out.labels, test, EvalConfig(models=("ConvNet",), runs=args.runs, train=tcfg),
-                       device=device, progress=False, log=lambda m: None)
+                       device=device, progress=False, log=lambda m: None, workers=args.workers)
         row = {"variant": name, "method": args.method, "options": {**kw, **dam}, "features": features,
                "distill_seconds": seconds, "median_iteration_seconds":
                    sorted(out.metadata["iteration_seconds"])[len(out.metadata["iteration_seconds"]) // 2],
@@ -85,6 +86,7 @@ def main():
                "final_loss": out.metadata["final_loss"],
                "accuracy": rep["models"]["ConvNet"]["mean"], "std": rep["models"]["ConvNet"]["std"],
                "eval_runs": args.runs, "eval_epochs": args.epochs,
+               "runs": rep["models"]["ConvNet"]["runs"],
                "command": " ".join(sys.argv), "machine": machine()}
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as f:

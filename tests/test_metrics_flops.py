@@ -1,6 +1,8 @@
 """Metrics against hand computations; FLOP counts against closed forms."""
 import math
 
+import pytest
+
 import torch
 from torch import nn
 
@@ -46,3 +48,41 @@ def test_train_step_is_forward_plus_two_backward_matmuls():
     first = conv2d_flops(1, 128, 3, 32, 32)
     # backward = grad wrt weights (every layer) + grad wrt inputs (all but the first conv)
     assert math.isclose(train_step_flops(net, (1, 28, 28)), 3 * fwd - first, rel_tol=1e-9)
+
+
+def test_lenet_and_mlp_inference_flops_closed_form():
+    lenet = build_model("LeNet", 1, 10, (28, 28))
+    expected = (conv2d_flops(1, 6, 5, 28, 28) + conv2d_flops(6, 16, 5, 10, 10)
+                + linear_flops(400, 120) + linear_flops(120, 84) + linear_flops(84, 10))
+    assert inference_flops(lenet, (1, 28, 28)) == expected
+    mlp = build_model("MLP", 1, 10, (28, 28))
+    assert inference_flops(mlp, (1, 28, 28)) == linear_flops(784, 128) + linear_flops(128, 128) + linear_flops(128, 10)
+
+
+@pytest.mark.parametrize("method", ["dm", "datadam"])
+def test_matching_iteration_flops_closed_form(method):
+    """One iteration = the real forward of C*n_real images + the synthetic forward and the
+    input-gradient backward (same FLOPs as the forward; frozen weights get no gradient) of
+    C*ipc images, all through the embedding (no classifier). DataDAM's attention maps are
+    element-wise, so they add nothing to the count."""
+    from synthset.config import DistillConfig
+    from synthset.distill import iteration_flops
+    from synthset.methods import METHODS
+    from synthset.data.mnist import INFO
+    embed = (conv2d_flops(1, 128, 3, 32, 32) + conv2d_flops(128, 128, 3, 16, 16)
+             + conv2d_flops(128, 128, 3, 8, 8))
+    f = iteration_flops(METHODS.get(method), DistillConfig(method=method, ipc=10), INFO, 256)
+    assert f == (10 * 256 + 2 * 10 * 10) * embed
+    assert abs(f / 1e9 - 267.0) < 0.1  # the 267 GFLOP per IPC-10 iteration quoted in README
+
+
+def test_coreset_selection_flops(tiny_train):
+    from synthset.config import CoresetConfig
+    from synthset.methods.coreset import feature_epochs, selection_flops
+    net = build_model("ConvNet", 1, 10, (28, 28))
+    n = len(tiny_train)
+    fwd, step = inference_flops(net, (1, 28, 28)), train_step_flops(net, (1, 28, 28))
+    assert selection_flops(tiny_train, CoresetConfig(features="pixels")) == 0
+    assert selection_flops(tiny_train, CoresetConfig(features="random")) == fwd * n
+    cfg = CoresetConfig(features="trained")
+    assert selection_flops(tiny_train, cfg) == fwd * n + int(step) * n * feature_epochs(tiny_train, cfg)

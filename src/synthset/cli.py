@@ -166,6 +166,22 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import build_report
+    import shlex
+    command = shlex.join(["synthset", "report", *args.run_dirs, "--out", args.out]
+                         + (["--title", args.title] if args.title != "synthset report" else []))
+    paths = build_report(args.run_dirs, args.out, title=args.title, command=command)
+    print(f"wrote {paths['html']} and {paths['markdown']} (figures beside them)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .report import compare
+    print(compare(args.run_dirs))
+    return 0
+
+
 def _add_data_args(p, dataset_default="mnist"):
     p.add_argument("--dataset", default=dataset_default, help="mnist | mhist | folder")
     p.add_argument("--data-root", default=None,
@@ -266,6 +282,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("png", "dcbench"), default="png")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("report", help="HTML + Markdown report (tables, plots, grids) over run directories")
+    p.add_argument("run_dirs", nargs="+", help="distill runs and/or `synthset train --out` folders")
+    p.add_argument("--out", required=True, help="folder for report.html, report.md and the PNGs")
+    p.add_argument("--title", default="synthset report")
+    p.set_defaults(fn=cmd_report)
+
+    p = sub.add_parser("compare", help="methods side by side at each IPC, as text")
+    p.add_argument("run_dirs", nargs="+")
+    p.set_defaults(fn=cmd_compare)
     return ap
 
 

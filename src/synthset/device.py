@@ -47,3 +47,12 @@ def onednn_off():
         yield
     finally:
         torch.backends.mkldnn.enabled = was
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak memory of this process so far: CUDA's max allocated on a GPU, else peak RSS
+    (``ru_maxrss``, KiB on Linux)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -23,7 +23,8 @@ from . import augment
 from .config import DataConfig, DistillConfig, EvalConfig, TrainConfig
 from .data import load_dataset
 from .data.base import ImageData, normalize
-from .device import autocast
+from .device import autocast, peak_memory_mib
+from .flops import count_flops
 from .methods import METHODS
 from .methods.base import MethodOutput, check_ipc
 from .models import build_model
@@ -54,6 +55,8 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
                         metadata={"method": method.name, "ipc": config.ipc, "seed": config.seed,
                                   "data": data.to_dict(), "distill": config.to_dict(),
                                   "distill_seconds": seconds, "device": str(device),
+                                  "n_train_real": len(train),
+                                  "peak_memory_mib": round(peak_memory_mib(device), 1),
                                   **extra})
     if out_dir:
         out_dir = Path(out_dir)
@@ -65,13 +68,13 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
 
 
 def _save_checkpoint(run_dir: Path, *, images, momentum, gen_state, iteration: int,
-                     history: list, config: DistillConfig, seconds: float) -> None:
+                     history: list, elapsed: list, config: DistillConfig, seconds: float) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {"images": images.detach().cpu().contiguous(), "generator": gen_state.clone()}
     if momentum is not None:
         tensors["momentum"] = momentum.detach().cpu().contiguous()
-    meta = json.dumps({"iteration": iteration, "history": history, "config": config.to_dict(),
-                       "seconds": seconds})
+    meta = json.dumps({"iteration": iteration, "history": history, "elapsed": elapsed,
+                       "config": config.to_dict(), "seconds": seconds})
     # The state that resume reads lives in one file (meta in the safetensors header), so a
     # single atomic rename keeps tensors and iteration consistent; checkpoint.json is a
     # human-readable copy.
@@ -104,6 +107,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     classes, ipc = train.info.num_classes, config.ipc
     n_real = min(mc.batch_real or method.default_batch_real, min(len(ix) for ix in by_class))
     info = train.info
+    per_it = iteration_flops(method, config, info, n_real)  # before the loop: fail early
     pool = train.images.to(device)  # uint8 on the device; normalised per batch
     by_class_dev = [ix.to(device) for ix in by_class]
     autocast_ctx = autocast(device, mc.precision)
@@ -128,6 +132,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     labels = torch.arange(classes).repeat_interleave(ipc)
     opt = torch.optim.SGD([images], lr=mc.lr_img, momentum=mc.momentum)
     start, history, prior_seconds = 0, [], 0.0
+    elapsed: list[float] = []  # run seconds after each iteration (the report's loss-vs-time curve)
 
     ckpt = run_dir / CHECKPOINT if run_dir else None
     if resume and ckpt is not None and ckpt.exists():
@@ -143,6 +148,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             opt.state[images]["momentum_buffer"] = t["momentum"].to(device)
         generator.set_state(t["generator"])
         start, history, prior_seconds = meta["iteration"], meta["history"], meta["seconds"]
+        elapsed = meta.get("elapsed", [])
         log(f"resumed from {ckpt} at iteration {start}")
     elif resume:
         log("no checkpoint found; starting from scratch")
@@ -153,7 +159,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     def save(iteration, gen_state, seconds):
         if run_dir is not None:
             _save_checkpoint(run_dir, images=images, momentum=momentum_buffer(), gen_state=gen_state,
-                             iteration=iteration, history=history, config=config, seconds=seconds)
+                             iteration=iteration, history=history, elapsed=elapsed, config=config,
+                             seconds=seconds)
 
     t0 = time.perf_counter()
     test = None
@@ -196,6 +203,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             opt.step()
             stepped = True
             history.append(value)
+            elapsed.append(round(prior_seconds + time.perf_counter() - t0, 3))
             dt = time.perf_counter() - t_it
             it_seconds.append(dt)
             bar.set_postfix(loss=f"{value:.3f}", real_img_s=f"{classes * n_real / dt:.0f}")
@@ -226,9 +234,30 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     save(iterations, generator.get_state(), seconds)
     return MethodOutput(images=images.detach().cpu(), labels=labels,
                         metadata={"iterations": iterations, "batch_real": n_real,
+                                  "flops_per_iteration": per_it, "distill_flops": per_it * iterations,
                                   "loop_seconds": seconds,
                                   "final_loss": history[-1] if history else None,
                                   "iteration_seconds": it_seconds})
+
+
+def iteration_flops(method, config: DistillConfig, info, n_real: int) -> int:
+    """FLOPs of one matching iteration (real forward + synthetic forward and backward),
+    counted by FlopCounterMode on meta tensors, so nothing is computed. DSA and element-wise
+    ops (norms, attention maps) count as zero, as everywhere in ``synthset.flops``."""
+    mc = config.match
+    classes = info.num_classes
+    net = build_model(mc.model, info.channels, classes, info.size).to("meta")
+    for p in net.parameters():
+        p.requires_grad_(False)
+    real = torch.empty(classes * n_real, info.channels, *info.size, device="meta")
+    syn = torch.empty(classes * config.ipc, info.channels, *info.size, device="meta",
+                      requires_grad=True)
+
+    def step():
+        method.loss(net, real, syn, classes, config=config, chunk=n_real, autocast=None,
+                    embed_real=None).backward()
+
+    return count_flops(step)
 
 
 def _log_eval(run_dir: Path, images, labels, test: ImageData, config: DistillConfig,

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from . import augment
 from .config import EvalConfig, TrainConfig
 from .data.base import DatasetInfo, ImageData, normalize
-from .device import autocast, onednn_off, synchronize
+from .device import autocast, onednn_off, peak_memory_mib, synchronize
 from .flops import inference_flops, train_step_flops
 from .metrics import accuracy, balanced_accuracy, roc_auc
 from .models import build_model
@@ -250,7 +250,8 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         runs = [done[(model, r)] for r in range(cfg.runs)]
         results[model] = summarize(runs, n_train=images.shape[0], info=test.info, model=model)
     report = {"models": results, "config": cfg.to_dict(), "n_train": int(images.shape[0]),
-              "device": str(device), "machine": machine()}
+              "device": str(device), "machine": machine(),
+              "peak_memory_mib": round(peak_memory_mib(device), 1)}
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "eval.json").write_text(json.dumps(report, indent=2))

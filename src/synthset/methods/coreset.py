@@ -14,6 +14,7 @@ from ..config import CoresetConfig, DistillConfig, TrainConfig
 from ..data.base import ImageData
 from ..data.download import cache_dir
 from ..evaluate import run_seed, train_network
+from ..flops import inference_flops, train_step_flops
 from ..models import build_model
 from .base import Method, MethodOutput, check_ipc
 
@@ -62,6 +63,26 @@ def embed_all(net, train: ImageData, device, batch: int = 1024) -> torch.Tensor:
     return torch.cat(out)
 
 
+def feature_epochs(train: ImageData, cfg: CoresetConfig) -> int:
+    """Epochs of the trained feature net: enough for FEATURE_STEPS SGD steps of batch 256."""
+    return cfg.feature_epochs or max(1, math.ceil(FEATURE_STEPS / math.ceil(len(train) / 256)))
+
+
+def selection_flops(train: ImageData, cfg: CoresetConfig) -> int:
+    """Network FLOPs of making a coreset: none for random or pixel features; one forward per
+    training image for a random feature net; plus the feature net's training (forward and
+    backward per image per epoch) for a trained one. Distances count as zero, as in flops.py."""
+    if cfg.features == "pixels":
+        return 0
+    info = train.info
+    net = build_model(cfg.feature_model, info.channels, info.num_classes, info.size)
+    shape = (info.channels, *info.size)
+    total = inference_flops(net, shape) * len(train)
+    if cfg.features == "trained":
+        total += int(train_step_flops(net, shape)) * len(train) * feature_epochs(train, cfg)
+    return total
+
+
 def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) -> torch.nn.Module:
     """The feature extractor: random or trained on the full split (cached on disk, since
     herding and k-center at every IPC share it)."""
@@ -70,7 +91,7 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
     net = build_model(cfg.feature_model, info.channels, info.num_classes, info.size, generator=g)
     if cfg.features == "random":
         return net
-    epochs = cfg.feature_epochs or max(1, math.ceil(FEATURE_STEPS / math.ceil(len(train) / 256)))
+    epochs = feature_epochs(train, cfg)
     key = f"{info.name}-{info.size[0]}-{len(train)}-{cfg.feature_model}-e{epochs}-s{seed}"
     path = cache_dir() / "feature_nets" / f"{key}.safetensors"
     from safetensors.torch import load_file, save_file
@@ -112,5 +133,6 @@ class Coreset(Method):
             for ix in by_class:
                 chosen.append(ix[self.select(feats[ix.to(feats.device)], config.ipc).cpu()])
         index = torch.cat(chosen)
+        flops = 0 if self.select is None else selection_flops(train, config.coreset)
         return MethodOutput(images=train.normalized(index), labels=train.labels[index].clone(),
-                            metadata={"indices": index.tolist()})
+                            metadata={"indices": index.tolist(), "distill_flops": flops})

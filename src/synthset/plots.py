@@ -1,0 +1,103 @@
+"""The report's figures as PNG files. Uses matplotlib's object API (``Figure``), not pyplot,
+so nothing global (backend, current figure) changes in a user's notebook."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+from matplotlib.figure import Figure
+
+METHOD_COLORS = {"random": "#7f7f7f", "herding": "#8c564b", "kcenter": "#9467bd",
+                 "dm": "#1f77b4", "datadam": "#d62728"}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def distillation_curves(curves: Sequence[tuple[str, list[float], list[float]]],
+                        evals: Sequence[tuple[str, list[int], list[float]]], path: Path) -> Path:
+    """Matching loss against iteration and against wall-clock seconds for each run
+    (``(label, losses, elapsed_seconds)``), and, where a run logged evaluations,
+    accuracy against iteration (``(label, iterations, accuracies)``)."""
+    panels = 3 if evals else 2
+    fig = Figure(figsize=(5 * panels, 3.8))
+    ax_it, ax_s = fig.add_subplot(1, panels, 1), fig.add_subplot(1, panels, 2)
+    for label, loss, seconds in curves:
+        ax_it.plot(range(1, len(loss) + 1), loss, label=label, lw=0.8)
+        if seconds and len(seconds) == len(loss):
+            ax_s.plot(seconds, loss, label=label, lw=0.8)
+    for ax, xl in ((ax_it, "iteration"), (ax_s, "distillation wall-clock (s)")):
+        ax.set_xlabel(xl)
+        ax.set_ylabel("matching loss")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    ax_it.legend(fontsize=7)
+    if evals:
+        ax_acc = fig.add_subplot(1, panels, 3)
+        for label, its, acc in evals:
+            ax_acc.plot(its, acc, marker="o", label=label)
+        ax_acc.set_xlabel("iteration")
+        ax_acc.set_ylabel("test accuracy (%, reduced protocol)")
+        ax_acc.grid(alpha=0.3)
+        ax_acc.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[Optional[float]]],
+            path: Path, *, title: str = "", fmt: str = "{:.1f}") -> Path:
+    """A row x column matrix of accuracies with the values written in the cells; missing
+    cells stay blank."""
+    import numpy as np
+    a = np.array([[math.nan if v is None else v for v in row] for row in values], dtype=float)
+    fig = Figure(figsize=(1.1 * len(cols) + 2.5, 0.55 * len(rows) + 1.6))
+    ax = fig.add_subplot(1, 1, 1)
+    finite = a[np.isfinite(a)]
+    im = ax.imshow(a, cmap="viridis", aspect="auto",
+                   vmin=float(finite.min()) if finite.size else 0,
+                   vmax=float(finite.max()) if finite.size else 100)
+    ax.set_xticks(range(len(cols)), labels=cols, rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), labels=rows)
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if np.isfinite(a[i, j]):
+                ax.text(j, i, fmt.format(a[i, j]), ha="center", va="center", fontsize=8,
+                        color="black" if a[i, j] > mid else "white")
+    fig.colorbar(im, ax=ax, label="test accuracy (%)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def accuracy_vs_flops(points: Sequence[tuple[str, str, float, float, float]],
+                      full: Optional[tuple[float, float, float]], path: Path, *,
+                      model: str, reference: Optional[float] = None) -> Path:
+    """Test accuracy against the FLOPs of training ``model`` on each set (log x):
+    ``points`` are ``(method, label, flops, mean, std)``, ``full`` the full-data
+    ``(flops, mean, std)``; ``reference`` draws a horizontal line (e.g. a majority baseline)."""
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.add_subplot(1, 1, 1)
+    by_method: dict[str, list] = {}
+    for method, label, flops, mean, std in points:
+        by_method.setdefault(method, []).append((flops, mean, std, label))
+    for method, pts in by_method.items():
+        pts.sort()
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
+                    marker="o", capsize=3, label=method, color=METHOD_COLORS.get(method))
+        for f, m, _, label in pts:
+            ax.annotate(label, (f, m), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    if full is not None:
+        ax.errorbar([full[0]], [full[1]], yerr=[full[2]], marker="*", markersize=12, color="black",
+                    linestyle="none", label="full training set")
+    if reference is not None:
+        ax.axhline(reference, color="gray", ls="--", lw=0.8, label=f"majority class ({reference:.1f}%)")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"FLOPs to train {model} (forward + backward, all epochs)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

@@ -1,0 +1,480 @@
+"""Reports over run directories: accuracy beside the papers, cross-architecture matrices, the
+cost of distilling and of training on each set, the distillation curves and image grids, as
+one self-contained HTML page and its Markdown twin (``synthset report``) or as text tables
+(``synthset compare``).
+
+A run directory is what ``synthset distill`` writes (synthetic.json, grid.png, checkpoint.json
+with the loss history, eval_runs.jsonl after ``synthset evaluate``, log.jsonl with
+``--eval-every``) or what ``synthset train --out`` writes for the full-data reference
+(eval.json only)."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .data.base import DatasetInfo
+
+# Published accuracies (%, ConvNet) that every table sits beside (DESIGN.md section 4).
+PAPER = {
+    "mnist": {
+        "random": ({1: 64.9, 10: 95.1, 50: 97.9}, "DC paper, Table 1"),
+        "herding": ({1: 89.2, 10: 93.7, 50: 94.8}, "DC paper, Table 1"),
+        "kcenter": ({1: 89.3, 10: 84.4, 50: 97.4}, "DC paper, Table 1"),
+        "dm": ({1: 89.7, 10: 97.5, 50: 98.6}, "DM paper, Table 1"),
+        "full": (99.6, "DM paper"),
+    },
+}
+# Majority-class test accuracy where the classes are imbalanced (MHIST: 617 HP of 977).
+MAJORITY = {"mhist": 100 * 617 / 977}
+METHOD_ORDER = ("random", "herding", "kcenter", "dm", "datadam")
+
+
+@dataclass
+class ModelResult:
+    """The evaluation runs of one model on one set (one training configuration)."""
+
+    model: str
+    accuracy: list[float]
+    balanced: list[float]
+    auc: Optional[list[float]]
+    epochs: int
+    train_seconds: list[float]
+
+    @staticmethod
+    def stat(v: Optional[list[float]]) -> tuple[float, float]:
+        """Mean and population std, as the field reports."""
+        return (float(np.mean(v)), float(np.std(v))) if v else (math.nan, math.nan)
+
+    def cell(self) -> str:
+        m, s = self.stat(self.accuracy)
+        return f"{m:.2f} ± {s:.2f}"
+
+
+@dataclass
+class RunRecord:
+    path: Path
+    kind: str  # "synthetic" or "full"
+    dataset: str
+    info: Optional[DatasetInfo]
+    method: str
+    ipc: Optional[int]
+    n_images: int  # images the evaluation networks were trained on
+    results: dict[str, ModelResult]
+    metadata: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    curve: Optional[tuple[list[float], list[float]]] = None  # (loss, elapsed seconds)
+    eval_log: list[dict] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return "full data" if self.kind == "full" else f"{self.method} IPC {self.ipc}"
+
+    @property
+    def grid(self) -> Optional[Path]:
+        p = self.path / "grid.png"
+        return p if p.exists() else None
+
+
+def _results_from_runs(lines: list[dict]) -> dict[str, ModelResult]:
+    """Per model, the configuration with the most epochs, then the most runs (a set evaluated
+    first with a short protocol and then the full one reports the full one)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in lines:
+        groups.setdefault((r["model"], r.get("config_key", "")), []).append(r)
+    best: dict[str, list[dict]] = {}
+    for (model, _), runs in groups.items():
+        dedup = list({r["run"]: r for r in runs}.values())
+        key = (dedup[0]["epochs"], len(dedup))
+        if model not in best or key > (best[model][0]["epochs"], len(best[model])):
+            best[model] = dedup
+    out = {}
+    for model, runs in best.items():
+        runs.sort(key=lambda r: r["run"])
+        aucs = [r["auc"] for r in runs]
+        out[model] = ModelResult(model=model, accuracy=[r["accuracy"] for r in runs],
+                                 balanced=[r["balanced_accuracy"] for r in runs],
+                                 auc=None if any(a is None for a in aucs) else aucs,
+                                 epochs=runs[0]["epochs"],
+                                 train_seconds=[r["train_seconds"] for r in runs])
+    return out
+
+
+def _results_from_eval_json(d: dict) -> dict[str, ModelResult]:
+    out = {}
+    for model, v in d["models"].items():
+        auc = v.get("auc")
+        out[model] = ModelResult(model=model, accuracy=list(v["runs"]),
+                                 balanced=list(v["balanced_accuracy"]["runs"]),
+                                 auc=list(auc["runs"]) if auc else None, epochs=v["epochs"],
+                                 train_seconds=list(v["train_seconds"]))
+    return out
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut by an interruption
+    return out
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read a run directory (see the module docstring)."""
+    path = Path(path)
+    syn, ev = path / "synthetic.json", path / "eval.json"
+    if syn.exists():
+        d = json.loads(syn.read_text())
+        meta = d.get("metadata", {})
+        info = DatasetInfo.from_dict(d["dataset"])
+        runs = _read_jsonl(path / "eval_runs.jsonl")
+        results = _results_from_runs(runs) if runs else (
+            _results_from_eval_json(json.loads(ev.read_text())) if ev.exists() else {})
+        curve = None
+        ck = path / "checkpoint.json"
+        if ck.exists():
+            c = json.loads(ck.read_text())
+            curve = (c.get("history", []), c.get("elapsed", []))
+        ipc = meta.get("ipc")
+        n = (ipc or 0) * len(info.class_names)
+        return RunRecord(path=path, kind="synthetic", dataset=info.name, info=info,
+                         method=meta.get("method", "?"), ipc=ipc, n_images=n, results=results,
+                         metadata=meta, config=meta.get("distill", {}), curve=curve,
+                         eval_log=_read_jsonl(path / "log.jsonl"))
+    if ev.exists():
+        d = json.loads(ev.read_text())
+        data = d.get("config", {}).get("data", {})
+        return RunRecord(path=path, kind="full", dataset=data.get("name", "?"), info=None,
+                         method="full", ipc=None, n_images=int(d["n_train"]),
+                         results=_results_from_eval_json(d), config=d.get("config", {}))
+    raise ValueError(f"{path} is not a run directory (no synthetic.json or eval.json); make one "
+                     f"with `synthset distill --out {path}` or `synthset train --out {path}`")
+
+
+def model_flops(model: str, info: DatasetInfo) -> tuple[int, float]:
+    """(inference FLOPs per image, training FLOPs per image per epoch) of ``model``."""
+    from .flops import inference_flops, train_step_flops
+    from .models import build_model
+    net = build_model(model, info.channels, len(info.class_names), info.size)
+    shape = (info.channels, *info.size)
+    return inference_flops(net, shape), train_step_flops(net, shape)
+
+
+def _fmt_flops(f: Optional[float]) -> str:
+    if f is None or not math.isfinite(f):
+        return "-"
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+        if f >= scale:
+            return f"{f / scale:.3g} {unit}"
+    return f"{f:.3g} FLOP" if f else "0"
+
+
+def _fmt_seconds(s: Optional[float]) -> str:
+    if s is None:
+        return "-"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _fmt_ratio(r: float) -> str:
+    return f"{100 * r:.3g}% ({1 / r:.0f}x fewer)" if r < 1 else f"{r:.3g}x"
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+    def markdown(self) -> str:
+        out = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |",
+               "|" + "---|" * len(self.header)]
+        out += ["| " + " | ".join(r) + " |" for r in self.rows]
+        if self.note:
+            out += ["", self.note]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                       for r in self.rows)
+        note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<h3>{html.escape(self.title)}</h3><table><tr>{head}</tr>{body}</table>{note}"
+
+    def text(self) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h)
+                  for i, h in enumerate(self.header)]
+        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))
+        return "\n".join([self.title, line(self.header), "-" * (sum(widths) + 2 * len(widths))]
+                         + [line(r) for r in self.rows])
+
+
+def protocol_model(records: list[RunRecord]) -> Optional[str]:
+    """The model the accuracy table reports: ConvNet where present, else the most evaluated."""
+    counts: dict[str, int] = {}
+    for r in records:
+        for m in r.results:
+            counts[m] = counts.get(m, 0) + 1
+    if not counts:
+        return None
+    return "ConvNet" if "ConvNet" in counts else max(counts, key=counts.get)
+
+
+def _order(method: str) -> tuple[int, str]:
+    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+
+
+def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
+    """Methods x IPC for the protocol model, beside the paper and the full-data reference;
+    for imbalanced data, balanced accuracy and ROC-AUC in the same cell."""
+    recs = [r for r in records if r.dataset == dataset]
+    model = protocol_model(recs)
+    if model is None:
+        return None
+    syn = [r for r in recs if r.kind == "synthetic" and model in r.results]
+    ipcs = sorted({r.ipc for r in syn})
+    binary = any(res.auc for r in recs for res in r.results.values())
+    paper = PAPER.get(dataset, {})
+    header = ["method"] + [f"IPC {k}" for k in ipcs] + (["paper"] if paper else [])
+    rows = []
+
+    def cell(res: ModelResult) -> str:
+        s = f"{res.cell()}"
+        if binary:
+            b = ModelResult.stat(res.balanced)
+            a = ModelResult.stat(res.auc)
+            s += f" / {b[0]:.1f} / {a[0]:.1f}"
+        return s + f" ({len(res.accuracy)}x{res.epochs} ep)"
+
+    for method in sorted({r.method for r in syn}, key=_order):
+        by_ipc = {r.ipc: r.results[model] for r in syn if r.method == method}
+        row = [method] + [cell(by_ipc[k]) if k in by_ipc else "-" for k in ipcs]
+        if paper:
+            ref = paper.get(method)
+            row.append(" / ".join(f"{ref[0][k]}" if k in ref[0] else "-" for k in ipcs)
+                       if ref else "-")
+        rows.append(row)
+    for r in recs:
+        if r.kind == "full" and model in r.results:
+            res = r.results[model]
+            row = ["full data"] + [cell(res)] + [""] * (len(ipcs) - 1)
+            if paper:
+                row.append(str(paper["full"][0]) if "full" in paper else "-")
+            rows.append(row)
+    notes = [f"{model}, test accuracy % mean ± std over runs (runs x epochs), final epoch."]
+    if binary:
+        notes.append("Cells: accuracy ± std / balanced accuracy / ROC-AUC.")
+    if dataset in MAJORITY:
+        notes.append(f"Majority-class baseline: {MAJORITY[dataset]:.1f}% (balanced 50%).")
+    if paper:
+        srcs = sorted({v[1] for v in paper.values()})
+        notes.append("Paper column: " + "; ".join(srcs) + ".")
+    return Table(f"{dataset}: accuracy ({model})", header, rows, " ".join(notes))
+
+
+def crossarch(records: list[RunRecord], dataset: str) -> Optional[tuple[Table, list, list, list]]:
+    """Sets evaluated on more than one architecture: sets x models."""
+    recs = [r for r in records if r.dataset == dataset and len(r.results) > 1]
+    if not recs:
+        return None
+    from .models import MODELS
+    names = MODELS.names()
+    models = sorted({m for r in recs for m in r.results},
+                    key=lambda m: names.index(m) if m in names else len(names))
+    rows, values, labels = [], [], []
+    for r in sorted(recs, key=lambda r: (_order(r.method), r.ipc or 0)):
+        labels.append(r.label)
+        rows.append([r.label] + [f"{r.results[m].cell()} ({len(r.results[m].accuracy)}x"
+                                 f"{r.results[m].epochs})" if m in r.results else "-" for m in models])
+        values.append([ModelResult.stat(r.results[m].accuracy)[0] if m in r.results else None
+                       for m in models])
+    t = Table(f"{dataset}: cross-architecture accuracy", ["set"] + models, rows,
+              "Test accuracy % mean ± std (runs x epochs) of each architecture trained on the set.")
+    return t, labels, models, values
+
+
+def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Optional[Table], list, Optional[tuple]]:
+    """Distillation cost and the cost of training the protocol model on each set against
+    training it on the full training set. Returns the table, the plot points and the
+    full-data point."""
+    recs = [r for r in records if r.dataset == dataset]
+    model = protocol_model(recs)
+    if model is None:
+        return None, [], None
+    info = next((r.info for r in recs if r.info is not None), None)
+    if info is None:
+        return None, [], None
+    infer, per_img = flops_of(model, info)
+    full = next((r for r in recs if r.kind == "full" and model in r.results), None)
+    n_full = (full.n_images if full else
+              next((r.metadata.get("n_train_real") for r in recs if r.metadata.get("n_train_real")), None))
+    full_epochs = full.results[model].epochs if full else None
+    full_flops = per_img * n_full * full_epochs if (n_full and full_epochs) else None
+    rows, points = [], []
+    for r in sorted((r for r in recs if r.kind == "synthetic"), key=lambda r: (_order(r.method), r.ipc)):
+        m = r.metadata
+        res = r.results.get(model)
+        train = per_img * r.n_images * res.epochs if res else None
+        rows.append([r.label, str(m.get("iterations", "-")), _fmt_seconds(m.get("distill_seconds")),
+                     _fmt_flops(m.get("distill_flops")),
+                     f"{m['peak_memory_mib']:.0f} MiB" if m.get("peak_memory_mib") else "-",
+                     f"{_fmt_flops(train)} ({res.epochs} ep)" if res else "-",
+                     _fmt_seconds(float(np.mean(res.train_seconds))) if res else "-",
+                     _fmt_ratio(train / full_flops) if (train and full_flops) else "-"])
+        if res:
+            mean, std = ModelResult.stat(res.accuracy)
+            points.append((r.method, f"IPC {r.ipc}", train, mean, std))
+    full_point = None
+    if full:
+        res = full.results[model]
+        mean, std = ModelResult.stat(res.accuracy)
+        full_point = (full_flops, mean, std)
+        rows.append(["full data", "-", "-", "-", "-", f"{_fmt_flops(full_flops)} ({full_epochs} ep)",
+                     _fmt_seconds(float(np.mean(res.train_seconds))), "1"])
+    note = (f"{model}: {_fmt_flops(infer)} per image forward, {_fmt_flops(per_img)} per training "
+            f"image (forward + backward). Training FLOPs = per-image x images x epochs"
+            + (f"; the ratio is against {n_full} real images x {full_epochs} epochs (the full-data "
+               f"run in this report)." if full_flops else
+               "; no full-data run in this report (add a `synthset train --out DIR` folder) for the ratio.")
+            + " Distillation FLOPs count network operations (FlopCounterMode; augmentation and "
+              "element-wise ops as zero); coresets count their feature network.")
+    header = ["set", "iterations", "distill time", "distill FLOPs", "peak memory",
+              f"train FLOPs ({model})", "train time/run", "vs full data"]
+    return Table(f"{dataset}: cost", header, rows, note), points, full_point
+
+
+def config_table(records: list[RunRecord]) -> Table:
+    rows = []
+    for r in records:
+        if r.kind == "synthetic":
+            c = r.config
+            mc = c.get("match", {})
+            keys = {"seed": c.get("seed"), "init": mc.get("init"), "batch_real": mc.get("batch_real"),
+                    "lr_img": mc.get("lr_img"), "model": mc.get("model")}
+            if r.method == "datadam":
+                dd = c.get("datadam", {})
+                keys.update(p=dd.get("p"), lam=dd.get("lam"), attention=dd.get("attention"),
+                            embedding=dd.get("embedding"))
+            if r.method in ("herding", "kcenter") or mc.get("init") == "herding":
+                keys["features"] = c.get("coreset", {}).get("features")
+            desc = ", ".join(f"{k}={v}" for k, v in keys.items() if v is not None)
+        else:
+            desc = json.dumps(r.config.get("train", {}), sort_keys=True)[:200]
+        rows.append([r.label, str(r.path), desc])
+    return Table("runs and configs", ["set", "run directory", "config"], rows,
+                 "Full configs: synthetic.json / config.json / eval.json in each run directory.")
+
+
+def build_report(run_dirs: list[str | Path], out_dir: str | Path, *, title: str = "synthset report",
+                 command: str = "") -> dict[str, Path]:
+    """Write ``report.html`` (self-contained: PNGs inlined), ``report.md`` and the PNGs to
+    ``out_dir``. Returns the paths written."""
+    records = [load_run(p) for p in run_dirs]
+    if not records:
+        raise ValueError("give at least one run directory")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    flops_cache: dict = {}
+
+    def flops_of(model, info):
+        key = (model, info.name, tuple(info.size))
+        if key not in flops_cache:
+            flops_cache[key] = model_flops(model, info)
+        return flops_cache[key]
+
+    sections: list[tuple[str, list]] = []  # (heading, [Table | ("img", path, caption)])
+    for dataset in sorted({r.dataset for r in records}):
+        items: list = []
+        acc = accuracy_table(records, dataset)
+        if acc:
+            items.append(acc)
+        cost, points, full_point = cost_table(records, dataset, flops_of)
+        if cost:
+            items.append(cost)
+            if points:
+                model = protocol_model([r for r in records if r.dataset == dataset])
+                from .plots import accuracy_vs_flops
+                p = accuracy_vs_flops(points, full_point, out / f"{dataset}_accuracy_vs_flops.png",
+                                      model=model, reference=MAJORITY.get(dataset))
+                items.append(("img", p, "Accuracy against the FLOPs of training on each set"))
+        ca = crossarch(records, dataset)
+        if ca:
+            table, labels, models, values = ca
+            items.append(table)
+            from .plots import heatmap
+            p = heatmap(labels, models, values, out / f"{dataset}_crossarch.png",
+                        title=f"{dataset}: cross-architecture accuracy (%)")
+            items.append(("img", p, "Cross-architecture accuracy"))
+        curves = [(r.label, r.curve[0], r.curve[1]) for r in records
+                  if r.dataset == dataset and r.curve and r.curve[0]]
+        evals = [(r.label, [e["iteration"] for e in r.eval_log], [e["accuracy"] for e in r.eval_log])
+                 for r in records if r.dataset == dataset and r.eval_log]
+        if curves:
+            from .plots import distillation_curves
+            p = distillation_curves(curves, evals, out / f"{dataset}_curves.png")
+            items.append(("img", p, "Distillation: matching loss vs iteration and vs wall-clock"))
+        for r in sorted((r for r in records if r.dataset == dataset and r.grid),
+                        key=lambda r: (_order(r.method), r.ipc or 0)):
+            dst = out / f"grid_{dataset}_{r.method}_ipc{r.ipc}.png"
+            if dst.resolve() != r.grid.resolve():
+                shutil.copyfile(r.grid, dst)
+            items.append(("img", dst, f"{r.label} ({r.path})"))
+        sections.append((dataset, items))
+    sections.append(("configs", [config_table(records)]))
+
+    md = [f"# {title}", ""]
+    if command:
+        md += [f"Made with `{command}`.", ""]
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if command:
+        body.append(f"<p>Made with <code>{html.escape(command)}</code>.</p>")
+    for heading, items in sections:
+        md += [f"## {heading}", ""]
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        for it in items:
+            if isinstance(it, Table):
+                md += [it.markdown(), ""]
+                body.append(it.html())
+            else:
+                _, p, caption = it
+                md += [f"![{caption}]({p.name})", "", f"*{caption}*", ""]
+                data = base64.b64encode(p.read_bytes()).decode()
+                body.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
+                            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;"
+             "padding:3px 8px;font-size:13px}th{background:#eee}.note{font-size:12px;color:#555}"
+             "img{max-width:100%;image-rendering:pixelated}figure{display:inline-block;margin:0.5em}"
+             "figcaption{font-size:12px;color:#555}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+    (out / "report.md").write_text("\n".join(md))
+    (out / "report.html").write_text(page)
+    return {"html": out / "report.html", "markdown": out / "report.md"}
+
+
+def compare(run_dirs: list[str | Path]) -> str:
+    """Methods side by side at each IPC (and the cost table), as plain text."""
+    records = [load_run(p) for p in run_dirs]
+    parts = []
+    for dataset in sorted({r.dataset for r in records}):
+        acc = accuracy_table(records, dataset)
+        if acc:
+            parts += [acc.text(), acc.note, ""]
+        cost, _, _ = cost_table(records, dataset, model_flops)
+        if cost:
+            parts += [cost.text(), ""]
+        ca = crossarch(records, dataset)
+        if ca:
+            parts += [ca[0].text(), ""]
+    return "\n".join(parts)

@@ -1,0 +1,130 @@
+"""Reports and comparisons over run directories: the numbers in the tables against the runs
+they come from, the FLOPs ratio against its closed form, self-contained HTML, valid PNGs."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from synthset.cli import main
+from synthset.data.mnist import INFO
+from synthset.report import accuracy_table, build_report, compare, cost_table, load_run, model_flops
+from synthset.synthetic import SyntheticSet
+
+
+def make_run(path, method, ipc, accs, *, models=("ConvNet",), epochs=1000, extra_runs=(), curve=True):
+    n = 10 * ipc
+    g = torch.Generator().manual_seed(ipc)
+    sset = SyntheticSet(images=torch.randn(n, 1, 28, 28, generator=g),
+                        labels=torch.arange(10).repeat_interleave(ipc), info=INFO,
+                        metadata={"method": method, "ipc": ipc, "distill": {"method": method, "ipc": ipc},
+                                  "distill_seconds": 12.5, "distill_flops": 3e12, "iterations": 20,
+                                  "n_train_real": 60000, "peak_memory_mib": 900.0})
+    sset.save(path)
+    sset.grid(path / "grid.png")
+    lines = []
+    for model in models:
+        for r, a in enumerate(accs):
+            lines.append({"model": model, "run": r, "seed": r, "accuracy": a, "balanced_accuracy": a - 1,
+                          "auc": None, "epochs": epochs, "steps": 1, "train_seconds": 10.0 + r,
+                          "test_seconds": 1.0, "final_train_loss": 0.1, "config_key": "full"})
+    lines += list(extra_runs)
+    (path / "eval_runs.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    if curve:
+        (path / "checkpoint.json").write_text(json.dumps(
+            {"iteration": 20, "history": [10.0 / (i + 1) for i in range(20)],
+             "elapsed": [0.5 * (i + 1) for i in range(20)]}))
+        (path / "log.jsonl").write_text(json.dumps({"iteration": 10, "accuracy": 90.0}) + "\n"
+                                        + json.dumps({"iteration": 20, "accuracy": 91.0}) + "\n")
+    return path
+
+
+def make_full(path, accs, epochs=20):
+    path.mkdir(parents=True)
+    rep = {"models": {"ConvNet": {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "runs": accs,
+                                  "epochs": epochs, "balanced_accuracy": {"runs": accs},
+                                  "train_seconds": [100.0] * len(accs)}},
+           "config": {"data": {"name": "mnist"}, "train": {"epochs": epochs}}, "n_train": 60000}
+    (path / "eval.json").write_text(json.dumps(rep))
+    return path
+
+
+@pytest.fixture
+def study(tmp_path):
+    short = [{"model": "ConvNet", "run": r, "seed": r, "accuracy": 50.0, "balanced_accuracy": 50.0, "auc": None,
+              "epochs": 300, "steps": 1, "train_seconds": 1.0, "test_seconds": 1.0, "final_train_loss": 0.1,
+              "config_key": "short"} for r in range(3)]
+    runs = [make_run(tmp_path / "random1", "random", 1, [60.0, 64.0], curve=False),
+            make_run(tmp_path / "dm1", "dm", 1, [88.0, 90.0, 89.0]),
+            make_run(tmp_path / "dm10", "dm", 10, [97.0, 97.5], models=("ConvNet", "MLP", "LeNet"),
+                     extra_runs=short),
+            make_full(tmp_path / "full", [99.0, 99.4])]
+    return runs
+
+
+def test_accuracy_table_cells_are_the_runs_mean_and_std(study):
+    recs = [load_run(p) for p in study]
+    t = accuracy_table(recs, "mnist")
+    rows = {r[0]: r for r in t.rows}
+    assert t.header[:3] == ["method", "IPC 1", "IPC 10"]
+    assert rows["dm"][1] == f"{np.mean([88, 90, 89]):.2f} ± {np.std([88, 90, 89]):.2f} (3x1000 ep)"
+    # the 1000-epoch evaluation wins over a 3-run 300-epoch one of the same set
+    assert rows["dm"][2] == "97.25 ± 0.25 (2x1000 ep)"
+    assert rows["random"][2] == "-" and rows["random"][-1] == "64.9 / 95.1"
+    assert rows["dm"][-1] == "89.7 / 97.5"
+    assert rows["full data"][1].startswith("99.20 ± 0.20") and rows["full data"][-1] == "99.6"
+
+
+def test_training_flops_ratio_is_the_closed_form(study):
+    recs = [load_run(p) for p in study]
+    _, per_img = model_flops("ConvNet", INFO)
+    t, points, full = cost_table(recs, "mnist", model_flops)
+    rows = {r[0]: r for r in t.rows}
+    # IPC 10: 100 images x 1000 epochs against 60,000 images x 20 epochs
+    assert rows["dm IPC 10"][-1] == f"{100 * 100 * 1000 / (60000 * 20):.3g}% (12x fewer)"
+    assert full[0] == pytest.approx(per_img * 60000 * 20)
+    dm10 = [p for p in points if p[0] == "dm" and p[1] == "IPC 10"][0]
+    assert dm10[2] == pytest.approx(per_img * 100 * 1000) and dm10[3] == pytest.approx(97.25)
+    assert rows["dm IPC 1"][3] == "3 TFLOP" and rows["dm IPC 1"][4] == "900 MiB"
+
+
+def test_report_html_is_self_contained_and_the_figures_are_pngs(study, tmp_path):
+    out = tmp_path / "report"
+    paths = build_report(study, out, title="study", command="synthset report ...")
+    page = paths["html"].read_text()
+    assert "<table>" in page and page.count("data:image/png;base64,") >= 5
+    assert not re.search(r"src=['\"](?!data:)", page)  # nothing fetched from disk or the web
+    md = paths["markdown"].read_text()
+    for name in re.findall(r"\]\(([^)]+\.png)\)", md):
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.width >= 32
+    for name in ("mnist_crossarch.png", "mnist_curves.png", "mnist_accuracy_vs_flops.png"):
+        assert (out / name).exists()
+    assert "cross-architecture" in md and "| dm IPC 10 |" in md and "MLP" in md
+
+
+def test_compare_and_report_commands(study, tmp_path, capsys):
+    assert main(["compare", *map(str, study)]) == 0
+    out = capsys.readouterr().out
+    assert "mnist: accuracy (ConvNet)" in out and "97.25 ± 0.25" in out
+    assert main(["report", *map(str, study), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "report.html").exists()
+    assert main(["report", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "r2")]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+def test_report_on_a_real_distill_and_evaluate(tmp_path, shared_root, capsys):
+    """End to end: a 2-iteration DM run and a 1-epoch evaluation give a report whose loss
+    curve has the run's two iterations."""
+    run = tmp_path / "dm"
+    assert main(["distill", "--method", "dm", "--ipc", "1", "--iterations", "2", "--batch-real", "8",
+                 "--out", str(run), "--data-root", str(shared_root)]) == 0
+    assert main(["evaluate", str(run), "--epochs", "1", "--runs", "1", "--device", "cpu"]) == 0
+    rec = load_run(run)
+    assert len(rec.curve[0]) == 2 and len(rec.curve[1]) == 2 and rec.curve[1][1] >= rec.curve[1][0]
+    assert rec.metadata["distill_flops"] == 2 * rec.metadata["flops_per_iteration"] > 0
+    assert rec.results["ConvNet"].epochs == 1
+    paths = build_report([run], tmp_path / "rep")
+    assert "dm IPC 1" in paths["markdown"].read_text()
