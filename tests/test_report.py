@@ -10,7 +10,7 @@ from PIL import Image
 
 from synthset.cli import main
 from synthset.data.mnist import INFO
-from synthset.report import accuracy_table, build_report, compare, cost_table, load_run, model_flops
+from synthset.report import accuracy_table, build_report, cost_table, crossarch, load_run, model_flops
 from synthset.synthetic import SyntheticSet
 
 
@@ -128,3 +128,19 @@ def test_report_on_a_real_distill_and_evaluate(tmp_path, shared_root, capsys):
     assert rec.results["ConvNet"].epochs == 1
     paths = build_report([run], tmp_path / "rep")
     assert "dm IPC 1" in paths["markdown"].read_text()
+
+
+def test_crossarch_row_uses_one_epoch_budget(tmp_path):
+    """ConvNet has a 1000-epoch evaluation and a 300-epoch one; the other models only 300:
+    the matrix row compares all at 300 epochs, the accuracy table keeps the 1000-epoch one."""
+    extra = [{"model": m, "run": r, "seed": r, "accuracy": a, "balanced_accuracy": a, "auc": None,
+              "epochs": 300, "steps": 1, "train_seconds": 1.0, "test_seconds": 1.0,
+              "final_train_loss": 0.1, "config_key": "short"}
+             for m, a in (("ConvNet", 95.0), ("MLP", 80.0), ("LeNet", 90.0)) for r in range(2)]
+    run = make_run(tmp_path / "dm10", "dm", 10, [97.0, 97.5], extra_runs=extra)
+    rec = load_run(run)
+    assert rec.results["ConvNet"].epochs == 1000
+    table, labels, models, values = crossarch([rec], "mnist")
+    assert set(models) == {"ConvNet", "LeNet", "MLP"}
+    assert dict(zip(models, values[0])) == {"ConvNet": 95.0, "MLP": 80.0, "LeNet": 90.0}
+    assert all("(2x300)" in c for c in table.rows[0][1:])

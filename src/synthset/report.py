@@ -67,7 +67,8 @@ class RunRecord:
     method: str
     ipc: Optional[int]
     n_images: int  # images the evaluation networks were trained on
-    results: dict[str, ModelResult]
+    results: dict[str, ModelResult]  # per model: the longest evaluation
+    by_epochs: dict[tuple[str, int], ModelResult] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     curve: Optional[tuple[list[float], list[float]]] = None  # (loss, elapsed seconds)
@@ -83,27 +84,34 @@ class RunRecord:
         return p if p.exists() else None
 
 
-def _results_from_runs(lines: list[dict]) -> dict[str, ModelResult]:
-    """Per model, the configuration with the most epochs, then the most runs (a set evaluated
-    first with a short protocol and then the full one reports the full one)."""
+def _results_from_runs(lines: list[dict]) -> dict[tuple[str, int], ModelResult]:
+    """Per (model, epochs), the training configuration with the most runs."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in lines:
         groups.setdefault((r["model"], r.get("config_key", "")), []).append(r)
-    best: dict[str, list[dict]] = {}
+    best: dict[tuple[str, int], list[dict]] = {}
     for (model, _), runs in groups.items():
-        dedup = list({r["run"]: r for r in runs}.values())
-        key = (dedup[0]["epochs"], len(dedup))
-        if model not in best or key > (best[model][0]["epochs"], len(best[model])):
-            best[model] = dedup
+        dedup = sorted({r["run"]: r for r in runs}.values(), key=lambda r: r["run"])
+        key = (model, dedup[0]["epochs"])
+        if key not in best or len(dedup) > len(best[key]):
+            best[key] = dedup
     out = {}
-    for model, runs in best.items():
-        runs.sort(key=lambda r: r["run"])
+    for key, runs in best.items():
         aucs = [r["auc"] for r in runs]
-        out[model] = ModelResult(model=model, accuracy=[r["accuracy"] for r in runs],
-                                 balanced=[r["balanced_accuracy"] for r in runs],
-                                 auc=None if any(a is None for a in aucs) else aucs,
-                                 epochs=runs[0]["epochs"],
-                                 train_seconds=[r["train_seconds"] for r in runs])
+        out[key] = ModelResult(model=key[0], accuracy=[r["accuracy"] for r in runs],
+                               balanced=[r["balanced_accuracy"] for r in runs],
+                               auc=None if any(a is None for a in aucs) else aucs,
+                               epochs=key[1], train_seconds=[r["train_seconds"] for r in runs])
+    return out
+
+
+def _best_per_model(by_epochs: dict[tuple[str, int], ModelResult]) -> dict[str, ModelResult]:
+    """Per model, the evaluation with the most epochs, then the most runs (a set evaluated
+    first with a short protocol and then the full one reports the full one)."""
+    out: dict[str, ModelResult] = {}
+    for (model, epochs), res in by_epochs.items():
+        if model not in out or (epochs, len(res.accuracy)) > (out[model].epochs, len(out[model].accuracy)):
+            out[model] = res
     return out
 
 
@@ -138,8 +146,12 @@ def load_run(path: str | Path) -> RunRecord:
         meta = d.get("metadata", {})
         info = DatasetInfo.from_dict(d["dataset"])
         runs = _read_jsonl(path / "eval_runs.jsonl")
-        results = _results_from_runs(runs) if runs else (
-            _results_from_eval_json(json.loads(ev.read_text())) if ev.exists() else {})
+        if runs:
+            by_epochs = _results_from_runs(runs)
+            results = _best_per_model(by_epochs)
+        else:
+            results = _results_from_eval_json(json.loads(ev.read_text())) if ev.exists() else {}
+            by_epochs = {(m, v.epochs): v for m, v in results.items()}
         curve = None
         ck = path / "checkpoint.json"
         if ck.exists():
@@ -149,6 +161,7 @@ def load_run(path: str | Path) -> RunRecord:
         n = (ipc or 0) * len(info.class_names)
         return RunRecord(path=path, kind="synthetic", dataset=info.name, info=info,
                          method=meta.get("method", "?"), ipc=ipc, n_images=n, results=results,
+                         by_epochs=by_epochs,
                          metadata=meta, config=meta.get("distill", {}), curve=curve,
                          eval_log=_read_jsonl(path / "log.jsonl"))
     if ev.exists():
@@ -293,11 +306,16 @@ def crossarch(records: list[RunRecord], dataset: str) -> Optional[tuple[Table, l
                     key=lambda m: names.index(m) if m in names else len(names))
     rows, values, labels = [], [], []
     for r in sorted(recs, key=lambda r: (_order(r.method), r.ipc or 0)):
+        # one epoch budget across the row where possible, so architectures compare fairly
+        counts: dict[int, int] = {}
+        for (_, e) in r.by_epochs:
+            counts[e] = counts.get(e, 0) + 1
+        e_row = max(counts, key=lambda e: (counts[e], e)) if counts else None
+        cells = {m: r.by_epochs.get((m, e_row), r.results[m]) for m in r.results}
         labels.append(r.label)
-        rows.append([r.label] + [f"{r.results[m].cell()} ({len(r.results[m].accuracy)}x"
-                                 f"{r.results[m].epochs})" if m in r.results else "-" for m in models])
-        values.append([ModelResult.stat(r.results[m].accuracy)[0] if m in r.results else None
-                       for m in models])
+        rows.append([r.label] + [f"{cells[m].cell()} ({len(cells[m].accuracy)}x{cells[m].epochs})"
+                                 if m in cells else "-" for m in models])
+        values.append([ModelResult.stat(cells[m].accuracy)[0] if m in cells else None for m in models])
     t = Table(f"{dataset}: cross-architecture accuracy", ["set"] + models, rows,
               "Test accuracy % mean ± std (runs x epochs) of each architecture trained on the set.")
     return t, labels, models, values
