@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# MHIST study (issue 5): random, herding, k-center, DM and DataDAM at IPC 1/10/50 at one
+# resolution, ConvNet deep enough for it (64: ConvNetD4, 128: ConvNetD5, 224: ConvNetD7),
+# each a run directory under benchmarks/results/mhist${RES}_study/; every step skips what is
+# done (evaluate resumes per run). Accuracy, balanced accuracy and ROC-AUC land in eval.json.
+#
+#   RES=64 IPCS="10" bash benchmarks/mhist_study.sh dm datadam   # matching methods
+#   RES=64 IPCS="1 10 50" bash benchmarks/mhist_study.sh coresets
+#   RES=64 bash benchmarks/mhist_study.sh full report
+#
+# Env: RES (64), IPCS ("1 10 50"), ITERS (DM/DataDAM iterations, 1000), RUNS (3),
+# EPOCHS (evaluation epochs, 1000), FULL_EPOCHS (100), DEVICE (cpu | cuda).
+set -euo pipefail
+RES=${RES:-64}
+case $RES in 64) MODEL=ConvNetD4 ;; 128) MODEL=ConvNetD5 ;; 224) MODEL=ConvNetD7 ;; *) MODEL=${MODEL:?set MODEL} ;; esac
+S=${STUDY:-benchmarks/results/mhist${RES}_study}
+IPCS=${IPCS:-1 10 50}
+DATA=(--dataset mhist --image-size "$RES")
+if [ "${DEVICE:-cpu}" = cpu ]; then
+  EVAL=(--compile --workers 2 --device cpu); DEV=(--device cpu)
+else
+  EVAL=(--device "$DEVICE"); DEV=(--device "$DEVICE")
+fi
+EVAL+=(--models "$MODEL" --runs "${RUNS:-3}" --epochs "${EPOCHS:-1000}")
+mkdir -p "$S"
+
+distill() {
+  local dir=$1; shift
+  [ -f "$dir/synthetic.json" ] || synthset distill "${DATA[@]}" --model "$MODEL" --out "$dir" "${DEV[@]}" "$@"
+}
+
+for stage in "$@"; do
+  case $stage in
+    coresets)
+      for ipc in $IPCS; do for m in random herding kcenter; do
+        distill "$S/$m-ipc$ipc" --method $m --ipc "$ipc"
+        synthset evaluate "$S/$m-ipc$ipc" "${EVAL[@]}"
+      done; done ;;
+    dm|datadam)
+      for ipc in $IPCS; do
+        distill "$S/$stage-ipc$ipc" --method "$stage" --ipc "$ipc" --iterations "${ITERS:-1000}" \
+          --batch-real 64 --compile --checkpoint-every 100 --resume
+        synthset evaluate "$S/$stage-ipc$ipc" "${EVAL[@]}"
+      done ;;
+    full)
+      [ -f "$S/full/eval.json" ] || synthset train "${DATA[@]}" --model "$MODEL" --epochs "${FULL_EPOCHS:-100}" \
+        --runs 1 --out "$S/full" "${DEV[@]}" $( [ "${DEVICE:-cpu}" = cpu ] && echo --compile ) ;;
+    report)
+      synthset report "$S"/*-ipc* $( [ -d "$S/full" ] && echo "$S/full" ) --out "$S/report" \
+        --title "synthset MHIST ${RES}px study" ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The MNIST study behind `synthset report` (issue 6): random, herding, k-center, DM and
+# DataDAM sets, each a run directory under benchmarks/results/mnist_study/, evaluated with
+# the protocol; every step skips what is already done (evaluate resumes per run).
+#
+#   bash benchmarks/mnist_study.sh ipc1        # all five methods at IPC 1, 5 runs x 1000 epochs
+#   bash benchmarks/mnist_study.sh crossarch   # DM and DataDAM IPC 10 on 7 architectures
+#   bash benchmarks/mnist_study.sh coresets10  # coresets at IPC 10
+#   bash benchmarks/mnist_study.sh full        # full-data ConvNet ($FULL_EPOCHS epochs, default 2)
+#   bash benchmarks/mnist_study.sh report      # benchmarks/results/mnist_study/report/
+# DEVICE=cuda runs it on a GPU (no worker processes).
+#
+# Settings for DM / DataDAM on this 2-core CPU: real batch 64, herding (pixel space) start,
+# compiled real path; iterations below (the papers: 20,000 / 8,000). The IPC 10 DM and DataDAM
+# sets are the 14-minute time-to-accuracy sets (benchmarks/results/{dm,datadam}_tta/t840s).
+set -euo pipefail
+S=${STUDY:-benchmarks/results/mnist_study}
+if [ "${DEVICE:-cpu}" = cpu ]; then
+  EVAL=(--compile --workers 2 --device cpu); DEV=(--device cpu)
+else  # DEVICE=cuda on a GPU machine
+  EVAL=(--device "$DEVICE"); DEV=(--device "$DEVICE")
+fi
+FAST=(--batch-real 64 --init herding --features pixels --compile "${DEV[@]}")
+ARCHS=ConvNet,ConvNetBN,MLP,LeNet,AlexNet,VGG11,ResNet18
+mkdir -p "$S"
+
+distill() {  # distill RUN_DIR ARGS...: skipped if the set exists
+  local dir=$1; shift
+  [ -f "$dir/synthetic.json" ] || synthset distill --out "$dir" "$@"
+}
+
+for stage in "$@"; do
+  case $stage in
+    ipc1)
+      for m in random herding kcenter; do
+        distill "$S/$m-ipc1" --method $m --ipc 1 "${DEV[@]}"
+        synthset evaluate "$S/$m-ipc1" --runs 5 "${EVAL[@]}"
+      done
+      distill "$S/dm-ipc1" --method dm --ipc 1 --iterations 300 "${FAST[@]}"
+      synthset evaluate "$S/dm-ipc1" --runs 5 "${EVAL[@]}"
+      distill "$S/datadam-ipc1" --method datadam --ipc 1 --iterations 300 "${FAST[@]}"
+      synthset evaluate "$S/datadam-ipc1" --runs 5 "${EVAL[@]}"
+      ;;
+    crossarch)
+      for m in dm datadam; do
+        [ -d "$S/$m-ipc10" ] || cp -r "benchmarks/results/${m}_tta/t840s" "$S/$m-ipc10"
+        synthset evaluate "$S/$m-ipc10" --models $ARCHS --runs 2 --epochs 300 "${EVAL[@]}"
+      done
+      ;;
+    coresets10)
+      for m in random herding kcenter; do
+        distill "$S/$m-ipc10" --method $m --ipc 10 "${DEV[@]}"
+        synthset evaluate "$S/$m-ipc10" --runs 2 --epochs 300 "${EVAL[@]}"
+      done
+      ;;
+    full)  # full-data reference: the protocol's ConvNet on all 60,000 images, stated epochs
+      [ -f "$S/full/eval.json" ] || synthset train --dataset mnist --epochs "${FULL_EPOCHS:-2}" --runs 1 \
+        --compile --out "$S/full" "${DEV[@]}"
+      ;;
+    report)
+      synthset report "$S"/*-ipc* $( [ -d "$S/full" ] && echo "$S/full" ) --out "$S/report" \
+        --title "synthset MNIST study"
+      ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
+done
