@@ -44,11 +44,12 @@ def test_train_full_reference_on_a_folder_dataset(tmp_path, capsys):
         (tmp_path / "data" / c).mkdir(parents=True)
         for i in range(6):
             Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
-    assert main(["train", "--dataset", "folder", "--data-path", str(tmp_path / "data"), "--model", "ConvNetD2",
+    assert main(["train", "--dataset", "folder", "--data-path", str(tmp_path / "data"), "--models", "ConvNetD2,MLP",
                  "--epochs", "2", "--out", str(tmp_path / "full"), "--device", "cpu"]) == 0
     rep = json.loads((tmp_path / "full" / "eval.json").read_text())
     m = rep["models"]["ConvNetD2"]
     assert m["epochs"] == 2 and len(m["runs"]) == 1 and "auc" in m  # two classes -> ROC-AUC too
+    assert set(rep["models"]) == {"ConvNetD2", "MLP"}  # the full-data cross-architecture row
     assert "full folder training set" in capsys.readouterr().out
 
 

@@ -116,28 +116,31 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    """Full-data reference: the protocol's network trained on the whole training split."""
+    """Full-data reference: the protocol's network(s) trained on the whole training split."""
     from .data import load_dataset
-    from .device import resolve_device
+    from .device import peak_memory_mib, resolve_device
     from .evaluate import for_dataset, format_table, machine, summarize, train_full
     from .models import MODELS
-    model = MODELS.canonical(args.model)
+    models = [MODELS.canonical(m.strip()) for m in args.model.split(",") if m.strip()]
     device = resolve_device(args.device)
     data = _data_config(args)
     train, test = load_dataset(data, "train"), load_dataset(data, "test")
     info = train.info
     cfg = for_dataset(_train_config(args), data.name)
-    runs = []
-    for r in range(args.runs):
-        print(f"training {model} on all {len(train)} {info.name} training images, {cfg.epochs} epochs, "
-              f"augment={cfg.augment}, run {r}")
-        runs.append(train_full(model, train, test, cfg, seed=args.seed, run=r, device=device,
-                               on_epoch=lambda ep, loss: print(f"  epoch {ep + 1}: loss {loss:.4f}", flush=True)))
-        print(f"run {r}: test accuracy {runs[-1].accuracy:.2f}% (balanced {runs[-1].balanced_accuracy:.2f}%) "
-              f"in {runs[-1].train_seconds:.0f}s")
-    summary = summarize(runs, n_train=len(train), info=train.info, model=model)
-    report = {"models": {model: summary}, "config": {"data": data.to_dict(), "train": cfg.to_dict()},
-              "n_train": len(train), "device": str(device), "machine": machine()}
+    summaries = {}
+    for model in models:
+        runs = []
+        for r in range(args.runs):
+            print(f"training {model} on all {len(train)} {info.name} training images, {cfg.epochs} epochs, "
+                  f"augment={cfg.augment}, run {r}")
+            runs.append(train_full(model, train, test, cfg, seed=args.seed, run=r, device=device,
+                                   on_epoch=lambda ep, loss: print(f"  epoch {ep + 1}: loss {loss:.4f}", flush=True)))
+            print(f"run {r}: test accuracy {runs[-1].accuracy:.2f}% (balanced {runs[-1].balanced_accuracy:.2f}%) "
+                  f"in {runs[-1].train_seconds:.0f}s")
+        summaries[model] = summarize(runs, n_train=len(train), info=train.info, model=model)
+    report = {"models": summaries, "config": {"data": data.to_dict(), "train": cfg.to_dict()},
+              "n_train": len(train), "device": str(device), "machine": machine(),
+              "peak_memory_mib": round(peak_memory_mib(device), 1)}
     print(format_table(report, f"full {info.name} training set"))
     if args.out:
         out = Path(args.out)
@@ -265,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="full-data reference: train on the whole training set")
     _add_data_args(p)
-    p.add_argument("--model", default="ConvNet")
+    p.add_argument("--model", "--models", dest="model", default="ConvNet",
+                   help="one model or a comma-separated list (the full-data cross-architecture row)")
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--out", default=None, help="folder for eval.json")
     _add_train_args(p, 20)
