@@ -74,7 +74,8 @@ def test_accuracy_table_cells_are_the_runs_mean_and_std(study):
     assert rows["dm"][2] == "97.25 ± 0.25 (2x1000 ep)"
     assert rows["random"][2] == "-" and rows["random"][-1] == "64.9 / 95.1"
     assert rows["dm"][-1] == "89.7 / 97.5"
-    assert rows["full data"][1].startswith("99.20 ± 0.20") and rows["full data"][-1] == "99.6"
+    assert rows["full data (60000 images)"][1].startswith("99.20 ± 0.20")
+    assert rows["full data (60000 images)"][-1] == "99.6"
 
 
 def test_training_flops_ratio_is_the_closed_form(study):

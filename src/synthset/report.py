@@ -227,7 +227,8 @@ class Table:
     def text(self) -> str:
         widths = [max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h)
                   for i, h in enumerate(self.header)]
-        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths))
+        def line(cells):
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths))
         return "\n".join([self.title, line(self.header), "-" * (sum(widths) + 2 * len(widths))]
                          + [line(r) for r in self.rows])
 
@@ -280,7 +281,7 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
     for r in recs:
         if r.kind == "full" and model in r.results:
             res = r.results[model]
-            row = ["full data"] + [cell(res)] + [""] * (len(ipcs) - 1)
+            row = [f"full data ({r.n_images} images)"] + [cell(res)] + [""] * (len(ipcs) - 1)
             if paper:
                 row.append(str(paper["full"][0]) if "full" in paper else "-")
             rows.append(row)
