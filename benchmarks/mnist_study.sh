@@ -21,7 +21,6 @@ else  # DEVICE=cuda on a GPU machine
   EVAL=(--device "$DEVICE"); DEV=(--device "$DEVICE")
 fi
 FAST=(--batch-real 64 --init herding --features pixels --compile "${DEV[@]}")
-ARCHS=ConvNet,ConvNetBN,MLP,LeNet,AlexNet,VGG11,ResNet18
 mkdir -p "$S"
 
 distill() {  # distill RUN_DIR ARGS...: skipped if the set exists
@@ -42,11 +41,17 @@ for stage in "$@"; do
       synthset evaluate "$S/datadam-ipc1" --runs 5 "${EVAL[@]}"
       ;;
     crossarch)
+      # 200 epochs by default: 7 architectures x 2 runs x 2 sets at 1000 epochs are ~2.2 PFLOP,
+      # ~7 h on the 2-core CPU (ResNet18 alone 273 TFLOP per run); XARCH_EPOCHS=1000 on a GPU.
+      # Cheapest architectures first, both sets at each step, so a cut-short run leaves
+      # complete columns.
       for m in dm datadam; do
         [ -d "$S/$m-ipc10" ] || cp -r "benchmarks/results/${m}_tta/t840s" "$S/$m-ipc10"
-        # 200 epochs by default: 7 architectures x 2 runs x 2 sets at 1000 epochs are ~2.2 PFLOP,
-        # ~7 h on the 2-core CPU (ResNet18 alone 273 TFLOP per run); XARCH_EPOCHS=1000 on a GPU
-        synthset evaluate "$S/$m-ipc10" --models $ARCHS --runs 2 --epochs "${XARCH_EPOCHS:-200}" "${EVAL[@]}"
+      done
+      for group in MLP,LeNet,ConvNet,ConvNetBN VGG11,AlexNet ResNet18; do
+        for m in dm datadam; do
+          synthset evaluate "$S/$m-ipc10" --models $group --runs 2 --epochs "${XARCH_EPOCHS:-200}" "${EVAL[@]}"
+        done
       done
       ;;
     coresets10)
