@@ -145,3 +145,16 @@ def test_crossarch_row_uses_one_epoch_budget(tmp_path):
     assert set(models) == {"ConvNet", "LeNet", "MLP"}
     assert dict(zip(models, values[0])) == {"ConvNet": 95.0, "MLP": 80.0, "LeNet": 90.0}
     assert all("(2x300)" in c for c in table.rows[0][1:])
+
+
+def test_distill_flops_of_an_older_run_come_from_its_config(tmp_path):
+    """A matching run saved without its FLOPs gets iterations x one iteration's count."""
+    from synthset.config import DistillConfig, MatchConfig
+    from synthset.distill import iteration_flops
+    from synthset.methods import METHODS
+    cfg = DistillConfig(method="dm", ipc=1, match=MatchConfig(batch_real=64))
+    SyntheticSet(images=torch.zeros(10, 1, 28, 28), labels=torch.arange(10), info=INFO,
+                 metadata={"method": "dm", "ipc": 1, "iterations": 7, "batch_real": 64,
+                           "distill": cfg.to_dict()}).save(tmp_path / "old")
+    rec = load_run(tmp_path / "old")
+    assert rec.metadata["distill_flops"] == 7 * iteration_flops(METHODS.get("dm"), cfg, INFO, 64)

@@ -159,6 +159,8 @@ def load_run(path: str | Path) -> RunRecord:
             curve = (c.get("history", []), c.get("elapsed", []))
         ipc = meta.get("ipc")
         n = (ipc or 0) * len(info.class_names)
+        if "distill_flops" not in meta and meta.get("iterations") and meta.get("distill"):
+            meta = {**meta, **_matching_flops(meta, info)}
         return RunRecord(path=path, kind="synthetic", dataset=info.name, info=info,
                          method=meta.get("method", "?"), ipc=ipc, n_images=n, results=results,
                          by_epochs=by_epochs,
@@ -172,6 +174,22 @@ def load_run(path: str | Path) -> RunRecord:
                          results=_results_from_eval_json(d), config=d.get("config", {}))
     raise ValueError(f"{path} is not a run directory (no synthetic.json or eval.json); make one "
                      f"with `synthset distill --out {path}` or `synthset train --out {path}`")
+
+
+def _matching_flops(meta: dict, info: DatasetInfo) -> dict:
+    """Distillation FLOPs of a matching run saved before they were recorded: iterations x
+    the FLOPs of one iteration of its saved config (``synthset.distill.iteration_flops``)."""
+    from .config import DistillConfig
+    from .distill import iteration_flops
+    from .methods import METHODS
+    from .methods.matching import MatchingMethod
+    cfg = DistillConfig.from_dict(meta["distill"])
+    method = METHODS.get(cfg.method)
+    if not isinstance(method, MatchingMethod):
+        return {}
+    n_real = meta.get("batch_real") or cfg.match.batch_real or method.default_batch_real
+    per_it = iteration_flops(method, cfg, info, n_real)
+    return {"flops_per_iteration": per_it, "distill_flops": per_it * meta["iterations"]}
 
 
 def model_flops(model: str, info: DatasetInfo) -> tuple[int, float]:
