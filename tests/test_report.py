@@ -158,3 +158,9 @@ def test_distill_flops_of_an_older_run_come_from_its_config(tmp_path):
                            "distill": cfg.to_dict()}).save(tmp_path / "old")
     rec = load_run(tmp_path / "old")
     assert rec.metadata["distill_flops"] == 7 * iteration_flops(METHODS.get("dm"), cfg, INFO, 64)
+
+
+def test_moving_average_by_hand():
+    from synthset.plots import moving_average
+    assert moving_average([1, 2, 3, 4], 2) == [1.0, 1.5, 2.5, 3.5]
+    assert moving_average([5, 7], 1) == [5.0, 7.0]

@@ -18,6 +18,17 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
+def moving_average(v: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over the last ``window`` values (shorter at the start)."""
+    import numpy as np
+    c = np.cumsum(np.asarray(v, dtype=float))
+    out = []
+    for i in range(len(c)):
+        lo = i - window
+        out.append((c[i] - (c[lo] if lo >= 0 else 0.0)) / (i - max(lo, -1)))
+    return out
+
+
 def distillation_curves(curves: Sequence[tuple[str, list[float], list[float]]],
                         evals: Sequence[tuple[str, list[int], list[float]]], path: Path) -> Path:
     """Matching loss against iteration and against wall-clock seconds for each run
@@ -26,10 +37,17 @@ def distillation_curves(curves: Sequence[tuple[str, list[float], list[float]]],
     panels = 3 if evals else 2
     fig = Figure(figsize=(5 * panels, 3.8))
     ax_it, ax_s = fig.add_subplot(1, panels, 1), fig.add_subplot(1, panels, 2)
-    for label, loss, seconds in curves:
-        ax_it.plot(range(1, len(loss) + 1), loss, label=label, lw=0.8)
+    for i, (label, loss, seconds) in enumerate(curves):
+        # a fresh random network every iteration makes the raw loss noisy: raw faint,
+        # a moving average on top
+        color = f"C{i % 10}"
+        smooth = moving_average(loss, max(1, len(loss) // 30))
+        x = range(1, len(loss) + 1)
+        ax_it.plot(x, loss, color=color, lw=0.5, alpha=0.25)
+        ax_it.plot(x, smooth, color=color, lw=1.3, label=label)
         if seconds and len(seconds) == len(loss):
-            ax_s.plot(seconds, loss, label=label, lw=0.8)
+            ax_s.plot(seconds, loss, color=color, lw=0.5, alpha=0.25)
+            ax_s.plot(seconds, smooth, color=color, lw=1.3, label=label)
     for ax, xl in ((ax_it, "iteration"), (ax_s, "distillation wall-clock (s)")):
         ax.set_xlabel(xl)
         ax.set_ylabel("matching loss")
@@ -88,14 +106,17 @@ def accuracy_vs_flops(points: Sequence[tuple[str, str, float, float, float]],
         pts.sort()
         ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
                     marker="o", capsize=3, label=method, color=METHOD_COLORS.get(method))
-        for f, m, _, label in pts:
-            ax.annotate(label, (f, m), textcoords="offset points", xytext=(4, -10), fontsize=7)
     if full is not None:
         ax.errorbar([full[0]], [full[1]], yerr=[full[2]], marker="*", markersize=12, color="black",
                     linestyle="none", label="full training set")
     if reference is not None:
         ax.axhline(reference, color="gray", ls="--", lw=0.8, label=f"majority class ({reference:.1f}%)")
     ax.set_xscale("log")
+    ticks = sorted({(p[2], p[1]) for p in points})  # the IPC of each x position, on top
+    if ticks:
+        top = ax.secondary_xaxis("top")
+        top.set_xticks([t[0] for t in ticks], labels=[t[1] for t in ticks], fontsize=8)
+        top.minorticks_off()
     ax.set_xlabel(f"FLOPs to train {model} (forward + backward, all epochs)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
