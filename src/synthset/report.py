@@ -396,14 +396,19 @@ def config_table(records: list[RunRecord]) -> Table:
         if r.kind == "synthetic":
             c = r.config
             mc = c.get("match", {})
-            keys = {"seed": c.get("seed"), "init": mc.get("init"), "batch_real": mc.get("batch_real"),
-                    "lr_img": mc.get("lr_img"), "model": mc.get("model")}
+            keys = {"seed": c.get("seed")}
+            if r.method in ("herding", "kcenter"):
+                keys["features"] = c.get("coreset", {}).get("features")
+            elif r.method not in ("random",):
+                keys.update(iterations=r.metadata.get("iterations"), init=mc.get("init"),
+                            batch_real=r.metadata.get("batch_real") or mc.get("batch_real"),
+                            lr_img=mc.get("lr_img"), model=mc.get("model"))
+                if mc.get("init") == "herding":
+                    keys["features"] = c.get("coreset", {}).get("features")
             if r.method == "datadam":
                 dd = c.get("datadam", {})
                 keys.update(p=dd.get("p"), lam=dd.get("lam"), attention=dd.get("attention"),
                             embedding=dd.get("embedding"))
-            if r.method in ("herding", "kcenter") or mc.get("init") == "herding":
-                keys["features"] = c.get("coreset", {}).get("features")
             desc = ", ".join(f"{k}={v}" for k, v in keys.items() if v is not None)
         else:
             desc = json.dumps(r.config.get("train", {}), sort_keys=True)[:200]
