@@ -164,3 +164,11 @@ def test_moving_average_by_hand():
     from synthset.plots import moving_average
     assert moving_average([1, 2, 3, 4], 2) == [1.0, 1.5, 2.5, 3.5]
     assert moving_average([5, 7], 1) == [5.0, 7.0]
+
+
+def test_corrupt_run_file_is_named(tmp_path, capsys):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "synthetic.json").write_text("{not json")
+    assert main(["compare", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "synthetic.json is not valid JSON" in err

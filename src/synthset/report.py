@@ -137,12 +137,20 @@ def _read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); restore it from the run or rerun "
+                         f"the command that wrote it") from None
+
+
 def load_run(path: str | Path) -> RunRecord:
     """Read a run directory (see the module docstring)."""
     path = Path(path)
     syn, ev = path / "synthetic.json", path / "eval.json"
     if syn.exists():
-        d = json.loads(syn.read_text())
+        d = _read_json(syn)
         meta = d.get("metadata", {})
         info = DatasetInfo.from_dict(d["dataset"])
         runs = _read_jsonl(path / "eval_runs.jsonl")
@@ -150,12 +158,12 @@ def load_run(path: str | Path) -> RunRecord:
             by_epochs = _results_from_runs(runs)
             results = _best_per_model(by_epochs)
         else:
-            results = _results_from_eval_json(json.loads(ev.read_text())) if ev.exists() else {}
+            results = _results_from_eval_json(_read_json(ev)) if ev.exists() else {}
             by_epochs = {(m, v.epochs): v for m, v in results.items()}
         curve = None
         ck = path / "checkpoint.json"
         if ck.exists():
-            c = json.loads(ck.read_text())
+            c = _read_json(ck)
             curve = (c.get("history", []), c.get("elapsed", []))
         ipc = meta.get("ipc")
         n = (ipc or 0) * len(info.class_names)
@@ -167,7 +175,7 @@ def load_run(path: str | Path) -> RunRecord:
                          metadata=meta, config=meta.get("distill", {}), curve=curve,
                          eval_log=_read_jsonl(path / "log.jsonl"))
     if ev.exists():
-        d = json.loads(ev.read_text())
+        d = _read_json(ev)
         data = d.get("config", {}).get("data", {})
         return RunRecord(path=path, kind="full", dataset=data.get("name", "?"), info=None,
                          method="full", ipc=None, n_images=int(d["n_train"]),
