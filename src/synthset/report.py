@@ -361,10 +361,9 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
         return None, [], None
     infer, per_img = flops_of(model, info)
     full = next((r for r in recs if r.kind == "full" and model in r.results), None)
-    n_full = (full.n_images if full else
-              next((r.metadata.get("n_train_real") for r in recs if r.metadata.get("n_train_real")), None))
+    n_full = full.n_images if full else None
     full_epochs = full.results[model].epochs if full else None
-    full_flops = per_img * n_full * full_epochs if (n_full and full_epochs) else None
+    full_flops = per_img * n_full * full_epochs if full else None
     rows, points = [], []
     for r in sorted((r for r in recs if r.kind == "synthetic"), key=lambda r: (_order(r.method), r.ipc)):
         m = r.metadata
