@@ -172,3 +172,15 @@ def test_corrupt_run_file_is_named(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert "synthetic.json is not valid JSON" in err
+
+
+def test_config_table_shows_the_method_default_real_batch(tmp_path):
+    """A run whose config left batch_real to the method shows the method's default."""
+    from synthset.report import config_table
+    for method, batch in (("dm", 256), ("datadam", 64)):
+        SyntheticSet(images=torch.zeros(10, 1, 28, 28), labels=torch.arange(10), info=INFO,
+                     metadata={"method": method, "ipc": 1, "iterations": 5,
+                               "distill": {"method": method, "ipc": 1, "match": {"batch_real": None}}}
+                     ).save(tmp_path / method)
+        row = config_table([load_run(tmp_path / method)]).rows[0]
+        assert f"batch_real={batch}" in row[2]

@@ -397,6 +397,12 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
     return Table(f"{dataset}: cost", header, rows, note), points, full_point
 
 
+def _default_batch_real(method: str) -> Optional[int]:
+    """The real batch a matching run used when its config left it to the method."""
+    from .methods import METHODS
+    return getattr(METHODS.get(method), "default_batch_real", None) if method in METHODS else None
+
+
 def config_table(records: list[RunRecord]) -> Table:
     rows = []
     for r in records:
@@ -408,7 +414,8 @@ def config_table(records: list[RunRecord]) -> Table:
                 keys["features"] = c.get("coreset", {}).get("features")
             elif r.method not in ("random",):
                 keys.update(iterations=r.metadata.get("iterations"), init=mc.get("init"),
-                            batch_real=r.metadata.get("batch_real") or mc.get("batch_real"),
+                            batch_real=r.metadata.get("batch_real") or mc.get("batch_real")
+                            or _default_batch_real(r.method),
                             lr_img=mc.get("lr_img"), model=mc.get("model"))
                 if mc.get("init") == "herding":
                     keys["features"] = c.get("coreset", {}).get("features")
