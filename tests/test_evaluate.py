@@ -69,11 +69,20 @@ def test_eval_json_format_and_resume(tmp_path, tiny_train, tiny_test):
 
 def test_parallel_workers_give_the_same_runs(tmp_path, tiny_train, tiny_test):
     x, y = tiny_train.normalized()[:20], tiny_train.labels[:20]
-    cfg = EvalConfig(models=("MLP",), runs=2, train=TrainConfig(epochs=2))
+    cfg = EvalConfig(models=("MLP",), runs=3, train=TrainConfig(epochs=2))
     seq = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), progress=False, log=lambda m: None)
     par = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), progress=False, log=lambda m: None,
                    workers=2, out_dir=tmp_path)
     # Same seeds per run; thread counts differ, so allow float-reduction noise only.
     for a, b in zip(seq["models"]["MLP"]["runs"], par["models"]["MLP"]["runs"]):
         assert abs(a - b) <= 0.5
-    assert len((tmp_path / "eval_runs.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "eval_runs.jsonl").read_text().splitlines()) == 3
+
+
+def test_last_partial_round_of_parallel_runs_gets_the_free_cores():
+    from synthset.evaluate import task_threads
+    assert task_threads(2, 2, 3) == [1, 1, 2]
+    assert task_threads(2, 2, 4) == [1, 1, 1, 1]  # two full rounds
+    assert task_threads(16, 4, 6) == [4, 4, 4, 4, 8, 8]
+    assert task_threads(2, 2, 1) == [2]
+    assert task_threads(1, 2, 3) == [1, 1, 1]

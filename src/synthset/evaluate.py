@@ -258,18 +258,27 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     return report
 
 
-def _worker_init(threads: int) -> None:
+def task_threads(cores: int, workers: int, n_tasks: int) -> list[int]:
+    """Threads for each of ``n_tasks`` runs trained ``workers`` at a time: an equal share of
+    the cores, except that the runs of a last, partial round share the cores among
+    themselves (3 runs on 2 workers: the third gets both cores, not one)."""
+    full = n_tasks // workers * workers
+    return [max(1, cores // (workers if i < full else n_tasks - full)) for i in range(n_tasks)]
+
+
+def _run_with_threads(threads: int, *args, **kwargs) -> RunResult:
     torch.set_num_threads(threads)
+    return evaluate_run(*args, **kwargs)
 
 
 def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record) -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
-    threads = max(1, torch.get_num_threads() // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                             initializer=_worker_init, initargs=(threads,)) as pool:
-        futures = [pool.submit(evaluate_run, m, images, labels, test, cfg.train, seed=cfg.seed,
-                               run=r, device=torch.device("cpu"), progress=False) for m, r in todo]
+    threads = task_threads(torch.get_num_threads(), workers, len(todo))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_with_threads, t, m, images, labels, test, cfg.train, seed=cfg.seed,
+                               run=r, device=torch.device("cpu"), progress=False)
+                   for t, (m, r) in zip(threads, todo)]
         for fut in as_completed(futures):
             record(fut.result())
 
