@@ -160,6 +160,13 @@ def test_distill_flops_of_an_older_run_come_from_its_config(tmp_path):
     assert rec.metadata["distill_flops"] == 7 * iteration_flops(METHODS.get("dm"), cfg, INFO, 64)
 
 
+def test_flops_ratio_text():
+    from synthset.report import _fmt_ratio
+    assert _fmt_ratio(24.9 / 27.1) == "91.9% (1.1x fewer)"
+    assert _fmt_ratio(0.0833) == "8.33% (12x fewer)"
+    assert _fmt_ratio(2.0) == "2x"
+
+
 def test_moving_average_by_hand():
     from synthset.plots import moving_average
     assert moving_average([1, 2, 3, 4], 2) == [1.0, 1.5, 2.5, 3.5]

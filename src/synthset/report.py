@@ -225,7 +225,10 @@ def _fmt_seconds(s: Optional[float]) -> str:
 
 
 def _fmt_ratio(r: float) -> str:
-    return f"{100 * r:.3g}% ({1 / r:.0f}x fewer)" if r < 1 else f"{r:.3g}x"
+    """Training FLOPs on a set as a share of full-data training: '9.2% (11x fewer)'."""
+    if r >= 1:
+        return f"{r:.3g}x"
+    return f"{100 * r:.3g}% ({1 / r:.2g}x fewer)" if 1 / r < 10 else f"{100 * r:.3g}% ({1 / r:.0f}x fewer)"
 
 
 @dataclass
