@@ -23,8 +23,7 @@ from pathlib import Path
 import torch
 
 from synthset.config import DataConfig, DistillConfig, MatchConfig
-from synthset.data import load_dataset
-from synthset.data import mhist
+from synthset.data import load_dataset, mhist
 from synthset.device import peak_memory_mib
 from synthset.distill import iteration_flops, match_loop
 from synthset.evaluate import machine

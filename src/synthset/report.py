@@ -184,6 +184,15 @@ def load_run(path: str | Path) -> RunRecord:
                      f"with `synthset distill --out {path}` or `synthset train --out {path}`")
 
 
+def _batch_real(meta: dict, method: str) -> Optional[int]:
+    """Real images per class a matching run used: as recorded, else as configured, else the
+    method's default (a config that left it unset)."""
+    from .methods import METHODS
+    configured = meta.get("distill", {}).get("match", {}).get("batch_real")
+    default = getattr(METHODS.get(method), "default_batch_real", None) if method in METHODS else None
+    return meta.get("batch_real") or configured or default
+
+
 def _matching_flops(meta: dict, info: DatasetInfo) -> dict:
     """Distillation FLOPs of a matching run saved before they were recorded: iterations x
     the FLOPs of one iteration of its saved config (``synthset.distill.iteration_flops``)."""
@@ -195,7 +204,7 @@ def _matching_flops(meta: dict, info: DatasetInfo) -> dict:
     method = METHODS.get(cfg.method)
     if not isinstance(method, MatchingMethod):
         return {}
-    n_real = meta.get("batch_real") or cfg.match.batch_real or method.default_batch_real
+    n_real = _batch_real(meta, cfg.method)
     per_it = iteration_flops(method, cfg, info, n_real)
     return {"flops_per_iteration": per_it, "distill_flops": per_it * meta["iterations"]}
 
@@ -228,7 +237,7 @@ def _fmt_ratio(r: float) -> str:
     """Training FLOPs on a set as a share of full-data training: '9.2% (11x fewer)'."""
     if r >= 1:
         return f"{r:.3g}x"
-    return f"{100 * r:.3g}% ({1 / r:.2g}x fewer)" if 1 / r < 10 else f"{100 * r:.3g}% ({1 / r:.0f}x fewer)"
+    return f"{100 * r:.3g}% ({1 / r:{'.2g' if 1 / r < 10 else '.0f'}}x fewer)"
 
 
 @dataclass
@@ -400,12 +409,6 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
     return Table(f"{dataset}: cost", header, rows, note), points, full_point
 
 
-def _default_batch_real(method: str) -> Optional[int]:
-    """The real batch a matching run used when its config left it to the method."""
-    from .methods import METHODS
-    return getattr(METHODS.get(method), "default_batch_real", None) if method in METHODS else None
-
-
 def config_table(records: list[RunRecord]) -> Table:
     rows = []
     for r in records:
@@ -417,8 +420,7 @@ def config_table(records: list[RunRecord]) -> Table:
                 keys["features"] = c.get("coreset", {}).get("features")
             elif r.method not in ("random",):
                 keys.update(iterations=r.metadata.get("iterations"), init=mc.get("init"),
-                            batch_real=r.metadata.get("batch_real") or mc.get("batch_real")
-                            or _default_batch_real(r.method),
+                            batch_real=_batch_real(r.metadata, r.method),
                             lr_img=mc.get("lr_img"), model=mc.get("model"))
                 if mc.get("init") == "herding":
                     keys["features"] = c.get("coreset", {}).get("features")
