@@ -3,7 +3,8 @@ import torch
 
 from synthset.config import CoresetConfig, DistillConfig
 from synthset.methods import METHODS
-from synthset.methods.coreset import herding, kcenter
+from synthset.methods.coreset import embed_all, embed_batch, herding, kcenter
+from synthset.models import build_model
 
 
 def test_herding_by_hand():
@@ -35,3 +36,14 @@ def test_ipc_larger_than_a_class_is_an_error(tiny_train):
     with pytest.raises(ValueError, match=r"--ipc 31 is larger than a class.*use --ipc <= 30"):
         METHODS.get("random").run(tiny_train, DistillConfig(ipc=31), device=torch.device("cpu"),
                                   generator=torch.Generator())
+
+
+def test_embedding_batch_bounds_pixels_not_images(tiny_train):
+    # 1024 images at MNIST's 28 px; fewer as the resolution grows, so the activations (and
+    # the peak memory) stay the same size; the features do not depend on the batch.
+    assert embed_batch((28, 28)) == 1024
+    assert embed_batch((64, 64)) == 1024 * 28 * 28 // (64 * 64) == 196
+    assert embed_batch((224, 224)) == 16
+    net = build_model("ConvNet", 1, 10, (28, 28), generator=torch.Generator().manual_seed(0))
+    cpu = torch.device("cpu")
+    torch.testing.assert_close(embed_all(net, tiny_train, cpu, batch=7), embed_all(net, tiny_train, cpu))
