@@ -77,14 +77,15 @@ def test_resume_gives_the_same_images_as_an_uninterrupted_run(tiny_train, tmp_pa
 
 
 class _Flaky(DM):
-    """DM whose loss turns NaN, or raises Ctrl-C, at a chosen call."""
+    """DM whose synthetic loss turns NaN, or raises Ctrl-C, at a chosen call (one call per
+    image update)."""
 
     def __init__(self, at, what):
         self.calls, self.at, self.what = 0, at, what
 
-    def loss(self, net, real, *a, **k):
-        value = super().loss(net, real, *a, **k)
-        if real.device.type == "meta":  # the loop's FLOP count, not an iteration
+    def syn_loss(self, net, means, syn, *a, **k):
+        value = super().syn_loss(net, means, syn, *a, **k)
+        if syn.device.type == "meta":  # the loop's FLOP count, not an iteration
             return value
         self.calls += 1
         if self.calls == self.at + 1:
@@ -112,6 +113,27 @@ def test_ctrl_c_checkpoints_and_resume_is_exact(tiny_train, tmp_path):
     full = match_loop(DM(), tiny_train, _cfg(), device=CPU, generator=torch.Generator().manual_seed(0),
                       log=lambda m: None, progress=False)
     assert torch.equal(full.images, resumed.images)
+
+
+def test_inner_steps_reuse_the_real_means_and_resume_exactly(tiny_train, tmp_path):
+    """inner_steps=S: S image updates per network; with S=1 the loop is the papers'. A Ctrl-C
+    between two inner steps rolls the iteration back, so resume is still exact."""
+    run = dict(device=CPU, log=lambda m: None, progress=False)
+    one = match_loop(DM(), tiny_train, _cfg(), generator=torch.Generator().manual_seed(0), **run)
+    again = match_loop(DM(), tiny_train, _cfg(inner_steps=1), generator=torch.Generator().manual_seed(0), **run)
+    assert torch.equal(one.images, again.images)
+    three = match_loop(DM(), tiny_train, _cfg(inner_steps=3), generator=torch.Generator().manual_seed(0), **run)
+    assert not torch.equal(one.images, three.images)
+    assert three.metadata["flops_per_iteration"] > one.metadata["flops_per_iteration"]
+    with pytest.raises(KeyboardInterrupt):  # call 7 = iteration 2, second inner step
+        match_loop(_Flaky(7, "interrupt"), tiny_train, _cfg(inner_steps=3, checkpoint_every=0),
+                   run_dir=tmp_path, generator=torch.Generator().manual_seed(0), **run)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["iteration"] == 2
+    resumed = match_loop(DM(), tiny_train, _cfg(inner_steps=3), run_dir=tmp_path, resume=True,
+                         generator=torch.Generator().manual_seed(0), **run)
+    assert torch.equal(three.images, resumed.images)
+    with pytest.raises(ValueError, match="inner_steps must be >= 1"):
+        MatchConfig(inner_steps=0)
 
 
 def test_dm_is_registered():

@@ -74,6 +74,11 @@ def test_matching_iteration_flops_closed_form(method):
     f = iteration_flops(METHODS.get(method), DistillConfig(method=method, ipc=10), INFO, 256)
     assert f == (10 * 256 + 2 * 10 * 10) * embed
     assert abs(f / 1e9 - 267.0) < 0.1  # the 267 GFLOP per IPC-10 iteration quoted in README
+    # Each extra inner step adds one synthetic forward and backward; the real forward is shared.
+    from synthset.config import MatchConfig
+    f3 = iteration_flops(METHODS.get(method), DistillConfig(method=method, ipc=10,
+                         match=MatchConfig(inner_steps=3)), INFO, 256)
+    assert f3 == (10 * 256 + 3 * 2 * 10 * 10) * embed
 
 
 def test_coreset_selection_flops(tiny_train):

@@ -59,7 +59,8 @@ def cmd_distill(args) -> int:
                         embed_chunk=args.embed_chunk, precision=args.precision,
                         channels_last=args.channels_last, compile=args.compile,
                         checkpoint_every=args.checkpoint_every,
-                        eval_every=args.eval_every, eval_epochs=args.eval_epochs)
+                        eval_every=args.eval_every, eval_epochs=args.eval_epochs,
+                        inner_steps=args.inner_steps)
     dam = {k: v for k, v in (("p", args.att_p), ("lam", args.lam)) if v is not None}
     if args.layers:
         try:
@@ -228,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, default=None, help="dm/datadam: iterations (default: dm 20000, datadam 8000)")
     p.add_argument("--lr-img", type=float, default=1.0, help="dm/datadam: SGD lr on the images")
     p.add_argument("--momentum-img", type=float, default=0.5)
+    p.add_argument("--inner-steps", type=int, default=1,
+                   help="dm/datadam: image updates per sampled network and real batch (default 1, "
+                        "as the papers)")
     p.add_argument("--batch-real", type=int, default=None, help="dm/datadam: real images per class per iteration (default: dm 256, datadam 64)")
     p.add_argument("--init", choices=("real", "noise", "herding"), default="real",
                    help="dm: start from random real images, noise, or the herding coreset "

@@ -152,7 +152,9 @@ class MatchConfig(_FromDict):
     no_grad (0 = one class-batch at a time; with ``compile``, 0 = 640). ``compile``: the
     real-batch embedding runs through torch.compile (see ``CompiledEmbed``). ``eval_every`` K > 0 evaluates the current set
     every K iterations with ``eval_epochs``/``eval_runs`` and logs it (never used to pick
-    the saved set).
+    the saved set). ``inner_steps`` S: image updates per sampled network and real batch
+    (1, the papers' loop, is the default); S > 1 reuses the real batch's means, the costly
+    part, for S steps on the synthetic images under the same DSA draw.
     """
 
     iterations: Optional[int] = None
@@ -169,6 +171,7 @@ class MatchConfig(_FromDict):
     eval_every: int = 0
     eval_epochs: int = 300
     eval_runs: int = 1
+    inner_steps: int = 1
     dsa: DSAConfig = field(default_factory=DSAConfig)
 
     def __post_init__(self) -> None:
@@ -178,6 +181,7 @@ class MatchConfig(_FromDict):
         _check(self.init in ("real", "noise", "herding"),
                f"init must be real|noise|herding, got {self.init!r}")
         _check(self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}")
+        _check(self.inner_steps >= 1, f"inner_steps must be >= 1, got {self.inner_steps}")
         _check(self.checkpoint_every >= 0 and self.eval_every >= 0,
                "checkpoint_every and eval_every must be >= 0")
         if isinstance(self.dsa, dict):

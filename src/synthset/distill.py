@@ -156,6 +156,14 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     def momentum_buffer():
         return opt.state[images].get("momentum_buffer") if images in opt.state else None
 
+    def restore(state):
+        with torch.no_grad():
+            images.copy_(state[0])
+        if state[1] is None:
+            opt.state.pop(images, None)
+        else:
+            momentum_buffer().copy_(state[1])
+
     def save(iteration, gen_state, seconds):
         if run_dir is not None:
             _save_checkpoint(run_dir, images=images, momentum=momentum_buffer(), gen_state=gen_state,
@@ -165,7 +173,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     t0 = time.perf_counter()
     test = None
     it_seconds: list[float] = []  # this session's per-iteration wall-clock (benchmarks)
-    it, stepped, gen_state = start, False, generator.get_state()
+    it, stepped, gen_state, before = start, False, generator.get_state(), None
     bar = tqdm(range(start, iterations), desc=f"{method.name} ipc{ipc}", disable=not progress,
                initial=start, total=iterations, mininterval=1.0)
     try:
@@ -188,20 +196,35 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             if mc.channels_last:
                 real_aug = real_aug.contiguous(memory_format=torch.channels_last)
                 syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
-            loss = method.loss(net, real_aug, syn_aug, classes, config=config,
-                               chunk=mc.embed_chunk or n_real,
-                               autocast=autocast_ctx, embed_real=embed_real)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                save(it, gen_state, prior_seconds + time.perf_counter() - t0)
-                raise FloatingPointError(
-                    f"{method.name}: the matching loss became {value} at iteration {it}; the last "
-                    f"good images are saved in {run_dir or '(no run directory)'}. Lower --lr-img "
-                    f"or check the data for NaN/inf.")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            stepped = True
+            means = method.real_means(net, real_aug, classes, config=config,
+                                      chunk=mc.embed_chunk or n_real, autocast=autocast_ctx,
+                                      embed_real=embed_real)
+            before = None
+            if mc.inner_steps > 1:  # Ctrl-C between inner steps restores the iteration's start
+                buf = momentum_buffer()
+                before = (images.detach().clone(), buf.clone() if buf is not None else None)
+            for inner in range(mc.inner_steps):
+                if inner:
+                    syn_aug = augment.apply(images, params, classes, mc.dsa)
+                    if mc.channels_last:
+                        syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
+                loss = method.syn_loss(net, means, syn_aug, classes, config=config,
+                                       autocast=autocast_ctx)
+                if not inner:  # the loss on a fresh network, comparable across inner_steps
+                    value = float(loss.detach())
+                if not math.isfinite(float(loss.detach())):
+                    if before is not None:
+                        restore(before)
+                    save(it, gen_state, prior_seconds + time.perf_counter() - t0)
+                    raise FloatingPointError(
+                        f"{method.name}: the matching loss became {float(loss.detach())} at "
+                        f"iteration {it}; the last good images are saved in "
+                        f"{run_dir or '(no run directory)'}. Lower --lr-img or check the data "
+                        f"for NaN/inf.")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            stepped, before = True, None
             history.append(value)
             elapsed.append(round(prior_seconds + time.perf_counter() - t0, 3))
             dt = time.perf_counter() - t_it
@@ -221,7 +244,9 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 iterations = done
                 break
     except KeyboardInterrupt:
-        # Save the last consistent state: after this iteration's step, or before it.
+        # Save the last consistent state: after this iteration's step(s), or before them.
+        if not stepped and before is not None:
+            restore(before)
         if stepped:
             save(it + 1, generator.get_state(), prior_seconds + time.perf_counter() - t0)
         else:
@@ -241,8 +266,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
 
 
 def iteration_flops(method, config: DistillConfig, info, n_real: int) -> int:
-    """FLOPs of one matching iteration (real forward + synthetic forward and backward),
-    counted by FlopCounterMode on meta tensors, so nothing is computed. DSA and element-wise
+    """FLOPs of one matching iteration (real forward + inner_steps x synthetic forward and
+    backward), counted by FlopCounterMode on meta tensors, so nothing is computed. DSA and element-wise
     ops (norms, attention maps) count as zero, as everywhere in ``synthset.flops``."""
     mc = config.match
     classes = info.num_classes
@@ -253,11 +278,15 @@ def iteration_flops(method, config: DistillConfig, info, n_real: int) -> int:
     syn = torch.empty(classes * config.ipc, info.channels, *info.size, device="meta",
                       requires_grad=True)
 
-    def step():
-        method.loss(net, real, syn, classes, config=config, chunk=n_real, autocast=None,
-                    embed_real=None).backward()
+    def real_path():
+        return method.real_means(net, real, classes, config=config, chunk=n_real)
 
-    return count_flops(step)
+    means = real_path()
+
+    def syn_step():
+        method.syn_loss(net, means, syn, classes, config=config).backward()
+
+    return count_flops(real_path) + mc.inner_steps * count_flops(syn_step)
 
 
 def _log_eval(run_dir: Path, images, labels, test: ImageData, config: DistillConfig,

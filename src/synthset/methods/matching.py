@@ -102,20 +102,31 @@ class MatchingMethod(Method):
               config) -> torch.Tensor:
         raise NotImplementedError
 
-    def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, *, config=None,
-             chunk: int = 0, autocast=None, embed_real=None) -> torch.Tensor:
-        """The matching loss; ``embed_real(net, x)``, if given, replaces the eager no-grad
-        features of the real batch (the compiled fast path, see ``CompiledEmbed``)."""
-        autocast = autocast or contextlib.nullcontext
+    def real_means(self, net, real: torch.Tensor, classes: int, *, config=None, chunk: int = 0,
+                   autocast=None, embed_real=None) -> tuple[torch.Tensor, ...]:
+        """Per-class means of the real batch's features, without autograd; ``embed_real(net,
+        x)``, if given, replaces the eager path (the compiled fast path, see ``CompiledEmbed``)."""
         if embed_real is not None:
             real_f = embed_real.features(net, real)
         else:
             real_f = features_no_grad(lambda n, v: self.features(n, v, config), net, real,
                                       chunk=chunk, autocast=autocast)
+        return tuple(class_means(f, classes) for f in real_f)
+
+    def syn_loss(self, net, real_means: tuple[torch.Tensor, ...], syn: torch.Tensor, classes: int,
+                 *, config=None, autocast=None) -> torch.Tensor:
+        """The matching loss of the synthetic batch (with autograd) against ``real_means``."""
+        autocast = autocast or contextlib.nullcontext
         with autocast():
             syn_f = self.features(net, syn, config)
-        return self.match(tuple(class_means(f, classes) for f in real_f),
-                          tuple(class_means(f.float(), classes) for f in syn_f), config)
+        return self.match(real_means, tuple(class_means(f.float(), classes) for f in syn_f), config)
+
+    def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, *, config=None,
+             chunk: int = 0, autocast=None, embed_real=None) -> torch.Tensor:
+        """The matching loss: ``syn_loss`` against the real batch's ``real_means``."""
+        means = self.real_means(net, real, classes, config=config, chunk=chunk,
+                                autocast=autocast, embed_real=embed_real)
+        return self.syn_loss(net, means, syn, classes, config=config, autocast=autocast)
 
     def run(self, train, config, *, device, generator, log=print, run_dir=None,
             resume: bool = False, data=None) -> MethodOutput:
