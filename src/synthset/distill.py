@@ -2,7 +2,8 @@
 
 ``match_loop`` (DM, DataDAM): each iteration builds a freshly initialised, frozen network
 from the run's generator, samples a real batch per class, applies one siamese DSA draw to
-the real and synthetic batches, and takes one SGD step on the synthetic images. All
+the real and synthetic batches, and takes one SGD step on the synthetic images (or
+``inner_steps`` steps against the same real class means). All
 randomness comes from one generator, so a run checkpointed at iteration k and resumed
 gives exactly the images of an uninterrupted run.
 """
@@ -210,14 +211,15 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                         syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
                 loss = method.syn_loss(net, means, syn_aug, classes, config=config,
                                        autocast=autocast_ctx)
+                current = float(loss.detach())
                 if not inner:  # the loss on a fresh network, comparable across inner_steps
-                    value = float(loss.detach())
-                if not math.isfinite(float(loss.detach())):
+                    value = current
+                if not math.isfinite(current):
                     if before is not None:
                         restore(before)
                     save(it, gen_state, prior_seconds + time.perf_counter() - t0)
                     raise FloatingPointError(
-                        f"{method.name}: the matching loss became {float(loss.detach())} at "
+                        f"{method.name}: the matching loss became {current} at "
                         f"iteration {it}; the last good images are saved in "
                         f"{run_dir or '(no run directory)'}. Lower --lr-img or check the data "
                         f"for NaN/inf.")
@@ -245,11 +247,11 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 break
     except KeyboardInterrupt:
         # Save the last consistent state: after this iteration's step(s), or before them.
-        if not stepped and before is not None:
-            restore(before)
         if stepped:
             save(it + 1, generator.get_state(), prior_seconds + time.perf_counter() - t0)
         else:
+            if before is not None:
+                restore(before)
             save(it, gen_state, prior_seconds + time.perf_counter() - t0)
         log(f"\ninterrupted: checkpoint saved in {run_dir}; rerun with --resume to continue")
         raise
