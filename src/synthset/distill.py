@@ -193,10 +193,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             params = augment.sample(mc.dsa, classes, max(n_real, ipc), tuple(info.size),
                                     generator=generator, device=device)
             real_aug = augment.apply(real, params, classes, mc.dsa)
-            syn_aug = augment.apply(images, params, classes, mc.dsa)
             if mc.channels_last:
                 real_aug = real_aug.contiguous(memory_format=torch.channels_last)
-                syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
             means = method.real_means(net, real_aug, classes, config=config,
                                       chunk=mc.embed_chunk or n_real, autocast=autocast_ctx,
                                       embed_real=embed_real)
@@ -205,10 +203,9 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 buf = momentum_buffer()
                 before = (images.detach().clone(), buf.clone() if buf is not None else None)
             for inner in range(mc.inner_steps):
-                if inner:
-                    syn_aug = augment.apply(images, params, classes, mc.dsa)
-                    if mc.channels_last:
-                        syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
+                syn_aug = augment.apply(images, params, classes, mc.dsa)  # same draw each step
+                if mc.channels_last:
+                    syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
                 loss = method.syn_loss(net, means, syn_aug, classes, config=config,
                                        autocast=autocast_ctx)
                 current = float(loss.detach())
