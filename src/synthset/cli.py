@@ -240,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true",
-                   help="dm: torch.compile the real-batch embedding (2.6x faster on a 2-core CPU)")
+                   help="torch.compile the real-batch embedding and the synthetic forward + backward "
+                        "(on a 2-core CPU: real path 2.6x, synthetic path 1.4-2.2x faster)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=0, help="log a reduced evaluation every K iterations")
     p.add_argument("--eval-epochs", type=int, default=300)

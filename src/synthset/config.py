@@ -150,7 +150,8 @@ class MatchConfig(_FromDict):
     ``iterations`` and ``batch_real`` None = the method's official default (DM: 20,000 and
     256 real images per class). ``embed_chunk``: real images per forward pass under
     no_grad (0 = one class-batch at a time; with ``compile``, 0 = 640). ``compile``: the
-    real-batch embedding runs through torch.compile (see ``CompiledEmbed``). ``eval_every`` K > 0 evaluates the current set
+    real-batch embedding and the synthetic loss (forward and backward) run through
+    torch.compile (see ``CompiledEmbed``, ``CompiledSynLoss``). ``eval_every`` K > 0 evaluates the current set
     every K iterations with ``eval_epochs``/``eval_runs`` and logs it (never used to pick
     the saved set). ``inner_steps`` S: image updates per sampled network and real batch
     (1, the papers' loop, is the default); S > 1 reuses the real batch's means, the costly

@@ -112,12 +112,13 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     pool = train.images.to(device)  # uint8 on the device; normalised per batch
     by_class_dev = [ix.to(device) for ix in by_class]
     autocast_ctx = autocast(device, mc.precision)
-    embed_real = None
+    embed_real = syn_loss = None
     if mc.compile:
-        from .methods.matching import CompiledEmbed
+        from .methods.matching import CompiledEmbed, CompiledSynLoss
         template = build_model(mc.model, info.channels, classes, info.size).to(device)
         embed_real = CompiledEmbed(template, device, chunk=mc.embed_chunk or 640,
                                    features=lambda n, x: method.features(n, x, config))
+        syn_loss = CompiledSynLoss(method, template, config, classes)
 
     if mc.init == "real":
         idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:ipc]] for ix in by_class])
@@ -206,8 +207,12 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 syn_aug = augment.apply(images, params, classes, mc.dsa)  # same draw each step
                 if mc.channels_last:
                     syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
-                loss = method.syn_loss(net, means, syn_aug, classes, config=config,
-                                       autocast=autocast_ctx)
+                if syn_loss is not None:
+                    with autocast_ctx():
+                        loss = syn_loss(net, means, syn_aug)
+                else:
+                    loss = method.syn_loss(net, means, syn_aug, classes, config=config,
+                                           autocast=autocast_ctx)
                 current = float(loss.detach())
                 if not inner:  # the loss on a fresh network, comparable across inner_steps
                     value = current

@@ -87,6 +87,34 @@ class CompiledEmbed:
         return self.features(net, x)[0]
 
 
+class CompiledSynLoss:
+    """A torch.compile'd ``syn_loss``: the synthetic batch's features, their class means and
+    the matching loss in one graph with autograd (AOTAutograd compiles the backward too), so
+    inductor fuses the element-wise work (norms, activations, attention maps) forward and
+    backward. Like ``CompiledEmbed`` it is compiled once per architecture and takes each
+    fresh network's weights as inputs. Unlike the no-grad real path it keeps oneDNN
+    convolutions on: on the 2-core AVX2 machine that was the faster choice for the forward
+    + backward at IPC 10 (DataDAM: 0.44 s vs 0.64 s with oneDNN off, eager 0.77 s) and level at
+    IPC 50 (benchmarks/syn_speed.py)."""
+
+    def __init__(self, method, template, config, classes: int) -> None:
+        from torch.func import functional_call
+
+        wrapper = _Features(template, lambda n, x: method.features(n, x, config))
+
+        def loss(state, syn, real_means):
+            feats = functional_call(wrapper, state, (syn,))
+            return method.match(real_means, tuple(class_means(f.float(), classes) for f in feats),
+                                config)
+
+        self.fn = torch.compile(loss)
+
+    def __call__(self, net, real_means: tuple[torch.Tensor, ...], syn: torch.Tensor) -> torch.Tensor:
+        state = {f"net.{k}": v for k, v in net.named_parameters()}
+        state.update({f"net.{k}": v for k, v in net.named_buffers()})
+        return self.fn(state, syn, tuple(real_means))
+
+
 class MatchingMethod(Method):
     """Subclasses define ``features`` (what is averaged per class) and ``match`` (the loss
     on the class means); ``loss`` runs the real batch without autograd and the synthetic
