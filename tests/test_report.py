@@ -106,6 +106,13 @@ def test_report_html_is_self_contained_and_the_figures_are_pngs(study, tmp_path)
     assert "cross-architecture" in md and "| dm IPC 10 |" in md and "MLP" in md
 
 
+def test_report_draws_a_missing_grid_from_the_saved_set(study, tmp_path):
+    (study[1] / "grid.png").unlink()
+    build_report(study, tmp_path / "report", title="study")
+    with Image.open(tmp_path / "report" / "grid_mnist_dm_ipc1.png") as im:
+        assert im.format == "PNG" and max(im.size) >= 28 * 10  # one row per class
+
+
 def test_compare_and_report_commands(study, tmp_path, capsys):
     assert main(["compare", *map(str, study)]) == 0
     out = capsys.readouterr().out

@@ -484,10 +484,14 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path, *, title: str 
             from .plots import distillation_curves
             p = distillation_curves(curves, evals, out / f"{dataset}_curves.png")
             items.append(("img", p, "Distillation: matching loss vs iteration and vs wall-clock"))
-        for r in sorted((r for r in records if r.dataset == dataset and r.grid),
+        for r in sorted((r for r in records if r.dataset == dataset and r.kind != "full"
+                         and (r.grid or (r.path / "synthetic.json").exists())),
                         key=lambda r: (_order(r.method), r.ipc or 0)):
             dst = out / f"grid_{dataset}_{r.method}_ipc{r.ipc}.png"
-            if dst.resolve() != r.grid.resolve():
+            if r.grid is None:  # a set saved without its grid (e.g. by a benchmark): draw it
+                from .synthetic import SyntheticSet
+                SyntheticSet.load(r.path).grid(dst)
+            elif dst.resolve() != r.grid.resolve():
                 shutil.copyfile(r.grid, dst)
             items.append(("img", dst, f"{r.label} ({r.path})"))
         sections.append((dataset, items))
