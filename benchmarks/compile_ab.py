@@ -1,0 +1,26 @@
+"""A/B in one session: 100 DM IPC 10 iterations (MNIST, real batch 64, --compile) with the
+synthetic path compiled vs eager (patched back). Prints one JSON line per run.
+
+  for m in eager-syn compiled eager-syn compiled; do python benchmarks/compile_ab.py $m; done
+"""
+import sys, time, json, torch
+from synthset.config import DistillConfig, MatchConfig, CoresetConfig
+from synthset.data import load_dataset
+import synthset.methods.matching as mm
+from synthset.methods import METHODS
+from synthset.distill import match_loop
+mode = sys.argv[1]
+if mode == "eager-syn":
+    class Eager:
+        def __init__(self, method, template, config, classes):
+            self.m, self.c, self.k = method, config, classes
+        def __call__(self, net, means, syn):
+            return self.m.syn_loss(net, means, syn, self.k, config=self.c)
+    mm.CompiledSynLoss = Eager
+from synthset.config import DataConfig
+train = load_dataset(DataConfig(name="mnist"), "train")
+cfg = DistillConfig(method="dm", ipc=10, seed=0, match=MatchConfig(iterations=100, batch_real=64, compile=True, checkpoint_every=0))
+t0 = time.perf_counter()
+out = match_loop(METHODS.get("dm"), train, cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0), log=lambda m: None, progress=False)
+its = out.metadata["iteration_seconds"]
+print(json.dumps({"mode": mode, "total_s": time.perf_counter() - t0, "first_s": its[0], "median_s": sorted(its[5:])[len(its[5:]) // 2]}))
