@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
+
+from child import run_child
 
 CHILD = r"""
 import json, os, sys, time, torch
@@ -46,14 +46,8 @@ def main():
     args = ap.parse_args()
     res = {"command": " ".join(sys.argv), "flops_per_2560": 2560 * 96.8e6, "variants": []}
     for v in VARIANTS:
-        with tempfile.TemporaryDirectory() as cache:  # fresh inductor cache per variant
-            p = subprocess.run([sys.executable, "-c", CHILD, json.dumps(v)], capture_output=True,
-                               text=True, env={**__import__("os").environ, "TORCHINDUCTOR_CACHE_DIR": cache})
         rec = {"mkldnn": v[0], "compile": v[1], "chunk": v[2], "layout_optimization": v[3]}
-        try:
-            rec.update(json.loads(p.stdout.strip().splitlines()[-1]))
-        except Exception:
-            rec["error"] = p.stderr.strip().splitlines()[-1][:300] if p.stderr else "no output"
+        rec.update(run_child(CHILD, v))
         res["variants"].append(rec)
         print(rec, flush=True)
         with open(args.out, "w") as f:

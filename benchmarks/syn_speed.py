@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
+
+from child import run_child
 
 CHILD = r"""
 import contextlib, json, sys, time, torch
@@ -75,16 +74,8 @@ def main():
     for method in args.methods:
         for ipc in args.ipc:
             for v in args.variants:
-                with tempfile.TemporaryDirectory() as cache:  # no warm inductor cache between variants
-                    p = subprocess.run([sys.executable, "-c", CHILD,
-                                        json.dumps([method, ipc, args.batch_real, v, args.iterations])],
-                                       capture_output=True, text=True,
-                                       env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache})
                 rec = {"method": method, "ipc": ipc, "batch_real": args.batch_real, "variant": v}
-                try:
-                    rec.update(json.loads(p.stdout.strip().splitlines()[-1]))
-                except Exception:
-                    rec["error"] = p.stderr.strip().splitlines()[-1][:300] if p.stderr else "no output"
+                rec.update(run_child(CHILD, [method, ipc, args.batch_real, v, args.iterations]))
                 res["runs"].append(rec)
                 print(rec, flush=True)
                 with open(args.out, "w") as f:

@@ -45,6 +45,12 @@ class _Features(torch.nn.Module):
         return self.features(self.net, x)
 
 
+def _weights(net) -> dict[str, torch.Tensor]:
+    """``net``'s parameters and buffers, keyed as ``_Features`` names them (the compiled
+    functions' inputs)."""
+    return {f"net.{k}": v for k, v in [*net.named_parameters(), *net.named_buffers()]}
+
+
 class CompiledEmbed:
     """A torch.compile'd no-grad ``features(net, x)`` (default: the embedding), compiled once
     per architecture and reused for every freshly initialised network by passing that
@@ -76,8 +82,7 @@ class CompiledEmbed:
         return stack
 
     def features(self, net, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        state = {f"net.{k}": v for k, v in net.named_parameters()}
-        state.update({f"net.{k}": v for k, v in net.named_buffers()})
+        state = _weights(net)
         with self._context():
             parts = [tuple(f.float() for f in self.fn(state, x[i:i + self.chunk]))
                      for i in range(0, x.shape[0], self.chunk)]
@@ -110,8 +115,7 @@ class CompiledSynLoss:
         self.fn = torch.compile(loss)
 
     def __call__(self, net, real_means: tuple[torch.Tensor, ...], syn: torch.Tensor) -> torch.Tensor:
-        state = {f"net.{k}": v for k, v in net.named_parameters()}
-        state.update({f"net.{k}": v for k, v in net.named_buffers()})
+        state = _weights(net)
         return self.fn(state, syn, tuple(real_means))
 
 
