@@ -60,7 +60,9 @@ def cmd_distill(args) -> int:
                         channels_last=args.channels_last, compile=args.compile,
                         checkpoint_every=args.checkpoint_every,
                         eval_every=args.eval_every, eval_epochs=args.eval_epochs,
-                        inner_steps=args.inner_steps)
+                        inner_steps=args.inner_steps, net_pool=args.net_pool,
+                        net_pool_refresh=args.net_pool_refresh, net_train_steps=args.net_train_steps,
+                        net_train_batch=args.net_train_batch, net_train_lr=args.net_train_lr)
     dam = {k: v for k, v in (("p", args.att_p), ("lam", args.lam)) if v is not None}
     if args.layers:
         try:
@@ -232,6 +234,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inner-steps", type=int, default=1,
                    help="dm/datadam: image updates per sampled network and real batch (default 1, "
                         "as the papers)")
+    p.add_argument("--net-pool", type=int, default=0,
+                   help="dm/datadam: match in a queue of up to N partially trained networks "
+                        "(IDM's model sampling) instead of a fresh one per iteration (default 0: fresh)")
+    p.add_argument("--net-pool-refresh", type=int, default=10,
+                   help="with --net-pool: a fresh network joins the queue every K iterations")
+    p.add_argument("--net-train-steps", type=int, default=1,
+                   help="with --net-pool: SGD steps on real data for the matched network per iteration")
+    p.add_argument("--net-train-batch", type=int, default=256,
+                   help="with --net-pool: real images per such step")
+    p.add_argument("--net-train-lr", type=float, default=0.01)
     p.add_argument("--batch-real", type=int, default=None, help="dm/datadam: real images per class per iteration (default: dm 256, datadam 64)")
     p.add_argument("--init", choices=("real", "noise", "herding"), default="real",
                    help="dm: start from random real images, noise, or the herding coreset "

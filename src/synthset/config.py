@@ -156,6 +156,12 @@ class MatchConfig(_FromDict):
     the saved set). ``inner_steps`` S: image updates per sampled network and real batch
     (1, the papers' loop, is the default); S > 1 reuses the real batch's means, the costly
     part, for S steps on the synthetic images under the same DSA draw.
+
+    ``net_pool`` N > 0 replaces the fresh network per iteration with IDM's model sampling
+    (Zhao et al., CVPR 2023; see ``synthset.netpool``): a queue of at most N networks, a
+    fresh one joining every ``net_pool_refresh`` iterations; each iteration matches in one
+    drawn from the queue, then trains it ``net_train_steps`` SGD steps (lr ``net_train_lr``)
+    on ``net_train_batch`` real images. 0 (the default) is DM's and DataDAM's loop.
     """
 
     iterations: Optional[int] = None
@@ -173,6 +179,11 @@ class MatchConfig(_FromDict):
     eval_epochs: int = 300
     eval_runs: int = 1
     inner_steps: int = 1
+    net_pool: int = 0
+    net_pool_refresh: int = 10
+    net_train_steps: int = 1
+    net_train_batch: int = 256
+    net_train_lr: float = 0.01
     dsa: DSAConfig = field(default_factory=DSAConfig)
 
     def __post_init__(self) -> None:
@@ -183,6 +194,12 @@ class MatchConfig(_FromDict):
                f"init must be real|noise|herding, got {self.init!r}")
         _check(self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}")
         _check(self.inner_steps >= 1, f"inner_steps must be >= 1, got {self.inner_steps}")
+        _check(self.net_pool >= 0, f"net_pool must be >= 0 (0 = a fresh network per iteration), "
+                                   f"got {self.net_pool}")
+        _check(self.net_pool_refresh >= 1 and self.net_train_batch >= 1 and self.net_train_steps >= 0
+               and self.net_train_lr > 0,
+               "net_pool_refresh and net_train_batch must be >= 1, net_train_steps >= 0, "
+               "net_train_lr > 0")
         _check(self.checkpoint_every >= 0 and self.eval_every >= 0,
                "checkpoint_every and eval_every must be >= 0")
         if isinstance(self.dsa, dict):

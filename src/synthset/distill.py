@@ -69,13 +69,16 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
 
 
 def _save_checkpoint(run_dir: Path, *, images, momentum, gen_state, iteration: int,
-                     history: list, elapsed: list, config: DistillConfig, seconds: float) -> None:
+                     history: list, elapsed: list, config: DistillConfig, seconds: float,
+                     extra: Optional[tuple[dict, dict]] = None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     tensors = {"images": images.detach().cpu().contiguous(), "generator": gen_state.clone()}
     if momentum is not None:
         tensors["momentum"] = momentum.detach().cpu().contiguous()
+    extra_tensors, extra_meta = extra or ({}, {})
+    tensors.update(extra_tensors)
     meta = json.dumps({"iteration": iteration, "history": history, "elapsed": elapsed,
-                       "config": config.to_dict(), "seconds": seconds})
+                       "config": config.to_dict(), "seconds": seconds, **extra_meta})
     # The state that resume reads lives in one file (meta in the safetensors header), so a
     # single atomic rename keeps tensors and iteration consistent; checkpoint.json is a
     # human-readable copy.
@@ -111,6 +114,20 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     per_it = iteration_flops(method, config, info, n_real)  # before the loop: fail early
     pool = train.images.to(device)  # uint8 on the device; normalised per batch
     by_class_dev = [ix.to(device) for ix in by_class]
+
+    def build_net(gen: Optional[torch.Generator]):
+        net = build_model(mc.model, info.channels, classes, info.size, generator=gen).to(device)
+        net.train()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net.to(memory_format=torch.channels_last) if mc.channels_last else net
+
+    nets = None
+    if mc.net_pool:
+        from .netpool import NetPool
+        nets = NetPool(size=mc.net_pool, refresh=mc.net_pool_refresh, steps=mc.net_train_steps,
+                       batch=mc.net_train_batch, lr=mc.net_train_lr, build=build_net,
+                       images=pool, labels=train.labels, mean=info.mean, std=info.std)
     autocast_ctx = autocast(device, mc.precision)
     embed_real = syn_loss = None
     if mc.compile:
@@ -149,6 +166,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
         if "momentum" in t:
             opt.state[images]["momentum_buffer"] = t["momentum"].to(device)
         generator.set_state(t["generator"])
+        if nets is not None:
+            nets.load(t, meta, device)
         start, history, prior_seconds = meta["iteration"], meta["history"], meta["seconds"]
         elapsed = meta.get("elapsed", [])
         log(f"resumed from {ckpt} at iteration {start}")
@@ -170,7 +189,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
         if run_dir is not None:
             _save_checkpoint(run_dir, images=images, momentum=momentum_buffer(), gen_state=gen_state,
                              iteration=iteration, history=history, elapsed=elapsed, config=config,
-                             seconds=seconds)
+                             seconds=seconds, extra=nets.state() if nets is not None else None)
 
     t0 = time.perf_counter()
     test = None
@@ -181,13 +200,14 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     try:
         for it in bar:
             stepped, gen_state = False, generator.get_state()
+            if nets is not None:
+                nets.begin()
             t_it = time.perf_counter()
-            net = build_model(mc.model, info.channels, classes, info.size, generator=generator).to(device)
-            net.train()
-            for p in net.parameters():
-                p.requires_grad_(False)
-            if mc.channels_last:
-                net = net.to(memory_format=torch.channels_last)
+            if nets is not None:
+                pool_index = nets.next(it, generator)
+                net = nets.nets[pool_index]
+            else:
+                net = build_net(generator)
             pick = torch.stack([ix[torch.randperm(len(ix), generator=generator)[:n_real].to(device)]
                                 for ix in by_class_dev])
             real = normalize(pool[pick.flatten()], info.mean, info.std)
@@ -200,7 +220,9 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                                       chunk=mc.embed_chunk or n_real, autocast=autocast_ctx,
                                       embed_real=embed_real)
             before = None
-            if mc.inner_steps > 1:  # Ctrl-C between inner steps restores the iteration's start
+            if mc.inner_steps > 1 or nets is not None:
+                # Ctrl-C between inner steps, or before the pool network's training is done,
+                # restores the iteration's start
                 buf = momentum_buffer()
                 before = (images.detach().clone(), buf.clone() if buf is not None else None)
             for inner in range(mc.inner_steps):
@@ -219,6 +241,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 if not math.isfinite(current):
                     if before is not None:
                         restore(before)
+                    if nets is not None:
+                        nets.rollback()
                     save(it, gen_state, prior_seconds + time.perf_counter() - t0)
                     raise FloatingPointError(
                         f"{method.name}: the matching loss became {current} at "
@@ -228,6 +252,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+            if nets is not None:
+                nets.train(pool_index, generator)
             stepped, before = True, None
             history.append(value)
             elapsed.append(round(prior_seconds + time.perf_counter() - t0, 3))
@@ -249,11 +275,13 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 break
     except KeyboardInterrupt:
         # Save the last consistent state: after this iteration's step(s), or before them.
-        if stepped:
+        if stepped or (nets is not None and nets.done):
             save(it + 1, generator.get_state(), prior_seconds + time.perf_counter() - t0)
         else:
             if before is not None:
                 restore(before)
+            if nets is not None:
+                nets.rollback()
             save(it, gen_state, prior_seconds + time.perf_counter() - t0)
         log(f"\ninterrupted: checkpoint saved in {run_dir}; rerun with --resume to continue")
         raise
@@ -290,7 +318,12 @@ def iteration_flops(method, config: DistillConfig, info, n_real: int) -> int:
     def syn_step():
         method.syn_loss(net, means, syn, classes, config=config).backward()
 
-    return count_flops(real_path) + mc.inner_steps * count_flops(syn_step)
+    pool_train = 0
+    if mc.net_pool and mc.net_train_steps:
+        from .netpool import train_step_flops
+        pool_train = mc.net_train_steps * train_step_flops(
+            lambda g: build_model(mc.model, info.channels, classes, info.size), info, mc.net_train_batch)
+    return count_flops(real_path) + mc.inner_steps * count_flops(syn_step) + pool_train
 
 
 def _log_eval(run_dir: Path, images, labels, test: ImageData, config: DistillConfig,
