@@ -127,7 +127,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
         from .netpool import NetPool
         nets = NetPool(size=mc.net_pool, refresh=mc.net_pool_refresh, steps=mc.net_train_steps,
                        batch=mc.net_train_batch, lr=mc.net_train_lr, build=build_net,
-                       images=pool, labels=train.labels, mean=info.mean, std=info.std)
+                       images=pool, labels=train.labels, mean=info.mean, std=info.std,
+                       compile=mc.compile)
     autocast_ctx = autocast(device, mc.precision)
     embed_real = syn_loss = None
     if mc.compile:

@@ -30,7 +30,8 @@ class NetPool:
 
     def __init__(self, *, size: int, refresh: int, steps: int, batch: int, lr: float,
                  build: Callable[[torch.Generator | None], torch.nn.Module],
-                 images: torch.Tensor, labels: torch.Tensor, mean, std) -> None:
+                 images: torch.Tensor, labels: torch.Tensor, mean, std,
+                 compile: bool = False) -> None:
         if size < 1 or refresh < 1 or steps < 0 or batch < 1 or lr <= 0:
             raise ValueError(f"net pool: size, refresh and batch must be >= 1, steps >= 0 and lr > 0 "
                              f"(got size={size}, refresh={refresh}, steps={steps}, batch={batch}, lr={lr})")
@@ -43,6 +44,7 @@ class NetPool:
         self.trained_steps: list[int] = []
         self._undo: dict = {}
         self.done = False  # the current iteration's training finished (nothing to roll back)
+        self._loss = _compiled_loss(build(None).to(images.device)) if compile else None
 
     def _optimizer(self, net) -> torch.optim.SGD:
         return torch.optim.SGD(net.parameters(), lr=self.lr, momentum=0.9, weight_decay=5e-4)
@@ -84,8 +86,11 @@ class NetPool:
             idx = torch.randint(len(self.labels), (self.batch,), generator=generator).to(self.images.device)
             x = normalize(self.images[idx], self.mean, self.std)
             y = self.labels[idx]
-            out = net(x)
-            loss = F.cross_entropy(out, y)
+            if self._loss is not None:
+                loss, out = self._loss(dict(net.named_parameters()), dict(net.named_buffers()), x, y)
+            else:
+                out = net(x)
+                loss = F.cross_entropy(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -136,6 +141,19 @@ class NetPool:
                 if f"pool.{k}.m.{j}" in tensors:
                     self.opts[-1].state[p]["momentum_buffer"] = tensors[f"pool.{k}.m.{j}"].to(device)
         self.trained_steps = list(meta["pool_trained_steps"])
+
+
+def _compiled_loss(template: torch.nn.Module):
+    """A torch.compile'd (weights, buffers, x, y) -> (cross-entropy, logits) with autograd,
+    compiled once per architecture and fed each pool network's weights
+    (``torch.func.functional_call``), like ``methods.matching.CompiledSynLoss``."""
+    from torch.func import functional_call
+
+    def loss(params, buffers, x, y):
+        out = functional_call(template, {**params, **buffers}, (x,))
+        return F.cross_entropy(out, y), out
+
+    return torch.compile(loss)
 
 
 def train_step_flops(build, info, batch: int) -> int:
