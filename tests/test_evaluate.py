@@ -65,6 +65,15 @@ def test_eval_json_format_and_resume(tmp_path, tiny_train, tiny_test):
     rep3 = evaluate(x, y, tiny_test, cfg3, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
                     log=logged.append)
     assert len(logged) == 1 and rep3["models"]["ConvNet"]["runs"][:2] == m["runs"]
+    # Peak memory is the largest over the sessions: a run logged by a process that peaked
+    # higher (here: edited to 1e6 MiB) keeps its peak when a later session resumes.
+    recs = [json.loads(line) for line in (tmp_path / "eval_runs.jsonl").read_text().splitlines()]
+    assert all(r["peak_memory_mib"] > 0 for r in recs)
+    recs[0]["peak_memory_mib"] = 1e6
+    (tmp_path / "eval_runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    rep3 = evaluate(x, y, tiny_test, cfg3, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
+                    log=logged.append)
+    assert rep3["peak_memory_mib"] == 1e6 and len(logged) == 1
 
 
 def test_parallel_workers_give_the_same_runs(tmp_path, tiny_train, tiny_test):

@@ -91,6 +91,16 @@ def test_training_flops_ratio_is_the_closed_form(study):
     assert rows["dm IPC 1"][3] == "3 TFLOP" and rows["dm IPC 1"][4] == "900 MiB"
 
 
+def test_plot_labels_tell_apart_one_ipc_evaluated_for_different_epochs(study, tmp_path):
+    recs = [load_run(p) for p in study]
+    _, points, _ = cost_table(recs, "mnist", model_flops)
+    assert {p[1] for p in points} == {"IPC 1", "IPC 10"}  # one epoch count per IPC: plain
+    make_run(tmp_path / "random10", "random", 10, [93.0, 94.0], curve=False, epochs=300)
+    recs.append(load_run(tmp_path / "random10"))
+    _, points, _ = cost_table(recs, "mnist", model_flops)
+    assert {p[1] for p in points} == {"IPC 1", "IPC 10, 1000 ep", "IPC 10, 300 ep"}
+
+
 def test_report_html_is_self_contained_and_the_figures_are_pngs(study, tmp_path):
     out = tmp_path / "report"
     paths = build_report(study, out, title="study", command="synthset report ...")

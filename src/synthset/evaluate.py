@@ -56,6 +56,7 @@ class RunResult:
     train_seconds: float
     test_seconds: float
     final_train_loss: float
+    peak_memory_mib: Optional[float] = None  # of the process that trained the run
 
 
 def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -159,7 +160,8 @@ def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: I
                      balanced_accuracy=100 * te["balanced_accuracy"],
                      auc=None if te["auc"] is None else 100 * te["auc"], epochs=cfg.epochs,
                      steps=tr["steps"], train_seconds=tr["train_seconds"],
-                     test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"])
+                     test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"],
+                     peak_memory_mib=round(peak_memory_mib(device), 1))
 
 
 def train_full(model: str, train: ImageData, test: ImageData, cfg: TrainConfig, *, seed: int,
@@ -251,7 +253,10 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         results[model] = summarize(runs, n_train=images.shape[0], info=test.info, model=model)
     report = {"models": results, "config": cfg.to_dict(), "n_train": int(images.shape[0]),
               "device": str(device), "machine": machine(),
-              "peak_memory_mib": round(peak_memory_mib(device), 1)}
+              # the largest over this process and every run's own process, kept across
+              # resumed sessions through eval_runs.jsonl
+              "peak_memory_mib": max([round(peak_memory_mib(device), 1)]
+                                     + [r.peak_memory_mib for r in done.values() if r.peak_memory_mib])}
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "eval.json").write_text(json.dumps(report, indent=2))

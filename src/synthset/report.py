@@ -389,7 +389,14 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
                      _fmt_ratio(train / full_flops) if (train and full_flops) else "-"])
         if res:
             mean, std = ModelResult.stat(res.accuracy)
-            points.append((r.method, f"IPC {r.ipc}", train, mean, std))
+            points.append((r.method, (r.ipc, res.epochs), train, mean, std))
+    # The plot's top axis names each x position by its IPC; where one IPC sits at several
+    # positions (sets evaluated for different epochs), the epochs tell them apart.
+    epochs_of: dict[int, set] = {}
+    for _, (ipc, epochs), *_ in points:
+        epochs_of.setdefault(ipc, set()).add(epochs)
+    points = [(method, f"IPC {ipc}" + (f", {epochs} ep" if len(epochs_of[ipc]) > 1 else ""), *rest)
+              for method, (ipc, epochs), *rest in points]
     full_point = None
     if full:
         res = full.results[model]
