@@ -1,7 +1,8 @@
 """Entry point of a distillation run, and the outer loop of the matching methods.
 
 ``match_loop`` (DM, DataDAM): each iteration builds a freshly initialised, frozen network
-from the run's generator, samples a real batch per class, applies one siamese DSA draw to
+from the run's generator (or, with ``net_pool``, draws a partially trained one from
+``synthset.netpool.NetPool``), samples a real batch per class, applies one siamese DSA draw to
 the real and synthetic batches, and takes one SGD step on the synthetic images (or
 ``inner_steps`` steps against the same real class means). All
 randomness comes from one generator, so a run checkpointed at iteration k and resumed
