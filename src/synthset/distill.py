@@ -26,7 +26,7 @@ from .config import DataConfig, DistillConfig, EvalConfig, TrainConfig
 from .data import load_dataset
 from .data.base import ImageData, normalize
 from .device import autocast, peak_memory_mib
-from .flops import count_flops
+from .flops import count_flops, train_step_flops
 from .methods import METHODS
 from .methods.base import MethodOutput, check_ipc
 from .models import build_model
@@ -321,10 +321,10 @@ def iteration_flops(method, config: DistillConfig, info, n_real: int) -> int:
         method.syn_loss(net, means, syn, classes, config=config).backward()
 
     pool_train = 0
-    if mc.net_pool and mc.net_train_steps:
-        from .netpool import train_step_flops
-        pool_train = mc.net_train_steps * train_step_flops(
-            lambda g: build_model(mc.model, info.channels, classes, info.size), info, mc.net_train_batch)
+    if mc.net_pool and mc.net_train_steps:  # the pool network's SGD steps on real images
+        trained = build_model(mc.model, info.channels, classes, info.size).to("meta")
+        pool_train = round(mc.net_train_steps * mc.net_train_batch
+                           * train_step_flops(trained, (info.channels, *info.size)))
     return count_flops(real_path) + mc.inner_steps * count_flops(syn_step) + pool_train
 
 

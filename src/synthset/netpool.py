@@ -73,10 +73,9 @@ class NetPool:
             p.requires_grad_(False)
         return i
 
-    def train(self, i: int, generator: torch.Generator) -> float:
-        """``steps`` SGD steps of network ``i`` on random real batches; returns the last
-        batch's accuracy (%) before its step (0 with ``steps`` = 0)."""
-        net, opt, acc = self.nets[i], self.opts[i], 0.0
+    def train(self, i: int, generator: torch.Generator) -> None:
+        """``steps`` SGD steps of network ``i`` on random real batches."""
+        net, opt = self.nets[i], self.opts[i]
         self._undo["trained"] = (i, {k: v.clone() for k, v in net.state_dict().items()},
                                  copy.deepcopy(opt.state_dict()), self.trained_steps[i])
         params = list(net.parameters())
@@ -87,19 +86,16 @@ class NetPool:
             x = normalize(self.images[idx], self.mean, self.std)
             y = self.labels[idx]
             if self._loss is not None:
-                loss, out = self._loss(dict(net.named_parameters()), dict(net.named_buffers()), x, y)
+                loss = self._loss(dict(net.named_parameters()), dict(net.named_buffers()), x, y)
             else:
-                out = net(x)
-                loss = F.cross_entropy(out, y)
+                loss = F.cross_entropy(net(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            acc = float((out.argmax(1) == y).float().mean()) * 100
         self.trained_steps[i] += self.steps
         for p in params:
             p.requires_grad_(False)
         self.done = True
-        return acc
 
     def rollback(self) -> None:
         """Undo the current iteration's changes (a Ctrl-C or NaN before it completed), so
@@ -144,23 +140,12 @@ class NetPool:
 
 
 def _compiled_loss(template: torch.nn.Module):
-    """A torch.compile'd (weights, buffers, x, y) -> (cross-entropy, logits) with autograd,
+    """A torch.compile'd (weights, buffers, x, y) -> cross-entropy with autograd,
     compiled once per architecture and fed each pool network's weights
     (``torch.func.functional_call``), like ``methods.matching.CompiledSynLoss``."""
     from torch.func import functional_call
 
     def loss(params, buffers, x, y):
-        out = functional_call(template, {**params, **buffers}, (x,))
-        return F.cross_entropy(out, y), out
+        return F.cross_entropy(functional_call(template, {**params, **buffers}, (x,)), y)
 
     return torch.compile(loss)
-
-
-def train_step_flops(build, info, batch: int) -> int:
-    """FLOPs of one pool-network SGD step on ``batch`` images (forward + backward), counted
-    on meta tensors."""
-    from .flops import count_flops
-    net = build(None).to("meta")
-    x = torch.empty(batch, info.channels, *info.size, device="meta")
-    y = torch.zeros(batch, dtype=torch.long, device="meta")
-    return count_flops(lambda: F.cross_entropy(net(x), y).backward())
