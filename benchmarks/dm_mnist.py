@@ -12,6 +12,9 @@ Parts (run one at a time; they share the cores):
   # 4. time-to-accuracy: one IPC 10 run, snapshots at wall-clock marks, each evaluated
   python benchmarks/dm_mnist.py tta --root runs/dm_tta --marks 300 600 840 --mark-runs 2 2 5 \
       --out benchmarks/results/dm_mnist_tta_cpu.json
+  # ... or one run of a fixed length that must end within a mark (e.g. a cosine schedule):
+  python benchmarks/dm_mnist.py tta --root runs/dm_tta_cos --marks 900 --max-iterations 650 \
+      --match lr_schedule=cosine --match ema=0.97 ... --out ...
 
 ``--method datadam`` runs the same parts for DataDAM. Options of the matching loop go through
 ``--match key=value`` (e.g. ``--match batch_real=64 --match init=herding``).
@@ -246,10 +249,10 @@ def part_tta(args) -> None:
         train = load_dataset(DataConfig(name="mnist"), "train")
         pending = list(zip(marks, snap_dirs))
 
-        def on_step(done, images, seconds):
+        def on_step(done, images, seconds, end=False):
             # Wall-clock from the start of distill (initialisation included).
             elapsed = time.perf_counter() - t0
-            while pending and elapsed >= pending[0][0]:
+            while pending and (end or elapsed >= pending[0][0]):
                 mark, d = pending.pop(0)
                 SyntheticSet(images=images.cpu().clone(), labels=labels, info=train.info,
                              metadata={"method": args.method, "ipc": 10, "iterations": done,
@@ -258,9 +261,13 @@ def part_tta(args) -> None:
                 print(json.dumps({"snapshot": str(d), "iterations": done, "seconds": elapsed}), flush=True)
 
         labels = torch.arange(10).repeat_interleave(10)
-        match_loop(METHODS.get(args.method), train, cfg, device=args.device, generator=torch.Generator().manual_seed(args.seed),
-                   log=print, progress=False, run_dir=root / "run", deadline=t0 + marks[-1], on_step=on_step,
-                   data=DataConfig(name="mnist"))
+        out = match_loop(METHODS.get(args.method), train, cfg, device=args.device,
+                         generator=torch.Generator().manual_seed(args.seed), log=print, progress=False,
+                         run_dir=root / "run", deadline=t0 + marks[-1], on_step=on_step,
+                         data=DataConfig(name="mnist"))
+        # A run that ends (--max-iterations, e.g. a finished cosine schedule) before a mark:
+        # its final set is the set at that mark, made at the run's end.
+        on_step(out.metadata["iterations"], out.images, None, end=True)
     runs = args.mark_runs or [args.runs] * len(marks)
     # The last snapshot first: it is the one the time-to-accuracy claim rests on.
     for d, r in reversed(list(zip(snap_dirs, runs))):

@@ -37,7 +37,7 @@ def parse(spec: str) -> tuple[str, dict]:
     kw = {}
     for item in filter(None, opts.split(",")):
         k, v = item.split("=")
-        if k in ("init", "features", "model"):
+        if k in ("init", "features", "model", "lr_schedule"):
             kw[k] = v
         elif v in ("true", "false"):
             kw[k] = v == "true"

@@ -65,6 +65,18 @@ def test_dm_distill_checkpoint_and_resume(tmp_path, shared_root, capsys):
     assert meta["method"] == "dm" and meta["iterations"] == 3 and meta["distill"]["match"]["batch_real"] == 8
 
 
+def test_distill_ema_and_cosine_flags_reach_the_saved_config(tmp_path, shared_root, capsys):
+    run = tmp_path / "dm-ema"
+    assert main(["distill", "--method", "dm", "--ipc", "1", "--batch-real", "8", "--iterations", "2",
+                 "--ema", "0.9", "--lr-schedule", "cosine", "--out", str(run),
+                 "--data-root", str(shared_root), "--device", "cpu"]) == 0
+    match = json.loads((run / "config.json").read_text())["distill"]["match"]
+    assert match["ema"] == 0.9 and match["lr_schedule"] == "cosine"
+    assert main(["distill", "--method", "dm", "--lr-schedule", "cosine", "--out", str(tmp_path / "x"),
+                 "--data-root", str(shared_root), "--device", "cpu"]) == 2
+    assert "give --iterations" in capsys.readouterr().err
+
+
 def test_datasets_lists_facts(shared_root, capsys):
     assert main(["datasets", "--data-root", str(shared_root)]) == 0
     out = capsys.readouterr().out

@@ -1,11 +1,12 @@
 """Distribution Matching: the loss against hand computations, learning, resume, NaN guard."""
 import json
+import math
 
 import pytest
 import torch
 
 from synthset.config import DistillConfig, MatchConfig
-from synthset.distill import match_loop
+from synthset.distill import cosine_lr, ema_update, match_loop
 from synthset.methods import METHODS
 from synthset.methods.dm import DM, class_means, dm_loss
 from synthset.models import build_model
@@ -205,3 +206,77 @@ def test_deadline_stops_early_and_on_step_sees_every_step(tiny_train):
                      deadline=time.perf_counter() + 0.5, on_step=lambda n, im, s: seen.append(n))
     assert 1 <= out.metadata["iterations"] < 1000
     assert seen == list(range(1, out.metadata["iterations"] + 1))
+
+
+def test_ema_update_by_hand():
+    avg = torch.tensor([0.0, 2.0])
+    ema_update(avg, torch.tensor([1.0, 0.0]), 0.9)
+    assert torch.allclose(avg, torch.tensor([0.1, 1.8]))
+
+
+def test_ema_saves_the_average_of_the_iterates_and_resumes_exactly(tiny_train, tmp_path):
+    """--ema d: the trajectory is the plain loop's; the saved set is the exponential average
+    of the start and the iterates. A Ctrl-C mid-run and --resume give the same average."""
+    run = dict(device=CPU, log=lambda m: None, progress=False)
+    iterates = []
+    plain = match_loop(DM(), tiny_train, _cfg(), generator=torch.Generator().manual_seed(0),
+                       on_step=lambda k, x, s: iterates.append(x.clone()), **run)
+    start = match_loop(DM(), tiny_train, _cfg(iterations=0), generator=torch.Generator().manual_seed(0), **run)
+    want = start.images.clone()
+    for x in iterates:
+        want = 0.6 * want + 0.4 * x
+    averaged = match_loop(DM(), tiny_train, _cfg(ema=0.6), generator=torch.Generator().manual_seed(0), **run)
+    assert torch.allclose(averaged.images, want, atol=1e-6)
+    assert not torch.allclose(averaged.images, plain.images, atol=1e-3)
+    with pytest.raises(KeyboardInterrupt):
+        match_loop(_Flaky(3, "interrupt"), tiny_train, _cfg(ema=0.6, checkpoint_every=0),
+                   run_dir=tmp_path, generator=torch.Generator().manual_seed(0), **run)
+    assert json.loads((tmp_path / "checkpoint.json").read_text())["iteration"] == 3
+    resumed = match_loop(DM(), tiny_train, _cfg(ema=0.6), run_dir=tmp_path, resume=True,
+                         generator=torch.Generator().manual_seed(0), **run)
+    assert torch.equal(averaged.images, resumed.images)
+    with pytest.raises(ValueError, match="different configuration"):
+        match_loop(DM(), tiny_train, _cfg(ema=0.9), run_dir=tmp_path, resume=True,
+                   generator=torch.Generator().manual_seed(0), **run)
+    with pytest.raises(ValueError, match="ema must be in"):
+        MatchConfig(ema=1.0)
+
+
+def test_cosine_lr_by_hand():
+    assert cosine_lr(2.0, 0, 10) == 2.0
+    assert abs(cosine_lr(2.0, 5, 10) - 1.0) < 1e-12
+    assert abs(cosine_lr(2.0, 10, 10)) < 1e-12
+    assert abs(cosine_lr(1.0, 2, 12) - (1 + math.cos(math.pi / 6)) / 2) < 1e-12
+
+
+def test_cosine_schedule_steps_and_resumes_exactly(tiny_train, tmp_path):
+    """lr_schedule='cosine': step k uses lr_img * cosine_lr(k); the last step of a run is
+    tiny; Ctrl-C + --resume follows the same schedule; resuming with other iterations is
+    refused (they define the schedule)."""
+    run = dict(device=CPU, log=lambda m: None, progress=False)
+    iterates = []
+    cos = match_loop(DM(), tiny_train, _cfg(lr_schedule="cosine", momentum=0.0),
+                     generator=torch.Generator().manual_seed(0),
+                     on_step=lambda k, x, s: iterates.append(x.clone()), **run)
+    flat_iterates = []
+    flat = match_loop(DM(), tiny_train, _cfg(momentum=0.0), generator=torch.Generator().manual_seed(0),
+                      on_step=lambda k, x, s: flat_iterates.append(x.clone()), **run)
+    assert torch.equal(iterates[0], flat_iterates[0])  # step 0: cosine_lr = lr_img
+    assert not torch.equal(cos.images, flat.images)
+    # Without momentum a step is -lr * grad: the last of 4 steps has lr cos(3pi/4) scale ~0.146.
+    first, last = (iterates[1] - iterates[0]).norm(), (iterates[3] - iterates[2]).norm()
+    assert last < first
+    with pytest.raises(KeyboardInterrupt):
+        match_loop(_Flaky(2, "interrupt"), tiny_train, _cfg(lr_schedule="cosine", momentum=0.0,
+                                                            checkpoint_every=0),
+                   run_dir=tmp_path, generator=torch.Generator().manual_seed(0), **run)
+    with pytest.raises(ValueError, match="different configuration"):
+        match_loop(DM(), tiny_train, _cfg(lr_schedule="cosine", momentum=0.0, iterations=8),
+                   run_dir=tmp_path, resume=True, generator=torch.Generator().manual_seed(0), **run)
+    resumed = match_loop(DM(), tiny_train, _cfg(lr_schedule="cosine", momentum=0.0), run_dir=tmp_path,
+                         resume=True, generator=torch.Generator().manual_seed(0), **run)
+    assert torch.equal(cos.images, resumed.images)
+    with pytest.raises(ValueError, match="give --iterations"):
+        MatchConfig(lr_schedule="cosine")
+    with pytest.raises(ValueError, match="lr_schedule must be"):
+        MatchConfig(lr_schedule="step", iterations=3)

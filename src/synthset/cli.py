@@ -62,7 +62,8 @@ def cmd_distill(args) -> int:
                         eval_every=args.eval_every, eval_epochs=args.eval_epochs,
                         inner_steps=args.inner_steps, net_pool=args.net_pool,
                         net_pool_refresh=args.net_pool_refresh, net_train_steps=args.net_train_steps,
-                        net_train_batch=args.net_train_batch, net_train_lr=args.net_train_lr)
+                        net_train_batch=args.net_train_batch, net_train_lr=args.net_train_lr,
+                        ema=args.ema, lr_schedule=args.lr_schedule)
     dam = {k: v for k, v in (("p", args.att_p), ("lam", args.lam)) if v is not None}
     if args.layers:
         try:
@@ -244,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--net-train-batch", type=int, default=256,
                    help="with --net-pool: real images per such step")
     p.add_argument("--net-train-lr", type=float, default=0.01)
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="dm/datadam: image lr schedule; cosine decays --lr-img to 0 over "
+                        "--iterations (default constant, as the papers)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="dm/datadam: save an exponential moving average of the images over the "
+                        "iterations with this decay (e.g. 0.97) instead of the last iterate "
+                        "(default 0: the last iterate, as the papers)")
     p.add_argument("--batch-real", type=int, default=None, help="dm/datadam: real images per class per iteration (default: dm 256, datadam 64)")
     p.add_argument("--init", choices=("real", "noise", "herding"), default="real",
                    help="dm: start from random real images, noise, or the herding coreset "

@@ -162,6 +162,13 @@ class MatchConfig(_FromDict):
     fresh one joining every ``net_pool_refresh`` iterations; each iteration matches in one
     drawn from the queue, then trains it ``net_train_steps`` SGD steps (lr ``net_train_lr``)
     on ``net_train_batch`` real images. 0 (the default) is DM's and DataDAM's loop.
+
+    ``ema`` d in (0, 1): keep an exponential moving average of the synthetic images over the
+    iterations (Polyak averaging; ``synthset.distill.ema_update``) and save, snapshot and
+    evaluate the average instead of the last iterate, which carries the last few noisy steps.
+    0 (the default) saves the last iterate, as the papers. ``lr_schedule``: ``constant``
+    (the papers) or ``cosine`` (``lr_img`` decayed to 0 over ``iterations``;
+    ``synthset.distill.cosine_lr``).
     """
 
     iterations: Optional[int] = None
@@ -184,6 +191,8 @@ class MatchConfig(_FromDict):
     net_train_steps: int = 1
     net_train_batch: int = 256
     net_train_lr: float = 0.01
+    ema: float = 0.0
+    lr_schedule: str = "constant"
     dsa: DSAConfig = field(default_factory=DSAConfig)
 
     def __post_init__(self) -> None:
@@ -200,6 +209,12 @@ class MatchConfig(_FromDict):
                and self.net_train_lr > 0,
                "net_pool_refresh and net_train_batch must be >= 1, net_train_steps >= 0, "
                "net_train_lr > 0")
+        _check(self.lr_schedule in ("constant", "cosine"),
+               f"lr_schedule must be constant|cosine, got {self.lr_schedule!r}")
+        _check(self.lr_schedule == "constant" or self.iterations is not None,
+               "lr_schedule='cosine' decays over --iterations: give --iterations")
+        _check(0.0 <= self.ema < 1.0,
+               f"ema must be in [0, 1) (0 = save the last iterate), got {self.ema}")
         _check(self.checkpoint_every >= 0 and self.eval_every >= 0,
                "checkpoint_every and eval_every must be >= 0")
         if isinstance(self.dsa, dict):

@@ -4,7 +4,8 @@
 from the run's generator (or, with ``net_pool``, draws a partially trained one from
 ``synthset.netpool.NetPool``), samples a real batch per class, applies one siamese DSA draw to
 the real and synthetic batches, and takes one SGD step on the synthetic images (or
-``inner_steps`` steps against the same real class means). All
+``inner_steps`` steps against the same real class means), optionally at a cosine lr
+(``cosine_lr``) and keeping an average of the iterates as the result (``ema_update``). All
 randomness comes from one generator, so a run checkpointed at iteration k and resumed
 gives exactly the images of an uninterrupted run.
 """
@@ -91,7 +92,10 @@ def _save_checkpoint(run_dir: Path, *, images, momentum, gen_state, iteration: i
 
 def _comparable(cfg: dict) -> dict:
     d = json.loads(json.dumps(cfg))
-    for k in ("iterations", "checkpoint_every", "eval_every", "eval_epochs", "eval_runs"):
+    volatile = ["checkpoint_every", "eval_every", "eval_epochs", "eval_runs"]
+    if d["match"].get("lr_schedule", "constant") == "constant":  # else the schedule depends on it
+        volatile.append("iterations")
+    for k in volatile:
         d["match"].pop(k, None)
     return d
 
@@ -150,6 +154,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     else:
         images = torch.randn(classes * ipc, info.channels, *info.size, generator=generator).to(device)
     images.requires_grad_(True)
+    avg = images.detach().clone() if mc.ema else None  # the saved set with --ema
     labels = torch.arange(classes).repeat_interleave(ipc)
     opt = torch.optim.SGD([images], lr=mc.lr_img, momentum=mc.momentum)
     start, history, prior_seconds = 0, [], 0.0
@@ -167,6 +172,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             images.copy_(t["images"].to(device))
         if "momentum" in t:
             opt.state[images]["momentum_buffer"] = t["momentum"].to(device)
+        if avg is not None:
+            avg.copy_(t["ema"].to(device))
         generator.set_state(t["generator"])
         if nets is not None:
             nets.load(t, meta, device)
@@ -179,6 +186,11 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     def momentum_buffer():
         return opt.state[images].get("momentum_buffer") if images in opt.state else None
 
+    def snapshot():
+        buf = momentum_buffer()
+        return (images.detach().clone(), buf.clone() if buf is not None else None,
+                avg.clone() if avg is not None else None)
+
     def restore(state):
         with torch.no_grad():
             images.copy_(state[0])
@@ -186,12 +198,23 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             opt.state.pop(images, None)
         else:
             momentum_buffer().copy_(state[1])
+        if avg is not None:
+            avg.copy_(state[2])
+
+    def result():
+        return (avg if avg is not None else images).detach()
 
     def save(iteration, gen_state, seconds):
         if run_dir is not None:
             _save_checkpoint(run_dir, images=images, momentum=momentum_buffer(), gen_state=gen_state,
                              iteration=iteration, history=history, elapsed=elapsed, config=config,
-                             seconds=seconds, extra=nets.state() if nets is not None else None)
+                             seconds=seconds, extra=extra_state())
+
+    def extra_state():
+        tensors, meta = nets.state() if nets is not None else ({}, {})
+        if avg is not None:
+            tensors = {**tensors, "ema": avg.detach().cpu().contiguous()}
+        return tensors, meta
 
     t0 = time.perf_counter()
     test = None
@@ -221,12 +244,12 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             means = method.real_means(net, real_aug, classes, config=config,
                                       chunk=mc.embed_chunk or n_real, autocast=autocast_ctx,
                                       embed_real=embed_real)
-            before = None
-            if mc.inner_steps > 1 or nets is not None:
-                # Ctrl-C between inner steps, or before the pool network's training is done,
-                # restores the iteration's start
-                buf = momentum_buffer()
-                before = (images.detach().clone(), buf.clone() if buf is not None else None)
+            # A Ctrl-C before this iteration is complete (its image step(s), average update and
+            # pool training) restores the iteration's start, so resume stays exact.
+            before = snapshot()
+            if mc.lr_schedule == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(mc.lr_img, it, iterations)
             for inner in range(mc.inner_steps):
                 syn_aug = augment.apply(images, params, classes, mc.dsa)  # same draw each step
                 if mc.channels_last:
@@ -254,6 +277,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+            if avg is not None:
+                ema_update(avg, images.detach(), mc.ema)
             if nets is not None:
                 nets.train(pool_index, generator)
             stepped, before = True, None
@@ -268,10 +293,10 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             if mc.eval_every and done % mc.eval_every == 0 and run_dir is not None and data:
                 if test is None:
                     test = load_dataset(data, "test")
-                _log_eval(run_dir, images, labels, test, config, done, value,
+                _log_eval(run_dir, result(), labels, test, config, done, value,
                           prior_seconds + time.perf_counter() - t0, device)
             if on_step is not None:
-                on_step(done, images.detach(), prior_seconds + time.perf_counter() - t0)
+                on_step(done, result(), prior_seconds + time.perf_counter() - t0)
             if deadline is not None and time.perf_counter() >= deadline:
                 iterations = done
                 break
@@ -291,12 +316,29 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
         bar.close()
     seconds = prior_seconds + time.perf_counter() - t0
     save(iterations, generator.get_state(), seconds)
-    return MethodOutput(images=images.detach().cpu(), labels=labels,
+    return MethodOutput(images=result().cpu(), labels=labels,
                         metadata={"iterations": iterations, "batch_real": n_real,
                                   "flops_per_iteration": per_it, "distill_flops": per_it * iterations,
                                   "loop_seconds": seconds,
                                   "final_loss": history[-1] if history else None,
                                   "iteration_seconds": it_seconds})
+
+
+def cosine_lr(base: float, iteration: int, total: int) -> float:
+    """Cosine annealing without restarts (Loshchilov & Hutter, ICLR 2017, Eq. 5 with
+    eta_min = 0): base * (1 + cos(pi * iteration / total)) / 2, from ``base`` at iteration 0
+    towards 0 at ``total``. A function of the iteration alone, so a resumed run follows the
+    same schedule."""
+    return base * 0.5 * (1.0 + math.cos(math.pi * iteration / max(total, 1)))
+
+
+def ema_update(avg: torch.Tensor, x: torch.Tensor, decay: float) -> torch.Tensor:
+    """In place, avg <- decay * avg + (1 - decay) * x: the exponential form of Polyak-Ruppert
+    iterate averaging (Polyak & Juditsky, SIAM J. Control Optim. 1992, who average the iterates
+    uniformly; the exponential weights forget the starting point). Applied to the
+    synthetic images, it averages out the noise of the last steps, each taken in one random
+    network on one real batch."""
+    return avg.mul_(decay).add_(x, alpha=1.0 - decay)
 
 
 def iteration_flops(method, config: DistillConfig, info, n_real: int) -> int:
