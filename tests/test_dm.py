@@ -238,6 +238,11 @@ def test_ema_saves_the_average_of_the_iterates_and_resumes_exactly(tiny_train, t
     with pytest.raises(ValueError, match="different configuration"):
         match_loop(DM(), tiny_train, _cfg(ema=0.9), run_dir=tmp_path, resume=True,
                    generator=torch.Generator().manual_seed(0), **run)
+    # A checkpoint written before an option existed resumes: missing options take defaults.
+    from synthset.distill import _comparable
+    old = _cfg(iterations=4).to_dict()
+    del old["match"]["ema"], old["match"]["lr_schedule"]
+    assert _comparable(old) == _comparable(_cfg(iterations=4).to_dict())
     with pytest.raises(ValueError, match="ema must be in"):
         MatchConfig(ema=1.0)
 

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from . import augment
-from .config import DataConfig, DistillConfig, EvalConfig, TrainConfig
+from .config import DataConfig, DistillConfig, EvalConfig, MatchConfig, TrainConfig
 from .data import load_dataset
 from .data.base import ImageData, normalize
 from .device import autocast, peak_memory_mib
@@ -92,6 +92,8 @@ def _save_checkpoint(run_dir: Path, *, images, momentum, gen_state, iteration: i
 
 def _comparable(cfg: dict) -> dict:
     d = json.loads(json.dumps(cfg))
+    # Options added since a checkpoint was written take their defaults (older runs resume).
+    d["match"] = {**json.loads(json.dumps(MatchConfig().to_dict())), **d.get("match", {})}
     volatile = ["checkpoint_every", "eval_every", "eval_epochs", "eval_runs"]
     if d["match"].get("lr_schedule", "constant") == "constant":  # else the schedule depends on it
         volatile.append("iterations")
