@@ -96,6 +96,18 @@ class _Flaky(DM):
         return value
 
 
+def _interrupt_then_resume(train, run_dir, *, at: int, iteration: int, **match):
+    """Ctrl-C at syn_loss call ``at`` (no periodic checkpoints), check the checkpoint names
+    ``iteration``, then --resume the same options to the end; returns the resumed output."""
+    run = dict(device=CPU, log=lambda m: None, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        match_loop(_Flaky(at, "interrupt"), train, _cfg(**match, checkpoint_every=0), run_dir=run_dir,
+                   generator=torch.Generator().manual_seed(0), **run)
+    assert json.loads((run_dir / "checkpoint.json").read_text())["iteration"] == iteration
+    return match_loop(DM(), train, _cfg(**match), run_dir=run_dir, resume=True,
+                      generator=torch.Generator().manual_seed(0), **run)
+
+
 def test_nan_stops_and_keeps_last_good_checkpoint(tiny_train, tmp_path):
     with pytest.raises(FloatingPointError, match="became nan at iteration 2.*last good images"):
         match_loop(_Flaky(2, "nan"), tiny_train, _cfg(), device=CPU, run_dir=tmp_path,
@@ -104,13 +116,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tiny_train, tmp_path):
 
 
 def test_ctrl_c_checkpoints_and_resume_is_exact(tiny_train, tmp_path):
-    with pytest.raises(KeyboardInterrupt):
-        match_loop(_Flaky(3, "interrupt"), tiny_train, _cfg(checkpoint_every=0), device=CPU,
-                   run_dir=tmp_path / "i", generator=torch.Generator().manual_seed(0),
-                   log=lambda m: None, progress=False)
-    assert json.loads((tmp_path / "i" / "checkpoint.json").read_text())["iteration"] == 3
-    resumed = match_loop(DM(), tiny_train, _cfg(), device=CPU, run_dir=tmp_path / "i", resume=True,
-                         generator=torch.Generator().manual_seed(0), log=lambda m: None, progress=False)
+    resumed = _interrupt_then_resume(tiny_train, tmp_path / "i", at=3, iteration=3)
     full = match_loop(DM(), tiny_train, _cfg(), device=CPU, generator=torch.Generator().manual_seed(0),
                       log=lambda m: None, progress=False)
     assert torch.equal(full.images, resumed.images)
@@ -126,12 +132,8 @@ def test_inner_steps_reuse_the_real_means_and_resume_exactly(tiny_train, tmp_pat
     three = match_loop(DM(), tiny_train, _cfg(inner_steps=3), generator=torch.Generator().manual_seed(0), **run)
     assert not torch.equal(one.images, three.images)
     assert three.metadata["flops_per_iteration"] > one.metadata["flops_per_iteration"]
-    with pytest.raises(KeyboardInterrupt):  # call 7 = iteration 2, second inner step
-        match_loop(_Flaky(7, "interrupt"), tiny_train, _cfg(inner_steps=3, checkpoint_every=0),
-                   run_dir=tmp_path, generator=torch.Generator().manual_seed(0), **run)
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["iteration"] == 2
-    resumed = match_loop(DM(), tiny_train, _cfg(inner_steps=3), run_dir=tmp_path, resume=True,
-                         generator=torch.Generator().manual_seed(0), **run)
+    # call 7 = iteration 2, second inner step
+    resumed = _interrupt_then_resume(tiny_train, tmp_path, at=7, iteration=2, inner_steps=3)
     assert torch.equal(three.images, resumed.images)
     with pytest.raises(ValueError, match="inner_steps must be >= 1"):
         MatchConfig(inner_steps=0)
@@ -228,12 +230,7 @@ def test_ema_saves_the_average_of_the_iterates_and_resumes_exactly(tiny_train, t
     averaged = match_loop(DM(), tiny_train, _cfg(ema=0.6), generator=torch.Generator().manual_seed(0), **run)
     assert torch.allclose(averaged.images, want, atol=1e-6)
     assert not torch.allclose(averaged.images, plain.images, atol=1e-3)
-    with pytest.raises(KeyboardInterrupt):
-        match_loop(_Flaky(3, "interrupt"), tiny_train, _cfg(ema=0.6, checkpoint_every=0),
-                   run_dir=tmp_path, generator=torch.Generator().manual_seed(0), **run)
-    assert json.loads((tmp_path / "checkpoint.json").read_text())["iteration"] == 3
-    resumed = match_loop(DM(), tiny_train, _cfg(ema=0.6), run_dir=tmp_path, resume=True,
-                         generator=torch.Generator().manual_seed(0), **run)
+    resumed = _interrupt_then_resume(tiny_train, tmp_path, at=3, iteration=3, ema=0.6)
     assert torch.equal(averaged.images, resumed.images)
     with pytest.raises(ValueError, match="different configuration"):
         match_loop(DM(), tiny_train, _cfg(ema=0.9), run_dir=tmp_path, resume=True,
@@ -271,16 +268,12 @@ def test_cosine_schedule_steps_and_resumes_exactly(tiny_train, tmp_path):
     # Without momentum a step is -lr * grad: the last of 4 steps has lr cos(3pi/4) scale ~0.146.
     first, last = (iterates[1] - iterates[0]).norm(), (iterates[3] - iterates[2]).norm()
     assert last < first
-    with pytest.raises(KeyboardInterrupt):
-        match_loop(_Flaky(2, "interrupt"), tiny_train, _cfg(lr_schedule="cosine", momentum=0.0,
-                                                            checkpoint_every=0),
-                   run_dir=tmp_path, generator=torch.Generator().manual_seed(0), **run)
+    resumed = _interrupt_then_resume(tiny_train, tmp_path, at=2, iteration=2, lr_schedule="cosine",
+                                     momentum=0.0)
+    assert torch.equal(cos.images, resumed.images)
     with pytest.raises(ValueError, match="different configuration"):
         match_loop(DM(), tiny_train, _cfg(lr_schedule="cosine", momentum=0.0, iterations=8),
                    run_dir=tmp_path, resume=True, generator=torch.Generator().manual_seed(0), **run)
-    resumed = match_loop(DM(), tiny_train, _cfg(lr_schedule="cosine", momentum=0.0), run_dir=tmp_path,
-                         resume=True, generator=torch.Generator().manual_seed(0), **run)
-    assert torch.equal(cos.images, resumed.images)
     with pytest.raises(ValueError, match="give --iterations"):
         MatchConfig(lr_schedule="cosine")
     with pytest.raises(ValueError, match="lr_schedule must be"):

@@ -93,7 +93,7 @@ def _save_checkpoint(run_dir: Path, *, images, momentum, gen_state, iteration: i
 def _comparable(cfg: dict) -> dict:
     d = json.loads(json.dumps(cfg))
     # Options added since a checkpoint was written take their defaults (older runs resume).
-    d["match"] = {**json.loads(json.dumps(MatchConfig().to_dict())), **d.get("match", {})}
+    d["match"] = {**MatchConfig().to_dict(), **d.get("match", {})}
     volatile = ["checkpoint_every", "eval_every", "eval_epochs", "eval_runs"]
     if d["match"].get("lr_schedule", "constant") == "constant":  # else the schedule depends on it
         volatile.append("iterations")
