@@ -100,7 +100,7 @@ def part_accuracy(args) -> None:
             distill(DataConfig(name="mnist"), distill_config(args, ipc, iterations=iters[ipc]),
                     out_dir=run_dir, device=args.device, resume=True)
         sset = SyntheticSet.load(run_dir)
-        rep = evaluate(sset.images, sset.labels, test, eval_config(args), device=args.device, out_dir=run_dir,
+        rep = evaluate(*sset.decoded(), test, eval_config(args), device=args.device, out_dir=run_dir,
                        progress=False, workers=args.workers)
         m = rep["models"]["ConvNet"]
         row = {"ipc": ipc, "iterations": sset.metadata.get("iterations"),
@@ -255,6 +255,7 @@ def part_tta(args) -> None:
             while pending and (end or elapsed >= pending[0][0]):
                 mark, d = pending.pop(0)
                 SyntheticSet(images=images.cpu().clone(), labels=labels, info=train.info,
+                             factor=cfg.match.factor,
                              metadata={"method": args.method, "ipc": 10, "iterations": done,
                                        "distill_seconds": elapsed, "mark_s": mark,
                                        "distill": cfg.to_dict()}).save(d)
@@ -275,7 +276,7 @@ def part_tta(args) -> None:
             continue
         sset = SyntheticSet.load(d)
         ecfg = dataclasses.replace(eval_config(args), runs=r)
-        rep = evaluate(sset.images, sset.labels, test, ecfg, device=args.device, out_dir=d,
+        rep = evaluate(*sset.decoded(), test, ecfg, device=args.device, out_dir=d,
                        progress=False, workers=args.workers)
         m = rep["models"]["ConvNet"]
         row = {"mark_s": sset.metadata["mark_s"], "distill_seconds": sset.metadata["distill_seconds"],

@@ -77,6 +77,18 @@ def test_distill_ema_and_cosine_flags_reach_the_saved_config(tmp_path, shared_ro
     assert "give --iterations" in capsys.readouterr().err
 
 
+def test_distill_factor_flag_saves_a_multi_formation_set(tmp_path, shared_root, capsys):
+    run = tmp_path / "dm-f2"
+    assert main(["distill", "--method", "dm", "--ipc", "1", "--batch-real", "8", "--iterations", "1",
+                 "--factor", "2", "--out", str(run), "--data-root", str(shared_root),
+                 "--device", "cpu"]) == 0
+    assert json.loads((run / "synthetic.json").read_text())["factor"] == 2
+    assert json.loads((run / "config.json").read_text())["distill"]["match"]["factor"] == 2
+    assert main(["distill", "--method", "dm", "--ipc", "1", "--iterations", "1", "--factor", "3",
+                 "--out", str(tmp_path / "x"), "--data-root", str(shared_root), "--device", "cpu"]) == 2
+    assert "factor 3 must be >= 1 and divide the image size 28x28" in capsys.readouterr().err
+
+
 def test_datasets_lists_facts(shared_root, capsys):
     assert main(["datasets", "--data-root", str(shared_root)]) == 0
     out = capsys.readouterr().out

@@ -208,3 +208,13 @@ def test_config_table_shows_the_method_default_real_batch(tmp_path):
                      ).save(tmp_path / method)
         row = config_table([load_run(tmp_path / method)]).rows[0]
         assert f"batch_real={batch}" in row[2]
+
+
+def test_a_multi_formation_set_counts_its_decoded_images(tmp_path):
+    sset = SyntheticSet(images=torch.randn(10, 1, 28, 28), labels=torch.arange(10), info=INFO, factor=2,
+                        metadata={"method": "dm", "ipc": 1, "iterations": 5, "distill_flops": 1e9,
+                                  "distill": {"method": "dm", "ipc": 1, "match": {"factor": 2}}})
+    sset.save(tmp_path / "f2")
+    rec = load_run(tmp_path / "f2")
+    assert rec.n_images == 40  # training FLOPs are counted on the 4 x 10 decoded images
+    assert rec.label == "dm IPC 1 (factor 2)"

@@ -63,7 +63,7 @@ def cmd_distill(args) -> int:
                         inner_steps=args.inner_steps, net_pool=args.net_pool,
                         net_pool_refresh=args.net_pool_refresh, net_train_steps=args.net_train_steps,
                         net_train_batch=args.net_train_batch, net_train_lr=args.net_train_lr,
-                        ema=args.ema, lr_schedule=args.lr_schedule)
+                        ema=args.ema, lr_schedule=args.lr_schedule, factor=args.factor)
     dam = {k: v for k, v in (("p", args.att_p), ("lam", args.lam)) if v is not None}
     if args.layers:
         try:
@@ -82,7 +82,9 @@ def cmd_distill(args) -> int:
         print(f"interrupted: rerun the same command with --resume to continue from the checkpoint "
               f"in {args.out}", file=sys.stderr)
         return 130
-    print(f"saved {len(sset.labels)} images ({sset.ipc} per class) of {sset.info.name} to {args.out} "
+    decoded = (f"; multi-formation factor {sset.factor}: models train on {len(sset.decoded()[1])}"
+               if sset.factor > 1 else "")
+    print(f"saved {len(sset.labels)} images ({sset.ipc} per class{decoded}) of {sset.info.name} to {args.out} "
           f"in {time.perf_counter() - t0:.1f}s; grid: {Path(args.out) / 'grid.png'}")
     return 0
 
@@ -105,10 +107,11 @@ def cmd_evaluate(args) -> int:
     test = load_dataset(data, "test")
     train_cfg = for_dataset(_train_config(args), data.name)
     cfg = EvalConfig(models=models, runs=args.runs, seed=args.seed, train=train_cfg)
-    print(f"evaluating {run_dir} ({len(sset.labels)} images) with {', '.join(models)}: "
+    shown = f" decoded from {len(sset.labels)} stored" if sset.factor > 1 else ""
+    print(f"evaluating {run_dir} ({len(sset.decoded()[1])} images{shown}) with {', '.join(models)}: "
           f"{cfg.runs} runs x {train_cfg.epochs} epochs on {device}")
     try:
-        report = evaluate(sset.images, sset.labels, test, cfg, device=device, out_dir=run_dir,
+        report = evaluate(*sset.decoded(), test, cfg, device=device, out_dir=run_dir,
                           workers=args.workers)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {run_dir / 'eval_runs.jsonl'}; "
@@ -248,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                    help="dm/datadam: image lr schedule; cosine decays --lr-img to 0 over "
                         "--iterations (default constant, as the papers)")
+    p.add_argument("--factor", type=int, default=1,
+                   help="dm/datadam: multi-formation (IDC): each stored image holds FxF "
+                        "lower-resolution images, so models train on F^2 x ipc images per class "
+                        "at the same storage (default 1: plain images, as DM and DataDAM)")
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="dm/datadam: save an exponential moving average of the images over the "
                         "iterations with this decay (e.g. 0.97) instead of the last iterate "

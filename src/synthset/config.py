@@ -169,6 +169,10 @@ class MatchConfig(_FromDict):
     0 (the default) saves the last iterate, as the papers. ``lr_schedule``: ``constant``
     (the papers) or ``cosine`` (``lr_img`` decayed to 0 over ``iterations``;
     ``synthset.distill.cosine_lr``).
+
+    ``factor`` F > 1: multi-formation (IDC, Kim et al., ICML 2022; ``synthset.formation``):
+    each stored image holds F x F lower-resolution images, so a model trains on F^2 x ipc
+    images per class at the same storage. 1 (the default) is DM's and DataDAM's set.
     """
 
     iterations: Optional[int] = None
@@ -193,6 +197,7 @@ class MatchConfig(_FromDict):
     net_train_lr: float = 0.01
     ema: float = 0.0
     lr_schedule: str = "constant"
+    factor: int = 1
     dsa: DSAConfig = field(default_factory=DSAConfig)
 
     def __post_init__(self) -> None:
@@ -213,6 +218,7 @@ class MatchConfig(_FromDict):
                f"lr_schedule must be constant|cosine, got {self.lr_schedule!r}")
         _check(self.lr_schedule == "constant" or self.iterations is not None,
                "lr_schedule='cosine' decays over --iterations: give --iterations")
+        _check(self.factor >= 1, f"factor must be >= 1 (1 = plain images), got {self.factor}")
         _check(0.0 <= self.ema < 1.0,
                f"ema must be in [0, 1) (0 = save the last iterate), got {self.ema}")
         _check(self.checkpoint_every >= 0 and self.eval_every >= 0,

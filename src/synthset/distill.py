@@ -11,6 +11,7 @@ gives exactly the images of an uninterrupted run.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -28,6 +29,7 @@ from .data import load_dataset
 from .data.base import ImageData, normalize
 from .device import autocast, peak_memory_mib
 from .flops import count_flops, train_step_flops
+from .formation import decode, encode, tile_size
 from .methods import METHODS
 from .methods.base import MethodOutput, check_ipc
 from .models import build_model
@@ -55,6 +57,7 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     if per_it:
         extra["median_iteration_seconds"] = sorted(per_it)[len(per_it) // 2]
     sset = SyntheticSet(images=out.images.detach().cpu(), labels=out.labels.cpu(), info=train.info,
+                        factor=int(extra.pop("factor", 1)),
                         metadata={"method": method.name, "ipc": config.ipc, "seed": config.seed,
                                   "data": data.to_dict(), "distill": config.to_dict(),
                                   "distill_seconds": seconds, "device": str(device),
@@ -118,6 +121,10 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
     classes, ipc = train.info.num_classes, config.ipc
     n_real = min(mc.batch_real or method.default_batch_real, min(len(ix) for ix in by_class))
     info = train.info
+    factor = mc.factor
+    n_syn = ipc * factor * factor  # training images per class after multi-formation decoding
+    check_ipc(train, n_syn)
+    tile_size(*info.size, factor)  # a factor that does not divide the image size fails here
     per_it = iteration_flops(method, config, info, n_real)  # before the loop: fail early
     pool = train.images.to(device)  # uint8 on the device; normalised per batch
     by_class_dev = [ix.to(device) for ix in by_class]
@@ -146,13 +153,14 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
         syn_loss = CompiledSynLoss(method, template, config, classes)
 
     if mc.init == "real":
-        idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:ipc]] for ix in by_class])
-        images = train.normalized(idx).to(device)
+        idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:n_syn]] for ix in by_class])
+        images = encode(train.normalized(idx), factor).to(device)
     elif mc.init == "herding":
         # Start from the registered herding coreset in config.coreset's feature space
         # (deterministic, consumes nothing from the generator).
-        images = METHODS.get("herding").run(train, config, device=device, generator=generator,
-                                            log=log).images.to(device)
+        coreset = METHODS.get("herding").run(train, dataclasses.replace(config, ipc=n_syn),
+                                             device=device, generator=generator, log=log)
+        images = encode(coreset.images, factor).to(device)
     else:
         images = torch.randn(classes * ipc, info.channels, *info.size, generator=generator).to(device)
     images.requires_grad_(True)
@@ -238,7 +246,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             pick = torch.stack([ix[torch.randperm(len(ix), generator=generator)[:n_real].to(device)]
                                 for ix in by_class_dev])
             real = normalize(pool[pick.flatten()], info.mean, info.std)
-            params = augment.sample(mc.dsa, classes, max(n_real, ipc), tuple(info.size),
+            params = augment.sample(mc.dsa, classes, max(n_real, n_syn), tuple(info.size),
                                     generator=generator, device=device)
             real_aug = augment.apply(real, params, classes, mc.dsa)
             if mc.channels_last:
@@ -253,7 +261,8 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                 for group in opt.param_groups:
                     group["lr"] = cosine_lr(mc.lr_img, it, iterations)
             for inner in range(mc.inner_steps):
-                syn_aug = augment.apply(images, params, classes, mc.dsa)  # same draw each step
+                syn_aug = augment.apply(decode(images, labels, factor)[0], params, classes,
+                                        mc.dsa)  # same draw each step
                 if mc.channels_last:
                     syn_aug = syn_aug.contiguous(memory_format=torch.channels_last)
                 if syn_loss is not None:
@@ -295,7 +304,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
             if mc.eval_every and done % mc.eval_every == 0 and run_dir is not None and data:
                 if test is None:
                     test = load_dataset(data, "test")
-                _log_eval(run_dir, result(), labels, test, config, done, value,
+                _log_eval(run_dir, *decode(result(), labels, factor), test, config, done, value,
                           prior_seconds + time.perf_counter() - t0, device)
             if on_step is not None:
                 on_step(done, result(), prior_seconds + time.perf_counter() - t0)
@@ -322,7 +331,7 @@ def match_loop(method, train: ImageData, config: DistillConfig, *, device: torch
                         metadata={"iterations": iterations, "batch_real": n_real,
                                   "flops_per_iteration": per_it, "distill_flops": per_it * iterations,
                                   "loop_seconds": seconds,
-                                  "final_loss": history[-1] if history else None,
+                                  "final_loss": history[-1] if history else None, "factor": factor,
                                   "iteration_seconds": it_seconds})
 
 
@@ -353,7 +362,7 @@ def iteration_flops(method, config: DistillConfig, info, n_real: int) -> int:
     for p in net.parameters():
         p.requires_grad_(False)
     real = torch.empty(classes * n_real, info.channels, *info.size, device="meta")
-    syn = torch.empty(classes * config.ipc, info.channels, *info.size, device="meta",
+    syn = torch.empty(classes * config.ipc * mc.factor ** 2, info.channels, *info.size, device="meta",
                       requires_grad=True)
 
     def real_path():

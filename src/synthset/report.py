@@ -76,7 +76,10 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        return "full data" if self.kind == "full" else f"{self.method} IPC {self.ipc}"
+        if self.kind == "full":
+            return "full data"
+        factor = int(self.metadata.get("distill", {}).get("match", {}).get("factor", 1))
+        return f"{self.method} IPC {self.ipc}" + (f" (factor {factor})" if factor > 1 else "")
 
     @property
     def grid(self) -> Optional[Path]:
@@ -166,7 +169,8 @@ def load_run(path: str | Path) -> RunRecord:
             c = _read_json(ck)
             curve = (c.get("history", []), c.get("elapsed", []))
         ipc = meta.get("ipc")
-        n = (ipc or 0) * len(info.class_names)
+        factor = int(d.get("factor", 1))  # multi-formation: models train on factor^2 x ipc
+        n = (ipc or 0) * len(info.class_names) * factor ** 2
         if "distill_flops" not in meta and meta.get("iterations") and meta.get("distill"):
             meta = {**meta, **_matching_flops(meta, info)}
         return RunRecord(path=path, kind="synthetic", dataset=info.name, info=info,

@@ -1,7 +1,10 @@
 """SyntheticSet: the product of a distillation run, stored as safetensors + JSON.
 
 Loading never unpickles. Exports: an ImageFolder of PNGs, the DC-Bench ``.pt`` layout
-``{'data': [[images, labels]]}``, and an image-grid PNG (de-normalised).
+``{'data': [[images, labels]]}``, and an image-grid PNG (de-normalised). A set made with
+multi-formation (``factor`` > 1, ``synthset.formation``) stores factor x factor tiles per
+image; ``decoded()`` and the exports give the images a model trains on, the grid shows
+what is stored.
 """
 from __future__ import annotations
 
@@ -31,12 +34,14 @@ def versions() -> dict[str, str]:
 
 @dataclass
 class SyntheticSet:
-    """Normalised float images ``(N, C, H, W)``, int64 labels and what produced them."""
+    """Normalised float images ``(N, C, H, W)``, int64 labels and what produced them;
+    ``factor``: multi-formation tiles per side of each stored image (1 = plain images)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     info: DatasetInfo
     metadata: dict[str, Any] = field(default_factory=dict)
+    factor: int = 1
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.labels.shape != (self.images.shape[0],):
@@ -45,6 +50,14 @@ class SyntheticSet:
         if self.images.shape[1] != self.info.channels or tuple(self.images.shape[2:]) != tuple(self.info.size):
             raise ValueError(f"images {tuple(self.images.shape[1:])} do not match the dataset "
                              f"({self.info.channels}, {self.info.size[0]}, {self.info.size[1]})")
+        from .formation import tile_size
+        tile_size(*self.info.size, self.factor)  # ValueError on a factor that does not divide
+
+    def decoded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and labels a model trains on (the stored ones when ``factor`` is 1)."""
+        from .formation import decode
+        with torch.no_grad():
+            return decode(self.images.detach(), self.labels, self.factor)
 
     @property
     def ipc(self) -> int:
@@ -58,7 +71,7 @@ class SyntheticSet:
         part = run_dir / (TENSORS + ".part")
         save_file(tensors, str(part))
         part.replace(run_dir / TENSORS)
-        meta = {"format": FORMAT_VERSION, "dataset": self.info.to_dict(),
+        meta = {"format": FORMAT_VERSION, "dataset": self.info.to_dict(), "factor": self.factor,
                 "metadata": {"versions": versions(), **self.metadata}}
         (run_dir / (META + ".part")).write_text(json.dumps(meta, indent=2))
         (run_dir / (META + ".part")).replace(run_dir / META)
@@ -76,17 +89,20 @@ class SyntheticSet:
         except Exception as e:
             raise DataError(f"{run_dir}: the synthetic set is corrupt ({e}); re-run distill") from e
         return cls(images=t["images"], labels=t["labels"],
-                   info=DatasetInfo.from_dict(meta["dataset"]), metadata=meta.get("metadata", {}))
+                   info=DatasetInfo.from_dict(meta["dataset"]), metadata=meta.get("metadata", {}),
+                   factor=int(meta.get("factor", 1)))
 
-    def pixels(self) -> torch.Tensor:
-        """De-normalised images in [0, 1]."""
-        return denormalize(self.images.detach().float().cpu(), self.info.mean, self.info.std)
+    def pixels(self, *, decoded: bool = False) -> torch.Tensor:
+        """De-normalised stored (or, with ``decoded``, training) images in [0, 1]."""
+        x = self.decoded()[0] if decoded else self.images
+        return denormalize(x.detach().float().cpu(), self.info.mean, self.info.std)
 
     def export_png_folder(self, out: str | Path) -> Path:
+        """One PNG per training image (decoded), in one folder per class."""
         out = Path(out)
-        px = (self.pixels() * 255).round().to(torch.uint8)
+        px = (self.pixels(decoded=True).clamp(0, 1) * 255).round().to(torch.uint8)
         counters: dict[int, int] = {}
-        for img, lab in zip(px, self.labels.tolist()):
+        for img, lab in zip(px, self.decoded()[1].tolist()):
             d = out / self.info.class_names[lab]
             d.mkdir(parents=True, exist_ok=True)
             k = counters.get(lab, 0)
@@ -95,10 +111,11 @@ class SyntheticSet:
         return out
 
     def export_dcbench(self, path: str | Path) -> Path:
-        """DC-Bench layout: ``torch.save({'data': [[images, labels]]})``."""
+        """DC-Bench layout: ``torch.save({'data': [[images, labels]]})``, decoded."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"data": [[self.images.detach().cpu(), self.labels.cpu()]]}, path)
+        images, labels = self.decoded()
+        torch.save({"data": [[images.cpu(), labels.cpu()]]}, path)
         return path
 
     def grid(self, path: str | Path, *, max_per_class: int = 10, scale: int = 0) -> Path:
