@@ -20,6 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from .data.base import DataError, DatasetInfo, denormalize
+from .formation import decode, tile_size
 
 TENSORS = "synthetic.safetensors"
 META = "synthetic.json"
@@ -50,12 +51,10 @@ class SyntheticSet:
         if self.images.shape[1] != self.info.channels or tuple(self.images.shape[2:]) != tuple(self.info.size):
             raise ValueError(f"images {tuple(self.images.shape[1:])} do not match the dataset "
                              f"({self.info.channels}, {self.info.size[0]}, {self.info.size[1]})")
-        from .formation import tile_size
         tile_size(*self.info.size, self.factor)  # ValueError on a factor that does not divide
 
     def decoded(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The images and labels a model trains on (the stored ones when ``factor`` is 1)."""
-        from .formation import decode
         with torch.no_grad():
             return decode(self.images.detach(), self.labels, self.factor)
 
