@@ -27,6 +27,7 @@ from synthset.config import (CoresetConfig, DataConfig, DataDAMConfig, DistillCo
 from synthset.data import load_dataset
 from synthset.distill import match_loop
 from synthset.evaluate import evaluate, for_dataset, machine
+from synthset.formation import decode
 from synthset.methods import METHODS
 
 DAM_KEYS = {f.name for f in dataclasses.fields(DataDAMConfig)}
@@ -77,7 +78,7 @@ def main():
                          deadline=t0 + args.budget if args.budget else None)
         seconds = time.perf_counter() - t0
         tcfg = for_dataset(TrainConfig(epochs=args.epochs, compile=True), "mnist")
-        rep = evaluate(out.images, out.labels, test, EvalConfig(models=("ConvNet",), runs=args.runs, train=tcfg),
+        rep = evaluate(*decode(out.images, out.labels, out.metadata.get("factor", 1)), test, EvalConfig(models=("ConvNet",), runs=args.runs, train=tcfg),
                        device=device, progress=False, log=lambda m: None, workers=args.workers)
         row = {"variant": name, "method": args.method, "options": {**kw, **dam}, "features": features,
                "distill_seconds": seconds, "median_iteration_seconds":

@@ -82,7 +82,7 @@ def cmd_distill(args) -> int:
         print(f"interrupted: rerun the same command with --resume to continue from the checkpoint "
               f"in {args.out}", file=sys.stderr)
         return 130
-    decoded = (f"; multi-formation factor {sset.factor}: models train on {len(sset.decoded()[1])}"
+    decoded = (f"; multi-formation factor {sset.factor}: models train on {sset.n_train}"
                if sset.factor > 1 else "")
     print(f"saved {len(sset.labels)} images ({sset.ipc} per class{decoded}) of {sset.info.name} to {args.out} "
           f"in {time.perf_counter() - t0:.1f}s; grid: {Path(args.out) / 'grid.png'}")
@@ -108,7 +108,7 @@ def cmd_evaluate(args) -> int:
     train_cfg = for_dataset(_train_config(args), data.name)
     cfg = EvalConfig(models=models, runs=args.runs, seed=args.seed, train=train_cfg)
     shown = f" decoded from {len(sset.labels)} stored" if sset.factor > 1 else ""
-    print(f"evaluating {run_dir} ({len(sset.decoded()[1])} images{shown}) with {', '.join(models)}: "
+    print(f"evaluating {run_dir} ({sset.n_train} images{shown}) with {', '.join(models)}: "
           f"{cfg.runs} runs x {train_cfg.epochs} epochs on {device}")
     try:
         report = evaluate(*sset.decoded(), test, cfg, device=device, out_dir=run_dir,

@@ -73,13 +73,13 @@ class RunRecord:
     config: dict = field(default_factory=dict)
     curve: Optional[tuple[list[float], list[float]]] = None  # (loss, elapsed seconds)
     eval_log: list[dict] = field(default_factory=list)
+    factor: int = 1  # multi-formation: n_images counts the factor^2 x ipc decoded images
 
     @property
     def label(self) -> str:
         if self.kind == "full":
             return "full data"
-        factor = int(self.metadata.get("distill", {}).get("match", {}).get("factor", 1))
-        return f"{self.method} IPC {self.ipc}" + (f" (factor {factor})" if factor > 1 else "")
+        return f"{self.method} IPC {self.ipc}" + (f" (factor {self.factor})" if self.factor > 1 else "")
 
     @property
     def grid(self) -> Optional[Path]:
@@ -169,7 +169,7 @@ def load_run(path: str | Path) -> RunRecord:
             c = _read_json(ck)
             curve = (c.get("history", []), c.get("elapsed", []))
         ipc = meta.get("ipc")
-        factor = int(d.get("factor", 1))  # multi-formation: models train on factor^2 x ipc
+        factor = int(d.get("factor", 1))
         n = (ipc or 0) * len(info.class_names) * factor ** 2
         if "distill_flops" not in meta and meta.get("iterations") and meta.get("distill"):
             meta = {**meta, **_matching_flops(meta, info)}
@@ -177,7 +177,7 @@ def load_run(path: str | Path) -> RunRecord:
                          method=meta.get("method", "?"), ipc=ipc, n_images=n, results=results,
                          by_epochs=by_epochs,
                          metadata=meta, config=meta.get("distill", {}), curve=curve,
-                         eval_log=_read_jsonl(path / "log.jsonl"))
+                         eval_log=_read_jsonl(path / "log.jsonl"), factor=factor)
     if ev.exists():
         d = _read_json(ev)
         data = d.get("config", {}).get("data", {})

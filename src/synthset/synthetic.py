@@ -59,6 +59,11 @@ class SyntheticSet:
             return decode(self.images.detach(), self.labels, self.factor)
 
     @property
+    def n_train(self) -> int:
+        """How many images a model trains on (``factor``^2 per stored image)."""
+        return len(self.labels) * self.factor ** 2
+
+    @property
     def ipc(self) -> int:
         return int(torch.bincount(self.labels).max().item())
 
@@ -91,17 +96,18 @@ class SyntheticSet:
                    info=DatasetInfo.from_dict(meta["dataset"]), metadata=meta.get("metadata", {}),
                    factor=int(meta.get("factor", 1)))
 
-    def pixels(self, *, decoded: bool = False) -> torch.Tensor:
-        """De-normalised stored (or, with ``decoded``, training) images in [0, 1]."""
-        x = self.decoded()[0] if decoded else self.images
-        return denormalize(x.detach().float().cpu(), self.info.mean, self.info.std)
+    def pixels(self) -> torch.Tensor:
+        """De-normalised stored images in [0, 1]."""
+        return denormalize(self.images.detach().float().cpu(), self.info.mean, self.info.std)
 
     def export_png_folder(self, out: str | Path) -> Path:
         """One PNG per training image (decoded), in one folder per class."""
         out = Path(out)
-        px = (self.pixels(decoded=True).clamp(0, 1) * 255).round().to(torch.uint8)
+        images, labels = self.decoded()
+        px = (denormalize(images.float().cpu(), self.info.mean, self.info.std).clamp(0, 1) * 255
+              ).round().to(torch.uint8)
         counters: dict[int, int] = {}
-        for img, lab in zip(px, self.decoded()[1].tolist()):
+        for img, lab in zip(px, labels.tolist()):
             d = out / self.info.class_names[lab]
             d.mkdir(parents=True, exist_ok=True)
             k = counters.get(lab, 0)
