@@ -14,11 +14,11 @@ from synthset.report import accuracy_table, build_report, cost_table, crossarch,
 from synthset.synthetic import SyntheticSet
 
 
-def make_run(path, method, ipc, accs, *, models=("ConvNet",), epochs=1000, extra_runs=(), curve=True):
+def make_run(path, method, ipc, accs, *, models=("ConvNet",), epochs=1000, extra_runs=(), curve=True, factor=1):
     n = 10 * ipc
     g = torch.Generator().manual_seed(ipc)
     sset = SyntheticSet(images=torch.randn(n, 1, 28, 28, generator=g),
-                        labels=torch.arange(10).repeat_interleave(ipc), info=INFO,
+                        labels=torch.arange(10).repeat_interleave(ipc), info=INFO, factor=factor,
                         metadata={"method": method, "ipc": ipc, "distill": {"method": method, "ipc": ipc},
                                   "distill_seconds": 12.5, "distill_flops": 3e12, "iterations": 20,
                                   "n_train_real": 60000, "peak_memory_mib": 900.0})
@@ -218,3 +218,12 @@ def test_a_multi_formation_set_counts_its_decoded_images(tmp_path):
     rec = load_run(tmp_path / "f2")
     assert rec.n_images == 40  # training FLOPs are counted on the 4 x 10 decoded images
     assert rec.label == "dm IPC 1 (factor 2)"
+
+
+def test_a_multi_formation_set_gets_its_own_row_without_the_paper_figure(tmp_path):
+    """Plain and factor-2 DM at the same IPC are two rows; neither overwrites the other."""
+    recs = [load_run(make_run(tmp_path / "dm", "dm", 1, [88.0, 90.0])),
+            load_run(make_run(tmp_path / "dm_f2", "dm", 1, [93.0, 95.0], factor=2))]
+    rows = {row[0]: row for row in accuracy_table(recs, "mnist").rows}
+    assert rows["dm"][1].startswith("89.00 ± 1.00") and rows["dm"][-1] == "89.7"
+    assert rows["dm (factor 2)"][1].startswith("94.00 ± 1.00") and rows["dm (factor 2)"][-1] == "-"

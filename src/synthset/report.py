@@ -312,11 +312,14 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
             s += f" / {b[0]:.1f} / {a[0]:.1f}"
         return s + f" ({len(res.accuracy)}x{res.epochs} ep)"
 
-    for method in sorted({r.method for r in syn}, key=_order):
-        by_ipc = {r.ipc: r.results[model] for r in syn if r.method == method}
-        row = [method] + [cell(by_ipc[k]) if k in by_ipc else "-" for k in ipcs]
+    # One row per method and factor: a multi-formation set is not the paper's set, so it gets
+    # its own row (and no paper figure) instead of sharing, and overwriting, the plain cell.
+    for method, factor in sorted({(r.method, r.factor) for r in syn}, key=lambda mf: (_order(mf[0]), mf[1])):
+        by_ipc = {r.ipc: r.results[model] for r in syn if r.method == method and r.factor == factor}
+        name = method + (f" (factor {factor})" if factor > 1 else "")
+        row = [name] + [cell(by_ipc[k]) if k in by_ipc else "-" for k in ipcs]
         if paper:
-            ref = paper.get(method)
+            ref = paper.get(method) if factor == 1 else None
             row.append(" / ".join(f"{ref[0][k]}" if k in ref[0] else "-" for k in ipcs)
                        if ref else "-")
         rows.append(row)
