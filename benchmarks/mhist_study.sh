@@ -11,7 +11,8 @@
 # Env: RES (64), IPCS ("1 10 50"), ITERS (DM/DataDAM iterations, 1000), RUNS (3),
 # EPOCHS (evaluation epochs, 1000), FULL_EPOCHS (100), DEVICE (cpu | cuda), FEATURES (herding /
 # k-center feature space: trained | random | pixels; default trained: a ConvNet trained 23
-# epochs on MHIST, ~14 min on the 2-core CPU at 64 px, so the CPU study uses random).
+# epochs on MHIST, ~14 min on the 2-core CPU at 64 px, so the CPU study uses random), FACTOR
+# (DM/DataDAM multi-formation factor, 1; a factor F > 1 writes to $stage-ipc$ipc-fF).
 set -euo pipefail
 RES=${RES:-64}
 case $RES in 64) MODEL=ConvNetD4 ;; 128) MODEL=ConvNetD5 ;; 224) MODEL=ConvNetD7 ;; *) MODEL=${MODEL:?set MODEL} ;; esac
@@ -39,10 +40,11 @@ for stage in "$@"; do
         synthset evaluate "$S/$m-ipc$ipc" "${EVAL[@]}"
       done; done ;;
     dm|datadam)
+      F=${FACTOR:-1}; SUF=$( [ "$F" = 1 ] || echo "-f$F" )
       for ipc in $IPCS; do
-        distill "$S/$stage-ipc$ipc" --method "$stage" --ipc "$ipc" --iterations "${ITERS:-1000}" \
-          --batch-real 64 --compile --checkpoint-every 100 --resume
-        synthset evaluate "$S/$stage-ipc$ipc" "${EVAL[@]}"
+        distill "$S/$stage-ipc$ipc$SUF" --method "$stage" --ipc "$ipc" --iterations "${ITERS:-1000}" \
+          --batch-real 64 --factor "$F" --compile --checkpoint-every 100 --resume
+        synthset evaluate "$S/$stage-ipc$ipc$SUF" "${EVAL[@]}"
       done ;;
     full)
       [ -f "$S/full/eval.json" ] || synthset train "${DATA[@]}" --model "$MODEL" --epochs "${FULL_EPOCHS:-100}" \

@@ -227,3 +227,14 @@ def test_a_multi_formation_set_gets_its_own_row_without_the_paper_figure(tmp_pat
     rows = {row[0]: row for row in accuracy_table(recs, "mnist").rows}
     assert rows["dm"][1].startswith("89.00 ± 1.00") and rows["dm"][-1] == "89.7"
     assert rows["dm (factor 2)"][1].startswith("94.00 ± 1.00") and rows["dm (factor 2)"][-1] == "-"
+
+
+def test_the_report_keeps_the_grid_of_every_set_of_one_method_and_ipc(tmp_path):
+    """A plain and a factor-2 DM set at IPC 1, and a second plain one: three distinct grids."""
+    runs = [make_run(tmp_path / "dm", "dm", 1, [88.0]), make_run(tmp_path / "dm_f2", "dm", 1, [93.0], factor=2),
+            make_run(tmp_path / "dm_again", "dm", 1, [89.0])]
+    build_report(runs, tmp_path / "report", title="grids")
+    grids = sorted(p.name for p in (tmp_path / "report").glob("grid_*.png"))
+    assert grids == ["grid_mnist_dm_ipc1.png", "grid_mnist_dm_ipc1_1.png", "grid_mnist_dm_ipc1_f2.png"]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert html.count("<img") >= 3

@@ -498,10 +498,15 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path, *, title: str 
             from .plots import distillation_curves
             p = distillation_curves(curves, evals, out / f"{dataset}_curves.png")
             items.append(("img", p, "Distillation: matching loss vs iteration and vs wall-clock"))
+        used: set[Path] = set()
         for r in sorted((r for r in records if r.dataset == dataset and r.kind != "full"
                          and (r.grid or (r.path / "synthetic.json").exists())),
-                        key=lambda r: (_order(r.method), r.ipc or 0)):
-            dst = out / f"grid_{dataset}_{r.method}_ipc{r.ipc}.png"
+                        key=lambda r: (_order(r.method), r.ipc or 0, r.factor)):
+            stem = f"grid_{dataset}_{r.method}_ipc{r.ipc}" + (f"_f{r.factor}" if r.factor > 1 else "")
+            dst, k = out / f"{stem}.png", 1
+            while dst in used:  # two sets of one method and IPC (e.g. two budgets) keep both grids
+                dst, k = out / f"{stem}_{k}.png", k + 1
+            used.add(dst)
             if r.grid is None:  # a set saved without its grid (e.g. by a benchmark): draw it
                 from .synthetic import SyntheticSet
                 SyntheticSet.load(r.path).grid(dst)
