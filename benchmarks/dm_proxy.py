@@ -78,7 +78,8 @@ def main():
                          deadline=t0 + args.budget if args.budget else None)
         seconds = time.perf_counter() - t0
         tcfg = for_dataset(TrainConfig(epochs=args.epochs, compile=True), "mnist")
-        rep = evaluate(*decode(out.images, out.labels, out.metadata.get("factor", 1)), test, EvalConfig(models=("ConvNet",), runs=args.runs, train=tcfg),
+        train_set = decode(out.images, out.labels, out.metadata.get("factor", 1))  # what models train on
+        rep = evaluate(*train_set, test, EvalConfig(models=("ConvNet",), runs=args.runs, train=tcfg),
                        device=device, progress=False, log=lambda m: None, workers=args.workers)
         row = {"variant": name, "method": args.method, "options": {**kw, **dam}, "features": features,
                "distill_seconds": seconds, "median_iteration_seconds":

@@ -79,12 +79,17 @@ class RunRecord:
     def label(self) -> str:
         if self.kind == "full":
             return "full data"
-        return f"{self.method} IPC {self.ipc}" + (f" (factor {self.factor})" if self.factor > 1 else "")
+        return _with_factor(f"{self.method} IPC {self.ipc}", self.factor)
 
     @property
     def grid(self) -> Optional[Path]:
         p = self.path / "grid.png"
         return p if p.exists() else None
+
+
+def _with_factor(name: str, factor: int) -> str:
+    """A multi-formation set's name says so: it is not the paper's plain set."""
+    return name + (f" (factor {factor})" if factor > 1 else "")
 
 
 def _results_from_runs(lines: list[dict]) -> dict[tuple[str, int], ModelResult]:
@@ -316,8 +321,7 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
     # its own row (and no paper figure) instead of sharing, and overwriting, the plain cell.
     for method, factor in sorted({(r.method, r.factor) for r in syn}, key=lambda mf: (_order(mf[0]), mf[1])):
         by_ipc = {r.ipc: r.results[model] for r in syn if r.method == method and r.factor == factor}
-        name = method + (f" (factor {factor})" if factor > 1 else "")
-        row = [name] + [cell(by_ipc[k]) if k in by_ipc else "-" for k in ipcs]
+        row = [_with_factor(method, factor)] + [cell(by_ipc[k]) if k in by_ipc else "-" for k in ipcs]
         if paper:
             ref = paper.get(method) if factor == 1 else None
             row.append(" / ".join(f"{ref[0][k]}" if k in ref[0] else "-" for k in ipcs)
