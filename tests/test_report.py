@@ -229,6 +229,18 @@ def test_a_multi_formation_set_gets_its_own_row_without_the_paper_figure(tmp_pat
     assert rows["dm (factor 2)"][1].startswith("94.00 ± 1.00") and rows["dm (factor 2)"][-1] == "-"
 
 
+def test_two_plain_sets_of_one_method_and_ipc_keep_both_cells(tmp_path):
+    """Two DM IPC 1 budgets and one DM IPC 10 set: two rows named by their run directories."""
+    recs = [load_run(make_run(tmp_path / "dm_300", "dm", 1, [88.0, 90.0])),
+            load_run(make_run(tmp_path / "dm_ipc10", "dm", 10, [96.0, 97.0])),
+            load_run(make_run(tmp_path / "dm_600", "dm", 1, [91.0, 93.0]))]
+    rows = {row[0]: row for row in accuracy_table(recs, "mnist").rows}
+    assert set(rows) == {"dm [dm_300, dm_ipc10]", "dm [dm_600]"}
+    assert rows["dm [dm_300, dm_ipc10]"][1].startswith("89.00 ± 1.00")
+    assert rows["dm [dm_300, dm_ipc10]"][2].startswith("96.50 ± 0.50")
+    assert rows["dm [dm_600]"][1].startswith("92.00 ± 1.00") and rows["dm [dm_600]"][2] == "-"
+
+
 def test_the_report_keeps_the_grid_of_every_set_of_one_method_and_ipc(tmp_path):
     """A plain and a factor-2 DM set at IPC 1, and a second plain one: three distinct grids."""
     runs = [make_run(tmp_path / "dm", "dm", 1, [88.0]), make_run(tmp_path / "dm_f2", "dm", 1, [93.0], factor=2),

@@ -319,14 +319,25 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
 
     # One row per method and factor: a multi-formation set is not the paper's set, so it gets
     # its own row (and no paper figure) instead of sharing, and overwriting, the plain cell.
+    # Two sets of one method, factor and IPC (e.g. two budgets) each keep their cell: the j-th
+    # set at each IPC goes to the group's j-th row, and such rows name their run directories.
     for method, factor in sorted({(r.method, r.factor) for r in syn}, key=lambda mf: (_order(mf[0]), mf[1])):
-        by_ipc = {r.ipc: r.results[model] for r in syn if r.method == method and r.factor == factor}
-        row = [_with_factor(method, factor)] + [cell(by_ipc[k]) if k in by_ipc else "-" for k in ipcs]
-        if paper:
-            ref = paper.get(method) if factor == 1 else None
-            row.append(" / ".join(f"{ref[0][k]}" if k in ref[0] else "-" for k in ipcs)
-                       if ref else "-")
-        rows.append(row)
+        by_ipc: dict[int, list[RunRecord]] = {}
+        for r in syn:
+            if r.method == method and r.factor == factor:
+                by_ipc.setdefault(r.ipc, []).append(r)
+        depth = max(len(v) for v in by_ipc.values())
+        for j in range(depth):
+            slot = {k: v[j] for k, v in by_ipc.items() if j < len(v)}
+            name = _with_factor(method, factor)
+            if depth > 1:
+                name += " [" + ", ".join(slot[k].path.name for k in ipcs if k in slot) + "]"
+            row = [name] + [cell(slot[k].results[model]) if k in slot else "-" for k in ipcs]
+            if paper:
+                ref = paper.get(method) if factor == 1 else None
+                row.append(" / ".join(f"{ref[0][k]}" if k in ref[0] else "-" for k in ipcs)
+                           if ref else "-")
+            rows.append(row)
     for r in recs:
         if r.kind == "full" and model in r.results:
             res = r.results[model]
