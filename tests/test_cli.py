@@ -53,6 +53,30 @@ def test_train_full_reference_on_a_folder_dataset(tmp_path, capsys):
     assert "full folder training set" in capsys.readouterr().out
 
 
+def test_train_keeps_finished_runs_and_resumes(tmp_path, capsys):
+    """A second `train` with more runs trains only the new run; seeds are the full-data stream."""
+    import numpy as np
+    from PIL import Image
+    from synthset.evaluate import run_seed
+    rng = np.random.default_rng(1)
+    for c in ("a", "b"):
+        (tmp_path / "data" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
+    base = ["train", "--dataset", "folder", "--data-path", str(tmp_path / "data"), "--model", "MLP",
+            "--epochs", "1", "--out", str(tmp_path / "full"), "--device", "cpu"]
+    assert main(base + ["--runs", "1"]) == 0
+    first = json.loads((tmp_path / "full" / "eval.json").read_text())["models"]["MLP"]
+    assert main(base + ["--runs", "2"]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "full" / "eval_runs.jsonl").read_text().splitlines()]
+    assert [x["run"] for x in lines] == [0, 1]  # run 0 was not trained again
+    rep = json.loads((tmp_path / "full" / "eval.json").read_text())
+    m = rep["models"]["MLP"]
+    assert m["runs"][0] == first["runs"][0] and len(m["runs"]) == 2
+    assert m["seeds"] == [run_seed(0, "MLP", r, "full") for r in range(2)]
+    assert rep["config"]["data"]["name"] == "folder" and rep["config"]["train"]["epochs"] == 1
+
+
 def test_dm_distill_checkpoint_and_resume(tmp_path, shared_root, capsys):
     run = tmp_path / "dm"
     base = ["distill", "--method", "dm", "--ipc", "1", "--batch-real", "8", "--checkpoint-every", "1",

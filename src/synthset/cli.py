@@ -123,35 +123,35 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_train(args) -> int:
-    """Full-data reference: the protocol's network(s) trained on the whole training split."""
+    """Full-data reference: the protocol's network(s) trained on the whole training split.
+    With --out, each finished run is kept in OUT/eval_runs.jsonl and not redone."""
+    from .config import EvalConfig
     from .data import load_dataset
-    from .device import peak_memory_mib, resolve_device
-    from .evaluate import for_dataset, format_table, machine, summarize, train_full
+    from .device import resolve_device
+    from .evaluate import evaluate, for_dataset, format_table
     from .models import MODELS
-    models = [MODELS.canonical(m.strip()) for m in args.model.split(",") if m.strip()]
+    models = tuple(MODELS.canonical(m.strip()) for m in args.model.split(",") if m.strip())
     device = resolve_device(args.device)
     data = _data_config(args)
     train, test = load_dataset(data, "train"), load_dataset(data, "test")
     info = train.info
-    cfg = for_dataset(_train_config(args), data.name)
-    summaries = {}
-    for model in models:
-        runs = []
-        for r in range(args.runs):
-            print(f"training {model} on all {len(train)} {info.name} training images, {cfg.epochs} epochs, "
-                  f"augment={cfg.augment}, run {r}")
-            runs.append(train_full(model, train, test, cfg, seed=args.seed, run=r, device=device,
-                                   on_epoch=lambda ep, loss: print(f"  epoch {ep + 1}: loss {loss:.4f}", flush=True)))
-            print(f"run {r}: test accuracy {runs[-1].accuracy:.2f}% (balanced {runs[-1].balanced_accuracy:.2f}%) "
-                  f"in {runs[-1].train_seconds:.0f}s")
-        summaries[model] = summarize(runs, n_train=len(train), info=train.info, model=model)
-    report = {"models": summaries, "config": {"data": data.to_dict(), "train": cfg.to_dict()},
-              "n_train": len(train), "device": str(device), "machine": machine(),
-              "peak_memory_mib": round(peak_memory_mib(device), 1)}
+    cfg = EvalConfig(models=models, runs=args.runs, seed=args.seed,
+                     train=for_dataset(_train_config(args), data.name))
+    out = Path(args.out) if args.out else None
+    print(f"training {', '.join(models)} on all {len(train)} {info.name} training images: "
+          f"{cfg.runs} runs x {cfg.train.epochs} epochs, augment={cfg.train.augment}, on {device}")
+    try:
+        report = evaluate(train.images, train.labels, test, cfg, device=device, out_dir=out,
+                          workers=args.workers, tag="full")
+    except KeyboardInterrupt:
+        kept = f"finished runs are kept in {out / 'eval_runs.jsonl'}; " if out else ""
+        print(f"\ninterrupted: {kept}run the same command again to continue", file=sys.stderr)
+        return 130
+    # the report reads a full-data run's dataset from config["data"]
+    report["config"] = {"data": data.to_dict(), "train": cfg.train.to_dict(),
+                        "models": list(models), "runs": cfg.runs, "seed": cfg.seed}
     print(format_table(report, f"full {info.name} training set"))
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out:
         (out / "eval.json").write_text(json.dumps(report, indent=2))
         print(f"wrote {out / 'eval.json'}")
     return 0
@@ -303,7 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", "--models", dest="model", default="ConvNet",
                    help="one model or a comma-separated list (the full-data cross-architecture row)")
     p.add_argument("--runs", type=int, default=1)
-    p.add_argument("--out", default=None, help="folder for eval.json")
+    p.add_argument("--workers", type=int, default=1,
+                   help="CPU: train this many runs at once in separate processes")
+    p.add_argument("--out", default=None, help="folder for eval.json and eval_runs.jsonl (resumable)")
     _add_train_args(p, 20)
     p.set_defaults(fn=cmd_train)
 

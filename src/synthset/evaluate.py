@@ -199,16 +199,18 @@ def machine() -> dict:
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _config_key(cfg: EvalConfig, n_train: int) -> str:
+def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
     d = asdict(cfg)
     d.pop("models")
     d.pop("runs")
-    return hashlib.sha256(json.dumps([d, n_train], sort_keys=True).encode()).hexdigest()[:16]
+    # the tag joins the key only when set, so the keys of existing run logs do not change
+    return hashlib.sha256(json.dumps([d, n_train] + ([tag] if tag else []), sort_keys=True)
+                          .encode()).hexdigest()[:16]
 
 
 def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: EvalConfig, *,
              device: torch.device, out_dir: Optional[Path] = None, progress: bool = True,
-             log: Callable[[str], None] = print, workers: int = 1) -> dict:
+             log: Callable[[str], None] = print, workers: int = 1, tag: str = "") -> dict:
     """Runs x models of the protocol. With ``out_dir``, each finished run is appended to
     ``eval_runs.jsonl`` at once and finished runs of the same config are not redone, so
     an interrupted evaluation resumes where it stopped. Writes ``eval.json``.
@@ -217,8 +219,10 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     cores split between them: on a 2-core CPU two single-thread runs side by side gave
     1.14x the throughput of one two-thread run for 2 runs x 100 epochs, spawn and compile
     included (benchmarks/eval_workers.sh; small batches scale poorly across threads).
+
+    ``tag`` separates seed streams (``"full"``: the full-data reference, ``train_full``).
     """
-    key = _config_key(cfg, images.shape[0])
+    key = _config_key(cfg, images.shape[0], tag)
     done: dict[tuple[str, int], RunResult] = {}
     log_path = out_dir / "eval_runs.jsonl" if out_dir else None
     if log_path and log_path.exists():
@@ -242,11 +246,11 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
                 f.write(json.dumps({**asdict(res), "config_key": key}) + "\n")
 
     if workers > 1 and device.type == "cpu" and len(todo) > 1:
-        _evaluate_parallel(todo, images, labels, test, cfg, workers, record)
+        _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag)
     else:
         for m, r in todo:
             record(evaluate_run(m, images, labels, test, cfg.train, seed=cfg.seed, run=r,
-                                device=device, progress=progress))
+                                device=device, progress=progress, tag=tag))
     results: dict[str, dict] = {}
     for model in cfg.models:
         runs = [done[(model, r)] for r in range(cfg.runs)]
@@ -276,13 +280,14 @@ def _run_with_threads(threads: int, *args, **kwargs) -> RunResult:
     return evaluate_run(*args, **kwargs)
 
 
-def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record) -> None:
+def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record,
+                       tag: str = "") -> None:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
     threads = task_threads(torch.get_num_threads(), workers, len(todo))
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
         futures = [pool.submit(_run_with_threads, t, m, images, labels, test, cfg.train, seed=cfg.seed,
-                               run=r, device=torch.device("cpu"), progress=False)
+                               run=r, device=torch.device("cpu"), progress=False, tag=tag)
                    for t, (m, r) in zip(threads, todo)]
         for fut in as_completed(futures):
             record(fut.result())
