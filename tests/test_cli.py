@@ -36,14 +36,19 @@ def test_bad_input_messages(argv, message, capsys, shared_root, monkeypatch):
     assert message in capsys.readouterr().err
 
 
-def test_train_full_reference_on_a_folder_dataset(tmp_path, capsys):
+def _folder_data(root, *, per_class: int, size: int, seed: int):
+    """A two-class ImageFolder tree of random RGB PNGs."""
     import numpy as np
     from PIL import Image
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for c in ("a", "b"):
-        (tmp_path / "data" / c).mkdir(parents=True)
-        for i in range(6):
-            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+
+
+def test_train_full_reference_on_a_folder_dataset(tmp_path, capsys):
+    _folder_data(tmp_path / "data", per_class=6, size=16, seed=0)
     assert main(["train", "--dataset", "folder", "--data-path", str(tmp_path / "data"), "--models", "ConvNetD2,MLP",
                  "--epochs", "2", "--out", str(tmp_path / "full"), "--device", "cpu"]) == 0
     rep = json.loads((tmp_path / "full" / "eval.json").read_text())
@@ -55,14 +60,8 @@ def test_train_full_reference_on_a_folder_dataset(tmp_path, capsys):
 
 def test_train_keeps_finished_runs_and_resumes(tmp_path, capsys):
     """A second `train` with more runs trains only the new run; seeds are the full-data stream."""
-    import numpy as np
-    from PIL import Image
     from synthset.evaluate import run_seed
-    rng = np.random.default_rng(1)
-    for c in ("a", "b"):
-        (tmp_path / "data" / c).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
+    _folder_data(tmp_path / "data", per_class=4, size=8, seed=1)
     base = ["train", "--dataset", "folder", "--data-path", str(tmp_path / "data"), "--model", "MLP",
             "--epochs", "1", "--out", str(tmp_path / "full"), "--device", "cpu"]
     assert main(base + ["--runs", "1"]) == 0
