@@ -220,7 +220,8 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     1.14x the throughput of one two-thread run for 2 runs x 100 epochs, spawn and compile
     included (benchmarks/eval_workers.sh; small batches scale poorly across threads).
 
-    ``tag`` separates seed streams (``"full"``: the full-data reference, ``train_full``).
+    ``tag`` separates seed streams: ``"full"`` for the full-data reference (``synthset train``),
+    the same stream as ``train_full``.
     """
     key = _config_key(cfg, images.shape[0], tag)
     done: dict[tuple[str, int], RunResult] = {}
