@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -142,17 +141,13 @@ def cmd_train(args) -> int:
           f"{cfg.runs} runs x {cfg.train.epochs} epochs, augment={cfg.train.augment}, on {device}")
     try:
         report = evaluate(train.images, train.labels, test, cfg, device=device, out_dir=out,
-                          workers=args.workers, tag="full")
+                          workers=args.workers, tag="full", config_extra={"data": data.to_dict()})
     except KeyboardInterrupt:
         kept = f"finished runs are kept in {out / 'eval_runs.jsonl'}; " if out else ""
         print(f"\ninterrupted: {kept}run the same command again to continue", file=sys.stderr)
         return 130
-    # the report reads a full-data run's dataset from config["data"]
-    report["config"] = {"data": data.to_dict(), "train": cfg.train.to_dict(),
-                        "models": list(models), "runs": cfg.runs, "seed": cfg.seed}
     print(format_table(report, f"full {info.name} training set"))
     if out:
-        (out / "eval.json").write_text(json.dumps(report, indent=2))
         print(f"wrote {out / 'eval.json'}")
     return 0
 

@@ -210,7 +210,8 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
 
 def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: EvalConfig, *,
              device: torch.device, out_dir: Optional[Path] = None, progress: bool = True,
-             log: Callable[[str], None] = print, workers: int = 1, tag: str = "") -> dict:
+             log: Callable[[str], None] = print, workers: int = 1, tag: str = "",
+             config_extra: Optional[dict] = None) -> dict:
     """Runs x models of the protocol. With ``out_dir``, each finished run is appended to
     ``eval_runs.jsonl`` at once and finished runs of the same config are not redone, so
     an interrupted evaluation resumes where it stopped. Writes ``eval.json``.
@@ -221,7 +222,8 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     included (benchmarks/eval_workers.sh; small batches scale poorly across threads).
 
     ``tag`` separates seed streams: ``"full"`` for the full-data reference (``synthset train``),
-    the same stream as ``train_full``.
+    the same stream as ``train_full``. ``config_extra`` joins the saved config (the full-data
+    reference records its dataset there, which the report reads).
     """
     key = _config_key(cfg, images.shape[0], tag)
     done: dict[tuple[str, int], RunResult] = {}
@@ -256,7 +258,8 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     for model in cfg.models:
         runs = [done[(model, r)] for r in range(cfg.runs)]
         results[model] = summarize(runs, n_train=images.shape[0], info=test.info, model=model)
-    report = {"models": results, "config": cfg.to_dict(), "n_train": int(images.shape[0]),
+    report = {"models": results, "config": {**cfg.to_dict(), **(config_extra or {})},
+              "n_train": int(images.shape[0]),
               "device": str(device), "machine": machine(),
               # the largest over this process and every run's own process, kept across
               # resumed sessions through eval_runs.jsonl
