@@ -7,12 +7,17 @@
 #   RES=64 IPCS="10" bash benchmarks/mhist_study.sh dm datadam   # matching methods
 #   RES=64 IPCS="1 10 50" bash benchmarks/mhist_study.sh coresets
 #   RES=64 bash benchmarks/mhist_study.sh full report
+#   RES=64 FULL=full-batch32 FULL_BATCH=32 FULL_EPOCHS=10 FULL_RUNS=3 bash benchmarks/mhist_study.sh full report
 #
 # Env: RES (64), IPCS ("1 10 50"), ITERS (DM/DataDAM iterations, 1000), RUNS (3),
 # EPOCHS (evaluation epochs, 1000), FULL_EPOCHS (100), DEVICE (cpu | cuda), FEATURES (herding /
 # k-center feature space: trained | random | pixels; default trained: a ConvNet trained 23
 # epochs on MHIST, ~14 min on the 2-core CPU at 64 px, so the CPU study uses random), FACTOR
-# (DM/DataDAM multi-formation factor, 1; a factor F > 1 writes to $stage-ipc$ipc-fF).
+# (DM/DataDAM multi-formation factor, 1; a factor F > 1 writes to $stage-ipc$ipc-fF),
+# BATCH_REAL (DM/DataDAM real images per class per iteration, 64), FULL (the full-data run
+# directory under the study, also the report's reference; full), FULL_BATCH (its batch size,
+# the protocol's 256), FULL_RUNS (1), BATCH_TEST (test images per forward, 512; 224 px with two
+# workers on a 24 GiB machine: 64).
 set -euo pipefail
 RES=${RES:-64}
 case $RES in 64) MODEL=ConvNetD4 ;; 128) MODEL=ConvNetD5 ;; 224) MODEL=ConvNetD7 ;; *) MODEL=${MODEL:?set MODEL} ;; esac
@@ -24,7 +29,8 @@ if [ "${DEVICE:-cpu}" = cpu ]; then
 else
   EVAL=(--device "$DEVICE"); DEV=(--device "$DEVICE")
 fi
-EVAL+=(--models "$MODEL" --runs "${RUNS:-3}" --epochs "${EPOCHS:-1000}")
+EVAL+=(--models "$MODEL" --runs "${RUNS:-3}" --epochs "${EPOCHS:-1000}" --batch-test "${BATCH_TEST:-512}")
+FULL=${FULL:-full}
 mkdir -p "$S"
 
 distill() {
@@ -43,14 +49,16 @@ for stage in "$@"; do
       F=${FACTOR:-1}; SUF=$( [ "$F" = 1 ] || echo "-f$F" )
       for ipc in $IPCS; do
         distill "$S/$stage-ipc$ipc$SUF" --method "$stage" --ipc "$ipc" --iterations "${ITERS:-1000}" \
-          --batch-real 64 --factor "$F" --compile --checkpoint-every 100 --resume
+          --batch-real "${BATCH_REAL:-64}" --factor "$F" --compile --checkpoint-every 100 --resume
         synthset evaluate "$S/$stage-ipc$ipc$SUF" "${EVAL[@]}"
       done ;;
-    full)
-      [ -f "$S/full/eval.json" ] || synthset train "${DATA[@]}" --model "$MODEL" --epochs "${FULL_EPOCHS:-100}" \
-        --runs 1 --out "$S/full" "${DEV[@]}" $( [ "${DEVICE:-cpu}" = cpu ] && echo --compile ) ;;
+    full)  # resumes per run (eval_runs.jsonl); a run logged before train resumed has eval.json only
+      [ -f "$S/$FULL/eval.json" ] && [ ! -f "$S/$FULL/eval_runs.jsonl" ] || synthset train "${DATA[@]}" \
+        --model "$MODEL" --epochs "${FULL_EPOCHS:-100}" --batch "${FULL_BATCH:-256}" \
+        --batch-test "${BATCH_TEST:-512}" --runs "${FULL_RUNS:-1}" --out "$S/$FULL" "${DEV[@]}" \
+        $( [ "${DEVICE:-cpu}" = cpu ] && echo --compile --workers 2 ) ;;
     report)
-      synthset report "$S"/*-ipc* $( [ -d "$S/full" ] && echo "$S/full" ) --out "$S/report" \
+      synthset report "$S"/*-ipc* $( [ -d "$S/$FULL" ] && echo "$S/$FULL" ) --out "$S/report" \
         --title "synthset MHIST ${RES}px study" ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

@@ -2,6 +2,7 @@
 interrupted evaluation resumes from its log."""
 import json
 
+import pytest
 import torch
 
 from synthset.config import EvalConfig, TrainConfig
@@ -95,3 +96,15 @@ def test_last_partial_round_of_parallel_runs_gets_the_free_cores():
     assert task_threads(16, 4, 6) == [4, 4, 4, 4, 8, 8]
     assert task_threads(2, 2, 1) == [2]
     assert task_threads(1, 2, 3) == [1, 1, 1]
+
+
+def test_test_batch_changes_memory_not_results(tiny_train, tiny_test):
+    """--batch-test only bounds memory (224 px needs small test batches): same scores."""
+    from synthset.evaluate import test_network as score_network
+    torch.manual_seed(0)
+    net = build_model("ConvNet", 1, 10, (28, 28))
+    a = score_network(net, tiny_test, device=torch.device("cpu"), batch=512)
+    b = score_network(net, tiny_test, device=torch.device("cpu"), batch=7)
+    assert a["accuracy"] == b["accuracy"] and a["balanced_accuracy"] == b["balanced_accuracy"]
+    with pytest.raises(ValueError, match="batch_test must be >= 1"):
+        TrainConfig(batch_test=0)

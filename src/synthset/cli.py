@@ -23,7 +23,7 @@ def _train_config(args):
         kw["epochs"] = args.epochs
     return TrainConfig(precision=args.precision, channels_last=args.channels_last,
                        compile=args.compile, augment=not args.no_augment,
-                       batch_size=args.batch, lr=args.lr, **kw)
+                       batch_size=args.batch, batch_test=args.batch_test, lr=args.lr, **kw)
 
 
 def cmd_datasets(args) -> int:
@@ -201,6 +201,9 @@ def _add_data_args(p, dataset_default="mnist"):
 def _add_train_args(p, epochs_default):
     p.add_argument("--epochs", type=int, default=epochs_default)
     p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch-test", type=int, default=512,
+                   help="test images per forward; lower it at large image sizes (224 px: "
+                        "one ConvNetD7 activation is 24.5 MiB per image)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--no-augment", action="store_true", help="train without DSA")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")

@@ -99,6 +99,7 @@ class TrainConfig(_FromDict):
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.batch_test >= 1, f"batch_test must be >= 1, got {self.batch_test}")
         _check(self.precision in ("fp32", "bf16"),
                f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if isinstance(self.dsa, dict):
