@@ -16,7 +16,7 @@ Parts (run one at a time; they share the cores):
   python benchmarks/dm_mnist.py tta --root runs/dm_tta_cos --marks 900 --max-iterations 650 \
       --match lr_schedule=cosine --match ema=0.97 ... --out ...
   # ... multi-formation (factor 2: models train on 40 images per class, see README):
-  python benchmarks/dm_mnist.py tta --root runs/dm_tta_f2 --marks 300 600 840 --mark-runs 0 0 3 \
+  python benchmarks/dm_mnist.py tta --root runs/dm_tta_f2 --marks 300 600 840 --mark-runs 0 0 5 \
       --workers 2 --match batch_real=64 --match init=herding --match ema=0.97 --match factor=2 \
       --features pixels --out benchmarks/results/dm_mnist_tta_f2_cpu.json
 
