@@ -15,9 +15,9 @@
 # epochs on MHIST, ~14 min on the 2-core CPU at 64 px, so the CPU study uses random), FACTOR
 # (DM/DataDAM multi-formation factor, 1; a factor F > 1 writes to $stage-ipc$ipc-fF),
 # BATCH_REAL (DM/DataDAM real images per class per iteration, 64), FULL (the full-data run
-# directory under the study, also the report's reference; full), FULL_BATCH (its batch size,
-# the protocol's 256), FULL_RUNS (1), BATCH_TEST (test images per forward, 512; 224 px with two
-# workers on a 24 GiB machine: 64).
+# directory under the study, also the report's reference; full), FULL_BATCH (its batch size;
+# unset: the CLI's default, the protocol's 256), FULL_RUNS (1), BATCH_TEST (test images per
+# forward; unset: the CLI's 512; 224 px with two workers on a 24 GiB machine: 64).
 set -euo pipefail
 RES=${RES:-64}
 case $RES in 64) MODEL=ConvNetD4 ;; 128) MODEL=ConvNetD5 ;; 224) MODEL=ConvNetD7 ;; *) MODEL=${MODEL:?set MODEL} ;; esac
@@ -29,7 +29,7 @@ if [ "${DEVICE:-cpu}" = cpu ]; then
 else
   EVAL=(--device "$DEVICE"); DEV=(--device "$DEVICE")
 fi
-EVAL+=(--models "$MODEL" --runs "${RUNS:-3}" --epochs "${EPOCHS:-1000}" --batch-test "${BATCH_TEST:-512}")
+EVAL+=(--models "$MODEL" --runs "${RUNS:-3}" --epochs "${EPOCHS:-1000}" ${BATCH_TEST:+--batch-test "$BATCH_TEST"})
 FULL=${FULL:-full}
 mkdir -p "$S"
 
@@ -54,8 +54,8 @@ for stage in "$@"; do
       done ;;
     full)  # resumes per run (eval_runs.jsonl); a run logged before train resumed has eval.json only
       [ -f "$S/$FULL/eval.json" ] && [ ! -f "$S/$FULL/eval_runs.jsonl" ] || synthset train "${DATA[@]}" \
-        --model "$MODEL" --epochs "${FULL_EPOCHS:-100}" --batch "${FULL_BATCH:-256}" \
-        --batch-test "${BATCH_TEST:-512}" --runs "${FULL_RUNS:-1}" --out "$S/$FULL" "${DEV[@]}" \
+        --model "$MODEL" --epochs "${FULL_EPOCHS:-100}" ${FULL_BATCH:+--batch "$FULL_BATCH"} \
+        ${BATCH_TEST:+--batch-test "$BATCH_TEST"} --runs "${FULL_RUNS:-1}" --out "$S/$FULL" "${DEV[@]}" \
         $( [ "${DEVICE:-cpu}" = cpu ] && echo --compile --workers 2 ) ;;
     report)
       synthset report "$S"/*-ipc* $( [ -d "$S/$FULL" ] && echo "$S/$FULL" ) --out "$S/report" \
