@@ -78,3 +78,19 @@ def test_scale_and_rotate_identity_at_zero_strength():
 def test_unknown_op_rejected():
     with pytest.raises(ValueError, match="unknown DSA op"):
         DSAConfig(strategy="color_blur")
+
+
+def test_dihedral_draws_each_image_from_its_eight_symmetries():
+    x = torch.arange(40 * 2 * 3 * 3, dtype=torch.float32).view(40, 2, 3, 3)
+    out = augment.dihedral(x, torch.Generator().manual_seed(0))
+    seen = set()
+    for i in range(len(x)):
+        images = [torch.rot90(x[i].flip(2) if m else x[i], k, (1, 2)) for m in (0, 1) for k in range(4)]
+        hits = [j for j, im in enumerate(images) if torch.equal(out[i], im)]
+        assert len(hits) == 1  # exactly one of the 8 (all distinct for this image)
+        seen.add(hits[0])
+    assert seen == set(range(8))  # 40 draws reach every symmetry
+    again = augment.dihedral(x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    with pytest.raises(ValueError, match="square"):
+        augment.dihedral(torch.zeros(2, 1, 3, 4), torch.Generator())

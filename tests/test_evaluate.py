@@ -108,3 +108,16 @@ def test_test_batch_changes_memory_not_results(tiny_train, tiny_test):
     assert a["accuracy"] == b["accuracy"] and a["balanced_accuracy"] == b["balanced_accuracy"]
     with pytest.raises(ValueError, match="batch_test must be >= 1"):
         TrainConfig(batch_test=0)
+
+
+def test_dihedral_changes_training_and_joins_the_run_key_only_when_set(tiny_train, tiny_test):
+    from synthset.evaluate import _config_key
+    # the key a default config had before the field existed: existing run logs still resume
+    assert _config_key(EvalConfig(), 100) == "a8ffe56cc8085de2"
+    assert _config_key(EvalConfig(train=TrainConfig(dihedral=True)), 100) != "a8ffe56cc8085de2"
+    x, y = tiny_train.normalized()[:50], tiny_train.labels[:50]
+    runs = [evaluate_run("MLP", x, y, tiny_test, TrainConfig(epochs=2, augment=False, dihedral=d),
+                         seed=0, run=0, device=torch.device("cpu"), progress=False)
+            for d in (False, True, True)]
+    assert runs[1].final_train_loss != runs[0].final_train_loss  # the images the net saw differ
+    assert runs[1].final_train_loss == runs[2].final_train_loss  # and the draws are seeded

@@ -107,6 +107,24 @@ def apply(x: torch.Tensor, params: DSAParams, groups: int = 1, config=None) -> t
     return F.grid_sample(x, grid, align_corners=True)
 
 
+def dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Each image of ``x`` (b, C, H, W), H == W, turned by a random multiple of 90 degrees
+    and mirrored with probability 1/2: a uniform draw from the 8 symmetries of the square
+    (the dihedral group D4). Histology has no up or left, so all 8 are the same tissue
+    (Veeling et al., "Rotation Equivariant CNNs for Digital Pathology", MICCAI 2018, Sec. 2).
+    Used per image on every training batch, on top of DSA's one op per batch."""
+    b = x.shape[0]
+    if x.shape[2] != x.shape[3]:
+        raise ValueError(f"dihedral augmentation needs square images, got {tuple(x.shape[2:])}")
+    turns = torch.randint(0, 4, (b,), generator=generator, device=generator.device).to(x.device)
+    mirror = torch.randint(0, 2, (b,), generator=generator, device=generator.device).to(x.device)
+    x = torch.where(mirror.view(b, 1, 1, 1).bool(), x.flip(3), x)
+    out = x
+    for k in (1, 2, 3):  # four fixed rotations of the batch, each image keeps its own
+        out = torch.where((turns == k).view(b, 1, 1, 1), torch.rot90(x, k, (2, 3)), out)
+    return out
+
+
 def translate(x: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
     """Integer shift with zero fill (DSA's ``rand_crop``): output (r, c) reads input
     (r + tx, c + ty); the shifts are symmetric random variables, so the sign is immaterial."""

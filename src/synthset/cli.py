@@ -23,6 +23,7 @@ def _train_config(args):
         kw["epochs"] = args.epochs
     return TrainConfig(precision=args.precision, channels_last=args.channels_last,
                        compile=args.compile, augment=not args.no_augment,
+                       dihedral=args.dihedral,
                        batch_size=args.batch, batch_test=args.batch_test, lr=args.lr, **kw)
 
 
@@ -206,6 +207,9 @@ def _add_train_args(p, epochs_default):
                         "one ConvNetD7 activation is 24.5 MiB per image)")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--no-augment", action="store_true", help="train without DSA")
+    p.add_argument("--dihedral", action="store_true",
+                   help="also turn every training image by a random multiple of 90 degrees and "
+                        "mirror it half the time (tissue has no orientation; MHIST)")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")

@@ -90,6 +90,8 @@ class TrainConfig(_FromDict):
     batch_size: int = 256
     batch_test: int = 512
     augment: bool = True
+    # random quarter turns and mirrors of every training image (histology), on top of DSA
+    dihedral: bool = False
     dsa: DSAConfig = field(default_factory=DSAConfig)
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     channels_last: bool = False

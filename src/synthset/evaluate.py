@@ -94,6 +94,8 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
             y = labels if idx is None else labels[idx]
             if x.dtype == torch.uint8:
                 x = normalize(x, info.mean, info.std)
+            if cfg.dihedral:
+                x = augment.dihedral(x, generator)
             if cfg.augment:
                 p = augment.sample(dsa, 1, x.shape[0], tuple(x.shape[2:]), generator=generator,
                                    device=device)
@@ -203,6 +205,8 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
     d = asdict(cfg)
     d.pop("models")
     d.pop("runs")
+    if not d["train"]["dihedral"]:  # joins the key only when set, like the tag below
+        del d["train"]["dihedral"]
     # the tag joins the key only when set, so the keys of existing run logs do not change
     return hashlib.sha256(json.dumps([d, n_train] + ([tag] if tag else []), sort_keys=True)
                           .encode()).hexdigest()[:16]
