@@ -205,9 +205,10 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
     d = asdict(cfg)
     d.pop("models")
     d.pop("runs")
-    if not d["train"]["dihedral"]:  # joins the key only when set, like the tag below
+    # options added later (dihedral, the tag) join the key only when set, so the keys of
+    # existing run logs do not change
+    if not d["train"]["dihedral"]:
         del d["train"]["dihedral"]
-    # the tag joins the key only when set, so the keys of existing run logs do not change
     return hashlib.sha256(json.dumps([d, n_train] + ([tag] if tag else []), sort_keys=True)
                           .encode()).hexdigest()[:16]
 
