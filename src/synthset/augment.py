@@ -118,10 +118,12 @@ def dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         raise ValueError(f"dihedral augmentation needs square images, got {tuple(x.shape[2:])}")
     turns = torch.randint(0, 4, (b,), generator=generator, device=generator.device).to(x.device)
     mirror = torch.randint(0, 2, (b,), generator=generator, device=generator.device).to(x.device)
-    x = torch.where(mirror.view(b, 1, 1, 1).bool(), x.flip(3), x)
-    out = x
-    for k in (1, 2, 3):  # four fixed rotations of the batch, each image keeps its own
-        out = torch.where((turns == k).view(b, 1, 1, 1), torch.rot90(x, k, (2, 3)), out)
+    out = x.clone()
+    m = mirror.bool()
+    out[m] = out[m].flip(3)
+    for k in (1, 2, 3):  # each image is transformed once, by the group that drew its turn
+        sel = turns == k
+        out[sel] = torch.rot90(out[sel], k, (2, 3))
     return out
 
 
