@@ -117,3 +117,65 @@ def test_datasets_lists_facts(shared_root, capsys):
     out = capsys.readouterr().out
     assert "mnist   1x28x28, 10 classes" in out and "mhist   3x224x224, 2 classes (HP, SSA)" in out
     assert out.count("present under the root") == 2
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_sigterm_stops_parallel_training_and_its_workers(tmp_path):
+    """`kill` on a `train --workers 2` parent takes the Ctrl-C path (message, exit 130) and
+    ends the worker processes instead of leaving them orphaned, training on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    _folder_data(tmp_path / "data", per_class=4, size=8, seed=2)
+    err_path = tmp_path / "stderr.txt"
+    kids: list[int] = []
+    with open(err_path, "w") as err_file:  # a file, not a pipe: orphans would hold a pipe open
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "synthset.cli", "train", "--dataset", "folder", "--data-path",
+             str(tmp_path / "data"), "--model", "MLP", "--epochs", "10000000", "--runs", "2",
+             "--workers", "2", "--device", "cpu", "--out", str(tmp_path / "full")],
+            stdout=subprocess.DEVNULL, stderr=err_file, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(kids) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            kids = _children(proc.pid)
+        assert len(kids) >= 2, "the two workers never started"
+        time.sleep(3)  # let them import torch and start training
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 20
+        while any(_alive(k) for k in kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        survivors = [k for k in kids if _alive(k)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for k in kids:  # never leave a failed run's workers behind
+            if _alive(k):
+                os.kill(k, signal.SIGKILL)
+    assert proc.returncode == 130 and "interrupted" in err_path.read_text()
+    assert not survivors, "worker processes outlived the parent"

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-
+from typing import Callable
 
 
 def _data_config(args, **extra):
@@ -335,9 +337,24 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """Make SIGTERM (``kill``, a job scheduler's stop) take the Ctrl-C path: distillation
+    checkpoints, finished evaluation runs stay logged, and worker processes are terminated
+    rather than orphaned. Returns a function that puts the previous handler back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .data.base import DataError
     args = build_parser().parse_args(argv)
+    restore = _sigterm_as_interrupt()
     try:
         return args.fn(args)
     except (ValueError, DataError) as e:
@@ -346,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nsynthset {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

@@ -284,7 +284,8 @@ def task_threads(cores: int, workers: int, n_tasks: int) -> list[int]:
     return [max(1, cores // (workers if i < full else n_tasks - full)) for i in range(n_tasks)]
 
 
-def _run_with_threads(threads: int, *args, **kwargs) -> RunResult:
+def _run_with_threads(task: tuple) -> RunResult:
+    threads, args, kwargs = task
     torch.set_num_threads(threads)
     return evaluate_run(*args, **kwargs)
 
@@ -292,14 +293,16 @@ def _run_with_threads(threads: int, *args, **kwargs) -> RunResult:
 def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record,
                        tag: str = "") -> None:
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
     threads = task_threads(torch.get_num_threads(), workers, len(todo))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_with_threads, t, m, images, labels, test, cfg.train, seed=cfg.seed,
-                               run=r, device=torch.device("cpu"), progress=False, tag=tag)
-                   for t, (m, r) in zip(threads, todo)]
-        for fut in as_completed(futures):
-            record(fut.result())
+    tasks = [(t, (m, images, labels, test, cfg.train),
+              dict(seed=cfg.seed, run=r, device=torch.device("cpu"), progress=False, tag=tag))
+             for t, (m, r) in zip(threads, todo)]
+    # A Pool, not a ProcessPoolExecutor: leaving the block on an exception (Ctrl-C, or the
+    # SIGTERM the CLI turns into one) terminates the workers instead of waiting for runs
+    # that take an hour, or leaving them orphaned if the parent dies.
+    with mp.get_context("spawn").Pool(workers) as pool:
+        for res in pool.imap_unordered(_run_with_threads, tasks):
+            record(res)
 
 
 def format_table(report: dict, title: str = "") -> str:
