@@ -303,6 +303,8 @@ def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int
     with mp.get_context("spawn").Pool(workers) as pool:
         for res in pool.imap_unordered(_run_with_threads, tasks):
             record(res)
+        pool.close()  # all done: let the workers exit and free their queues
+        pool.join()
 
 
 def format_table(report: dict, title: str = "") -> str:
