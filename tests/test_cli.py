@@ -1,5 +1,11 @@
 """The command line end to end on real MNIST, and the messages users see on bad input."""
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -120,7 +126,6 @@ def test_datasets_lists_facts(shared_root, capsys):
 
 
 def _children(pid: int) -> list[int]:
-    from pathlib import Path
     kids = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -133,22 +138,16 @@ def _children(pid: int) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
-    from pathlib import Path
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_sigterm_stops_parallel_training_and_its_workers(tmp_path):
     """`kill` on a `train --workers 2` parent takes the Ctrl-C path (message, exit 130) and
     ends the worker processes instead of leaving them orphaned, training on."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
     _folder_data(tmp_path / "data", per_class=4, size=8, seed=2)
     err_path = tmp_path / "stderr.txt"
     kids: list[int] = []
