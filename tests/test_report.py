@@ -91,6 +91,17 @@ def test_training_flops_ratio_is_the_closed_form(study):
     assert rows["dm IPC 1"][3] == "3 TFLOP" and rows["dm IPC 1"][4] == "900 MiB"
 
 
+def test_cost_rows_of_one_method_and_ipc_name_their_directories(study, tmp_path):
+    """Two DM IPC 10 runs that differ in options get one cost row each, told apart by directory;
+    a method and IPC that appear once keep the plain label."""
+    make_run(tmp_path / "dm10-lr5", "dm", 10, [96.0, 96.5])
+    recs = [load_run(p) for p in study] + [load_run(tmp_path / "dm10-lr5")]
+    t, _, _ = cost_table(recs, "mnist", model_flops)
+    names = [r[0] for r in t.rows]
+    assert "dm IPC 10 [dm10]" in names and "dm IPC 10 [dm10-lr5]" in names
+    assert "dm IPC 1" in names and "dm IPC 10" not in names
+
+
 def test_plot_labels_tell_apart_one_ipc_evaluated_for_different_epochs(study, tmp_path):
     recs = [load_run(p) for p in study]
     _, points, _ = cost_table(recs, "mnist", model_flops)

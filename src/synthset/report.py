@@ -399,11 +399,15 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
     full_epochs = full.results[model].epochs if full else None
     full_flops = per_img * n_full * full_epochs if full else None
     rows, points = [], []
-    for r in sorted((r for r in recs if r.kind == "synthetic"), key=lambda r: (_order(r.method), r.ipc)):
+    synth = sorted((r for r in recs if r.kind == "synthetic"), key=lambda r: (_order(r.method), r.ipc))
+    shared = {lab for lab in (r.label for r in synth) if sum(x.label == lab for x in synth) > 1}
+    for r in synth:
         m = r.metadata
         res = r.results.get(model)
         train = per_img * r.n_images * res.epochs if res else None
-        rows.append([r.label, str(m.get("iterations", "-")), _fmt_seconds(m.get("distill_seconds")),
+        # runs of one method and IPC that differ in options are told apart by their directory
+        name = f"{r.label} [{r.path.name}]" if r.label in shared else r.label
+        rows.append([name, str(m.get("iterations", "-")), _fmt_seconds(m.get("distill_seconds")),
                      _fmt_flops(m.get("distill_flops")),
                      f"{m['peak_memory_mib']:.0f} MiB" if m.get("peak_memory_mib") else "-",
                      f"{_fmt_flops(train)} ({res.epochs} ep)" if res else "-",
