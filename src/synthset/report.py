@@ -14,6 +14,7 @@ import html
 import json
 import math
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -400,13 +401,13 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
     full_flops = per_img * n_full * full_epochs if full else None
     rows, points = [], []
     synth = sorted((r for r in recs if r.kind == "synthetic"), key=lambda r: (_order(r.method), r.ipc))
-    shared = {lab for lab in (r.label for r in synth) if sum(x.label == lab for x in synth) > 1}
+    label_count = Counter(r.label for r in synth)
     for r in synth:
         m = r.metadata
         res = r.results.get(model)
         train = per_img * r.n_images * res.epochs if res else None
         # runs of one method and IPC that differ in options are told apart by their directory
-        name = f"{r.label} [{r.path.name}]" if r.label in shared else r.label
+        name = f"{r.label} [{r.path.name}]" if label_count[r.label] > 1 else r.label
         rows.append([name, str(m.get("iterations", "-")), _fmt_seconds(m.get("distill_seconds")),
                      _fmt_flops(m.get("distill_flops")),
                      f"{m['peak_memory_mib']:.0f} MiB" if m.get("peak_memory_mib") else "-",
