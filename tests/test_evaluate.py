@@ -75,6 +75,19 @@ def test_eval_json_format_and_resume(tmp_path, tiny_train, tiny_test):
     rep3 = evaluate(x, y, tiny_test, cfg3, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
                     log=logged.append)
     assert rep3["peak_memory_mib"] == 1e6 and len(logged) == 1
+    # Per-class recall: one entry per class name, whose mean is the balanced accuracy.
+    cr = rep3["models"]["ConvNet"]["class_recall"]
+    assert list(cr) == list(tiny_test.info.class_names)
+    for r in range(3):
+        mean_r = sum(v["runs"][r] for v in cr.values()) / len(cr)
+        assert abs(mean_r - rep3["models"]["ConvNet"]["balanced_accuracy"]["runs"][r]) < 1e-6
+    # A log written before class recall was recorded still resumes; the summary then omits it.
+    for r in recs:
+        r.pop("class_recall")
+    (tmp_path / "eval_runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    old = evaluate(x, y, tiny_test, cfg3, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
+                   log=logged.append)
+    assert "class_recall" not in old["models"]["ConvNet"] and len(logged) == 1
 
 
 def test_parallel_workers_give_the_same_runs(tmp_path, tiny_train, tiny_test):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from synthset.flops import conv2d_flops, count_flops, inference_flops, linear_flops, train_step_flops
-from synthset.metrics import accuracy, balanced_accuracy, roc_auc
+from synthset.metrics import accuracy, balanced_accuracy, class_recall, roc_auc
 from synthset.models import build_model
 
 
@@ -17,6 +17,8 @@ def test_accuracy_and_balanced_accuracy_by_hand():
     assert math.isclose(accuracy(pred, target), 5 / 6, rel_tol=1e-6)
     assert math.isclose(balanced_accuracy(pred, target, 2), (1.0 + 0.5) / 2)
     assert balanced_accuracy(torch.zeros(6, dtype=torch.long), target, 2) == 0.5  # majority guess
+    assert class_recall(pred, target, 3) == [1.0, 0.5, None]  # class 2 absent from target
+    assert class_recall(torch.zeros(6, dtype=torch.long), target, 2) == [1.0, 0.0]
 
 
 def test_auc_by_hand_with_ties():

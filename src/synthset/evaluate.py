@@ -28,7 +28,7 @@ from .config import EvalConfig, TrainConfig
 from .data.base import DatasetInfo, ImageData, normalize
 from .device import autocast, onednn_off, peak_memory_mib, synchronize
 from .flops import inference_flops, train_step_flops
-from .metrics import accuracy, balanced_accuracy, roc_auc
+from .metrics import accuracy, balanced_accuracy, class_recall, roc_auc
 from .models import build_model
 
 
@@ -57,6 +57,7 @@ class RunResult:
     test_seconds: float
     final_train_loss: float
     peak_memory_mib: Optional[float] = None  # of the process that trained the run
+    class_recall: Optional[list] = None  # % per class (None: absent); older logs lack it
 
 
 def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -140,6 +141,7 @@ def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
     k = test.info.num_classes
     return {"accuracy": accuracy(pred, test.labels),
             "balanced_accuracy": balanced_accuracy(pred, test.labels, k),
+            "class_recall": class_recall(pred, test.labels, k),
             "auc": roc_auc(score[:, 1], test.labels) if k == 2 else None,
             "test_seconds": time.perf_counter() - t0}
 
@@ -163,7 +165,8 @@ def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: I
                      auc=None if te["auc"] is None else 100 * te["auc"], epochs=cfg.epochs,
                      steps=tr["steps"], train_seconds=tr["train_seconds"],
                      test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"],
-                     peak_memory_mib=round(peak_memory_mib(device), 1))
+                     peak_memory_mib=round(peak_memory_mib(device), 1),
+                     class_recall=[None if r is None else 100 * r for r in te["class_recall"]])
 
 
 def train_full(model: str, train: ImageData, test: ImageData, cfg: TrainConfig, *, seed: int,
@@ -184,6 +187,12 @@ def summarize(runs: list[RunResult], *, n_train: int, info: DatasetInfo, model: 
            "train_seconds": [r.train_seconds for r in runs],
            "test_seconds": [r.test_seconds for r in runs], "steps": runs[0].steps,
            "seeds": [r.seed for r in runs]}
+    if all(r.class_recall is not None for r in runs):  # runs logged before it was recorded lack it
+        out["class_recall"] = {}
+        for c, name in enumerate(info.class_names):
+            rec = [r.class_recall[c] for r in runs]
+            if None not in rec:
+                out["class_recall"][name] = {"mean": float(np.mean(rec)), "std": float(np.std(rec)), "runs": rec}
     if runs[0].auc is not None:
         auc = [r.auc for r in runs]
         out["auc"] = {"mean": float(np.mean(auc)), "std": float(np.std(auc)), "runs": auc}

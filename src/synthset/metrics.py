@@ -1,5 +1,7 @@
-"""Classification metrics as pure functions (accuracy, balanced accuracy, ROC-AUC)."""
+"""Classification metrics as pure functions (accuracy, per-class recall, balanced accuracy, ROC-AUC)."""
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 
@@ -9,15 +11,18 @@ def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float((pred == target).float().mean().item())
 
 
+def class_recall(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> list[Optional[float]]:
+    """Recall of each class (its sensitivity); None for a class absent from ``target``. On an
+    imbalanced test set it shows which class a model favours, which accuracy hides."""
+    return [float((pred[target == c] == c).float().mean().item()) if (target == c).any() else None
+            for c in range(num_classes)]
+
+
 def balanced_accuracy(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
     """Mean per-class recall (Brodersen et al., 2010); classes absent from ``target`` are
     skipped. Equals accuracy on balanced data; 1/num_classes for a constant predictor."""
-    recalls = []
-    for c in range(num_classes):
-        mask = target == c
-        if mask.any():
-            recalls.append((pred[mask] == c).float().mean())
-    return float(torch.stack(recalls).mean().item())
+    recalls = [r for r in class_recall(pred, target, num_classes) if r is not None]
+    return float(sum(recalls) / len(recalls))
 
 
 def roc_auc(score: torch.Tensor, target: torch.Tensor) -> float:
