@@ -1,6 +1,7 @@
 """The protocol on tiny real data: learning happens, results are reproducible, and an
 interrupted evaluation resumes from its log."""
 import json
+import re
 
 import pytest
 import torch
@@ -90,12 +91,18 @@ def test_eval_json_format_and_resume(tmp_path, tiny_train, tiny_test):
     assert "class_recall" not in old["models"]["ConvNet"] and len(logged) == 1
 
 
-def test_parallel_workers_give_the_same_runs(tmp_path, tiny_train, tiny_test):
+def test_parallel_workers_give_the_same_runs(tmp_path, tiny_train, tiny_test, capfd):
+    """...and report their epochs as lines (bars from two processes would garble each other)."""
     x, y = tiny_train.normalized()[:20], tiny_train.labels[:20]
     cfg = EvalConfig(models=("MLP",), runs=3, train=TrainConfig(epochs=2))
     seq = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), progress=False, log=lambda m: None)
-    par = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), progress=False, log=lambda m: None,
+    capfd.readouterr()
+    par = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), progress=True, log=lambda m: None,
                    workers=2, out_dir=tmp_path)
+    err = capfd.readouterr().err
+    for run in range(3):
+        for ep in (1, 2):
+            assert re.search(rf"MLP run {run}: epoch {ep}/2, train loss \d+\.\d{{3}}", err), err
     # Same seeds per run; thread counts differ, so allow float-reduction noise only.
     for a, b in zip(seq["models"]["MLP"]["runs"], par["models"]["MLP"]["runs"]):
         assert abs(a - b) <= 0.5

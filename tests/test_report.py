@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from synthset.cli import main
+from synthset.plots import accuracy_vs_flops
 from synthset.data.mnist import INFO
 from synthset.report import accuracy_table, build_report, cost_table, crossarch, load_run, model_flops
 from synthset.synthetic import SyntheticSet
@@ -86,8 +87,8 @@ def test_training_flops_ratio_is_the_closed_form(study):
     # IPC 10: 100 images x 1000 epochs against 60,000 images x 20 epochs
     assert rows["dm IPC 10"][-1] == f"{100 * 100 * 1000 / (60000 * 20):.3g}% (12x fewer)"
     assert full[0] == pytest.approx(per_img * 60000 * 20)
-    dm10 = [p for p in points if p[0] == "dm" and p[1] == "IPC 10"][0]
-    assert dm10[2] == pytest.approx(per_img * 100 * 1000) and dm10[3] == pytest.approx(97.25)
+    dm10 = [p for p in points if p.series == "dm" and p.x_label == "IPC 10"][0]
+    assert dm10.flops == pytest.approx(per_img * 100 * 1000) and dm10.mean == pytest.approx(97.25)
     assert rows["dm IPC 1"][3] == "3 TFLOP" and rows["dm IPC 1"][4] == "900 MiB"
 
 
@@ -102,14 +103,30 @@ def test_cost_rows_of_one_method_and_ipc_name_their_directories(study, tmp_path)
     assert "dm IPC 1" in names and "dm IPC 10" not in names
 
 
+def test_plot_series_keep_sets_of_different_options_apart(study, tmp_path):
+    """DM IPC 1 and 10 form one line; a second DM IPC 10 set (other options) and a factor-2
+    set are their own series, not joined to it, all still coloured as DM."""
+    make_run(tmp_path / "dm10-lr5", "dm", 10, [96.0, 96.5])
+    recs = [load_run(p) for p in study] + [load_run(tmp_path / "dm10-lr5")]
+    f2 = load_run(tmp_path / "dm10-lr5")
+    f2.factor, f2.path = 2, tmp_path / "dm10-f2"
+    _, points, _ = cost_table(recs + [f2], "mnist", model_flops)
+    series = {(p.series, p.x_label) for p in points if p.method == "dm"}
+    assert series == {("dm", "IPC 1"), ("dm [dm10]", "IPC 10"), ("dm [dm10-lr5]", "IPC 10"),
+                      ("dm (factor 2)", "IPC 10")}
+    out = accuracy_vs_flops(points, None, tmp_path / "p.png", model="ConvNet")
+    with Image.open(out) as im:
+        assert im.format == "PNG"
+
+
 def test_plot_labels_tell_apart_one_ipc_evaluated_for_different_epochs(study, tmp_path):
     recs = [load_run(p) for p in study]
     _, points, _ = cost_table(recs, "mnist", model_flops)
-    assert {p[1] for p in points} == {"IPC 1", "IPC 10"}  # one epoch count per IPC: plain
+    assert {p.x_label for p in points} == {"IPC 1", "IPC 10"}  # one epoch count per IPC: plain
     make_run(tmp_path / "random10", "random", 10, [93.0, 94.0], curve=False, epochs=300)
     recs.append(load_run(tmp_path / "random10"))
     _, points, _ = cost_table(recs, "mnist", model_flops)
-    assert {p[1] for p in points} == {"IPC 1", "IPC 10, 1000 ep", "IPC 10, 300 ep"}
+    assert {p.x_label for p in points} == {"IPC 1", "IPC 10, 1000 ep", "IPC 10, 300 ep"}
 
 
 def test_report_html_is_self_contained_and_the_figures_are_pngs(study, tmp_path):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -263,7 +264,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
                 f.write(json.dumps({**asdict(res), "config_key": key}) + "\n")
 
     if workers > 1 and device.type == "cpu" and len(todo) > 1:
-        _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag)
+        _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag, progress)
     else:
         for m, r in todo:
             record(evaluate_run(m, images, labels, test, cfg.train, seed=cfg.seed, run=r,
@@ -294,16 +295,25 @@ def task_threads(cores: int, workers: int, n_tasks: int) -> list[int]:
 
 
 def _run_with_threads(task: tuple) -> RunResult:
-    threads, args, kwargs = task
+    threads, every, args, kwargs = task
     torch.set_num_threads(threads)
+    if every:  # progress bars of two processes would overwrite each other: lines instead
+        model, run, epochs = args[0], kwargs["run"], args[4].epochs
+
+        def on_epoch(ep: int, loss: float) -> None:
+            if (ep + 1) % every == 0 or ep + 1 == epochs:
+                print(f"{model} run {run}: epoch {ep + 1}/{epochs}, train loss {loss:.3f}",
+                      file=sys.stderr, flush=True)
+        kwargs = {**kwargs, "on_epoch": on_epoch}
     return evaluate_run(*args, **kwargs)
 
 
 def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record,
-                       tag: str = "") -> None:
+                       tag: str = "", progress: bool = True) -> None:
     import multiprocessing as mp
     threads = task_threads(torch.get_num_threads(), workers, len(todo))
-    tasks = [(t, (m, images, labels, test, cfg.train),
+    every = max(1, cfg.train.epochs // 10) if progress else 0
+    tasks = [(t, every, (m, images, labels, test, cfg.train),
               dict(seed=cfg.seed, run=r, device=torch.device("cpu"), progress=False, tag=tag))
              for t, (m, r) in zip(threads, todo)]
     # A Pool, not a ProcessPoolExecutor: leaving the block on an exception (Ctrl-C, or the

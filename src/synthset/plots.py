@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from .report import FlopsPoint
 
 METHOD_COLORS = {"random": "#7f7f7f", "herding": "#8c564b", "kcenter": "#9467bd",
                  "dm": "#1f77b4", "datadam": "#d62728"}
@@ -91,28 +94,32 @@ def heatmap(rows: Sequence[str], cols: Sequence[str], values: Sequence[Sequence[
     return _save(fig, path)
 
 
-def accuracy_vs_flops(points: Sequence[tuple[str, str, float, float, float]],
+def accuracy_vs_flops(points: Sequence["FlopsPoint"],
                       full: Optional[tuple[float, float, float]], path: Path, *,
                       model: str, reference: Optional[float] = None) -> Path:
-    """Test accuracy against the FLOPs of training ``model`` on each set (log x):
-    ``points`` are ``(method, label, flops, mean, std)``, ``full`` the full-data
-    ``(flops, mean, std)``; ``reference`` draws a horizontal line (e.g. a majority baseline)."""
+    """Test accuracy against the FLOPs of training ``model`` on each set (log x);
+    ``full`` is the full-data ``(flops, mean, std)``; ``reference`` draws a horizontal line
+    (e.g. a majority baseline)."""
     fig = Figure(figsize=(6.5, 4.2))
     ax = fig.add_subplot(1, 1, 1)
-    by_method: dict[str, list] = {}
-    for method, label, flops, mean, std in points:
-        by_method.setdefault(method, []).append((flops, mean, std, label))
-    for method, pts in by_method.items():
-        pts.sort()
-        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
-                    marker="o", capsize=3, label=method, color=METHOD_COLORS.get(method))
+    by_series: dict[str, list["FlopsPoint"]] = {}
+    for p in points:
+        by_series.setdefault(p.series, []).append(p)
+    markers = "osD^vP<>X"
+    seen: dict[str, int] = {}  # series drawn so far per method: one marker each
+    for series, pts in by_series.items():
+        pts.sort(key=lambda p: p.flops)
+        k = seen[pts[0].method] = seen.get(pts[0].method, -1) + 1
+        ax.errorbar([p.flops for p in pts], [p.mean for p in pts], yerr=[p.std for p in pts],
+                    marker=markers[k % len(markers)], capsize=3, label=series,
+                    color=METHOD_COLORS.get(pts[0].method))
     if full is not None:
         ax.errorbar([full[0]], [full[1]], yerr=[full[2]], marker="*", markersize=12, color="black",
                     linestyle="none", label="full training set")
     if reference is not None:
         ax.axhline(reference, color="gray", ls="--", lw=0.8, label=f"majority class ({reference:.1f}%)")
     ax.set_xscale("log")
-    ticks = sorted({(p[2], p[1]) for p in points})  # the IPC of each x position, on top
+    ticks = sorted({(p.flops, p.x_label) for p in points})  # the IPC of each x position, on top
     if ticks:
         top = ax.secondary_xaxis("top")
         top.set_xticks([t[0] for t in ticks], labels=[t[1] for t in ticks], fontsize=8)

@@ -17,7 +17,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -57,6 +57,18 @@ class ModelResult:
     def cell(self) -> str:
         m, s = self.stat(self.accuracy)
         return f"{m:.2f} ± {s:.2f}"
+
+
+class FlopsPoint(NamedTuple):
+    """One set on the accuracy-vs-FLOPs plot. Points of one ``series`` are joined by a line
+    (e.g. DM at IPC 1, 10, 50); sets that differ in options (factor, learning rate) are
+    separate series, coloured by ``method``."""
+    series: str
+    method: str
+    x_label: str  # names the x position on the top axis, e.g. "IPC 10"
+    flops: float
+    mean: float
+    std: float
 
 
 @dataclass
@@ -416,14 +428,19 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
                      _fmt_ratio(train / full_flops) if (train and full_flops) else "-"])
         if res:
             mean, std = ModelResult.stat(res.accuracy)
-            points.append((r.method, (r.ipc, res.epochs), train, mean, std))
+            # one line per method and factor across IPCs; a set that shares its IPC with
+            # another of the same kind is its own point, named like its row
+            series = (_with_factor(r.method, r.factor) + f" [{r.path.name}]"
+                      if label_count[r.label] > 1 else _with_factor(r.method, r.factor))
+            points.append((series, r.method, (r.ipc, res.epochs), train, mean, std))
     # The plot's top axis names each x position by its IPC; where one IPC sits at several
     # positions (sets evaluated for different epochs), the epochs tell them apart.
     epochs_of: dict[int, set] = {}
-    for _, (ipc, epochs), *_ in points:
+    for _, _, (ipc, epochs), *_ in points:
         epochs_of.setdefault(ipc, set()).add(epochs)
-    points = [(method, f"IPC {ipc}" + (f", {epochs} ep" if len(epochs_of[ipc]) > 1 else ""), *rest)
-              for method, (ipc, epochs), *rest in points]
+    points = [FlopsPoint(series, method,
+                         f"IPC {ipc}" + (f", {epochs} ep" if len(epochs_of[ipc]) > 1 else ""), *rest)
+              for series, method, (ipc, epochs), *rest in points]
     full_point = None
     if full:
         res = full.results[model]
