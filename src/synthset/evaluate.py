@@ -298,7 +298,8 @@ def _run_with_threads(task: tuple) -> RunResult:
     threads, every, args, kwargs = task
     torch.set_num_threads(threads)
     if every:  # progress bars of two processes would overwrite each other: lines instead
-        model, run, epochs = args[0], kwargs["run"], args[4].epochs
+        (model, *_, train_cfg), run = args, kwargs["run"]
+        epochs = train_cfg.epochs
 
         def on_epoch(ep: int, loss: float) -> None:
             if (ep + 1) % every == 0 or ep + 1 == epochs:
