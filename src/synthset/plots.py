@@ -122,10 +122,13 @@ def accuracy_vs_flops(points: Sequence["FlopsPoint"],
     ticks = sorted({(p.flops, p.x_label) for p in points})  # the IPC of each x position, on top
     if ticks:
         top = ax.secondary_xaxis("top")
-        top.set_xticks([t[0] for t in ticks], labels=[t[1] for t in ticks], fontsize=8)
+        # slanted: the labels of close x positions (one IPC at two epoch counts) overlap
+        top.set_xticks([t[0] for t in ticks], labels=[t[1] for t in ticks], fontsize=7,
+                       rotation=35, ha="left")
         top.minorticks_off()
     ax.set_xlabel(f"FLOPs to train {model} (forward + backward, all epochs)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    # beside the axes: with several series per method the legend would cover the points
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return _save(fig, path)
