@@ -104,15 +104,16 @@ def test_cost_rows_of_one_method_and_ipc_name_their_directories(study, tmp_path)
 
 
 def test_plot_series_keep_sets_of_different_options_apart(study, tmp_path):
-    """DM IPC 1 and 10 form one line; a second DM IPC 10 set (other options) and a factor-2
-    set are their own series, not joined to it, all still coloured as DM."""
+    """Two DM IPC 10 sets (other options): each DM set is named by its directory (with the
+    IPC taken out, so a study's dm-ipc10-x and dm-ipc50-x would share a line); a factor-2 set
+    is its own series, all still coloured as DM."""
     make_run(tmp_path / "dm10-lr5", "dm", 10, [96.0, 96.5])
     recs = [load_run(p) for p in study] + [load_run(tmp_path / "dm10-lr5")]
     f2 = load_run(tmp_path / "dm10-lr5")
     f2.factor, f2.path = 2, tmp_path / "dm10-f2"
     _, points, _ = cost_table(recs + [f2], "mnist", model_flops)
     series = {(p.series, p.x_label) for p in points if p.method == "dm"}
-    assert series == {("dm", "IPC 1"), ("dm [dm10]", "IPC 10"), ("dm [dm10-lr5]", "IPC 10"),
+    assert series == {("dm [dm1]", "IPC 1"), ("dm [dm10]", "IPC 10"), ("dm [dm10-lr5]", "IPC 10"),
                       ("dm (factor 2)", "IPC 10")}
     out = accuracy_vs_flops(points, None, tmp_path / "p.png", model="ConvNet")
     with Image.open(out) as im:
@@ -258,15 +259,34 @@ def test_a_multi_formation_set_gets_its_own_row_without_the_paper_figure(tmp_pat
 
 
 def test_two_plain_sets_of_one_method_and_ipc_keep_both_cells(tmp_path):
-    """Two DM IPC 1 budgets and one DM IPC 10 set: two rows named by their run directories."""
+    """Two DM IPC 1 budgets and one DM IPC 10 set: each in a row named by its run directory;
+    nothing says which IPC 1 set the IPC 10 one belongs with, so no row joins them."""
     recs = [load_run(make_run(tmp_path / "dm_300", "dm", 1, [88.0, 90.0])),
             load_run(make_run(tmp_path / "dm_ipc10", "dm", 10, [96.0, 97.0])),
             load_run(make_run(tmp_path / "dm_600", "dm", 1, [91.0, 93.0]))]
     rows = {row[0]: row for row in accuracy_table(recs, "mnist").rows}
-    assert set(rows) == {"dm [dm_300, dm_ipc10]", "dm [dm_600]"}
-    assert rows["dm [dm_300, dm_ipc10]"][1].startswith("89.00 ± 1.00")
-    assert rows["dm [dm_300, dm_ipc10]"][2].startswith("96.50 ± 0.50")
+    assert set(rows) == {"dm [dm_300]", "dm [dm_ipc10]", "dm [dm_600]"}
+    assert rows["dm [dm_300]"][1].startswith("89.00 ± 1.00") and rows["dm [dm_300]"][2] == "-"
+    assert rows["dm [dm_ipc10]"][2].startswith("96.50 ± 0.50") and rows["dm [dm_ipc10]"][1] == "-"
     assert rows["dm [dm_600]"][1].startswith("92.00 ± 1.00") and rows["dm [dm_600]"][2] == "-"
+
+
+def test_rows_join_the_sets_of_one_option_across_ipcs_by_directory_name(tmp_path):
+    """The study's naming (dm-ipc10-d4, dm-ipc50-d4): a row holds the sets whose names differ
+    only in the IPC, so a plain IPC 10 set never shares a row with an option's IPC 50 set;
+    a method with one set per IPC keeps a single unnamed row."""
+    recs = [load_run(make_run(tmp_path / n, "dm", ipc, acc)) for n, ipc, acc in
+            [("dm-ipc10", 10, [90.0, 92.0]), ("dm-ipc10-d4", 10, [93.0, 95.0]),
+             ("dm-ipc50", 50, [96.0, 98.0]), ("dm-ipc50-b128", 50, [94.0, 94.0]),
+             ("dm-ipc50-d4", 50, [97.0, 99.0])]]
+    recs.append(load_run(make_run(tmp_path / "rand_a", "random", 1, [50.0, 52.0])))
+    recs.append(load_run(make_run(tmp_path / "rand_b", "random", 10, [80.0, 82.0])))
+    rows = {row[0]: row[1:4] for row in accuracy_table(recs, "mnist").rows}
+    assert rows["dm [dm-ipc10, dm-ipc50]"][1:] == ["91.00 ± 1.00 (2x1000 ep)", "97.00 ± 1.00 (2x1000 ep)"]
+    assert rows["dm [dm-ipc10-d4, dm-ipc50-d4]"][1:] == ["94.00 ± 1.00 (2x1000 ep)",
+                                                        "98.00 ± 1.00 (2x1000 ep)"]
+    assert rows["dm [dm-ipc50-b128]"][1:] == ["-", "94.00 ± 0.00 (2x1000 ep)"]
+    assert rows["random"][0].startswith("51.00") and rows["random"][1].startswith("81.00")
 
 
 def test_the_report_keeps_the_grid_of_every_set_of_one_method_and_ipc(tmp_path):

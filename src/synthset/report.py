@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import math
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -98,6 +99,12 @@ class RunRecord:
     def grid(self) -> Optional[Path]:
         p = self.path / "grid.png"
         return p if p.exists() else None
+
+
+def _without_ipc(dir_name: str, ipc: int) -> str:
+    """A run directory's name with its IPC taken out ("dm-ipc50-f2-d4" -> "dm-ipc-f2-d4"),
+    so the sets of one study at different IPCs can share a table row."""
+    return re.sub(rf"(?i)(ipc[-_]?){ipc}(?!\d)", r"\1", dir_name)
 
 
 def _with_factor(name: str, factor: int) -> str:
@@ -332,18 +339,23 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
 
     # One row per method and factor: a multi-formation set is not the paper's set, so it gets
     # its own row (and no paper figure) instead of sharing, and overwriting, the plain cell.
-    # Two sets of one method, factor and IPC (e.g. two budgets) each keep their cell: the j-th
-    # set at each IPC goes to the group's j-th row, and such rows name their run directories.
+    # Two sets of one method, factor and IPC (e.g. two budgets) each keep their cell, in rows
+    # that name their run directories; a row joins only sets whose directory names differ
+    # just in the IPC (dm-ipc10-f2-d4 and dm-ipc50-f2-d4), so options are never mixed in it.
     for method, factor in sorted({(r.method, r.factor) for r in syn}, key=lambda mf: (_order(mf[0]), mf[1])):
-        by_ipc: dict[int, list[RunRecord]] = {}
-        for r in syn:
-            if r.method == method and r.factor == factor:
-                by_ipc.setdefault(r.ipc, []).append(r)
-        depth = max(len(v) for v in by_ipc.values())
-        for j in range(depth):
-            slot = {k: v[j] for k, v in by_ipc.items() if j < len(v)}
+        group = [r for r in syn if r.method == method and r.factor == factor]
+        per_ipc = Counter(r.ipc for r in group)
+        ambiguous = max(per_ipc.values()) > 1
+        families: dict[str, dict[int, list[RunRecord]]] = {}
+        for r in group:
+            fam = _without_ipc(r.path.name, r.ipc) if ambiguous else ""
+            families.setdefault(fam, {}).setdefault(r.ipc, []).append(r)
+        slots = [{k: v[j] for k, v in by_ipc.items() if j < len(v)}
+                 for by_ipc in families.values()
+                 for j in range(max(len(v) for v in by_ipc.values()))]
+        for slot in slots:
             name = _with_factor(method, factor)
-            if depth > 1:
+            if ambiguous:
                 name += " [" + ", ".join(slot[k].path.name for k in ipcs if k in slot) + "]"
             row = [name] + [cell(slot[k].results[model]) if k in slot else "-" for k in ipcs]
             if paper:
@@ -414,6 +426,7 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
     rows, points = [], []
     synth = sorted((r for r in recs if r.kind == "synthetic"), key=lambda r: (_order(r.method), r.ipc))
     label_count = Counter(r.label for r in synth)
+    ambiguous = {(r.method, r.factor) for r in synth if label_count[r.label] > 1}
     for r in synth:
         m = r.metadata
         res = r.results.get(model)
@@ -428,10 +441,11 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
                      _fmt_ratio(train / full_flops) if (train and full_flops) else "-"])
         if res:
             mean, std = ModelResult.stat(res.accuracy)
-            # one line per method and factor across IPCs; a set that shares its IPC with
-            # another of the same kind is its own point, named like its row
-            series = (_with_factor(r.method, r.factor) + f" [{r.path.name}]"
-                      if label_count[r.label] > 1 else _with_factor(r.method, r.factor))
+            # one line per method and factor across IPCs; where one IPC has several sets of
+            # them, one line per directory family, as the accuracy table's rows
+            series = _with_factor(r.method, r.factor)
+            if (r.method, r.factor) in ambiguous:
+                series += f" [{_without_ipc(r.path.name, r.ipc)}]"
             points.append((series, r.method, (r.ipc, res.epochs), train, mean, std))
     # The plot's top axis names each x position by its IPC; where one IPC sits at several
     # positions (sets evaluated for different epochs), the epochs tell them apart.
