@@ -107,6 +107,13 @@ def _without_ipc(dir_name: str, ipc: int) -> str:
     return re.sub(rf"(?i)(ipc[-_]?){ipc}(?!\d)", r"\1", dir_name)
 
 
+def _crowded(sets: list[RunRecord]) -> set[tuple[str, int]]:
+    """The (method, factor) groups with two or more sets at one IPC (e.g. two budgets): their
+    table rows and plot lines are split by directory family (``_without_ipc``) and named."""
+    n = Counter((r.method, r.factor, r.ipc) for r in sets)
+    return {(m, f) for (m, f, _), k in n.items() if k > 1}
+
+
 def _with_factor(name: str, factor: int) -> str:
     """A multi-formation set's name says so: it is not the paper's plain set."""
     return name + (f" (factor {factor})" if factor > 1 else "")
@@ -342,10 +349,10 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
     # Two sets of one method, factor and IPC (e.g. two budgets) each keep their cell, in rows
     # that name their run directories; a row joins only sets whose directory names differ
     # just in the IPC (dm-ipc10-f2-d4 and dm-ipc50-f2-d4), so options are never mixed in it.
+    crowded = _crowded(syn)
     for method, factor in sorted({(r.method, r.factor) for r in syn}, key=lambda mf: (_order(mf[0]), mf[1])):
         group = [r for r in syn if r.method == method and r.factor == factor]
-        per_ipc = Counter(r.ipc for r in group)
-        ambiguous = max(per_ipc.values()) > 1
+        ambiguous = (method, factor) in crowded
         families: dict[str, dict[int, list[RunRecord]]] = {}
         for r in group:
             fam = _without_ipc(r.path.name, r.ipc) if ambiguous else ""
@@ -426,7 +433,7 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
     rows, points = [], []
     synth = sorted((r for r in recs if r.kind == "synthetic"), key=lambda r: (_order(r.method), r.ipc))
     label_count = Counter(r.label for r in synth)
-    ambiguous = {(r.method, r.factor) for r in synth if label_count[r.label] > 1}
+    crowded = _crowded(synth)
     for r in synth:
         m = r.metadata
         res = r.results.get(model)
@@ -444,7 +451,7 @@ def cost_table(records: list[RunRecord], dataset: str, flops_of) -> tuple[Option
             # one line per method and factor across IPCs; where one IPC has several sets of
             # them, one line per directory family, as the accuracy table's rows
             series = _with_factor(r.method, r.factor)
-            if (r.method, r.factor) in ambiguous:
+            if (r.method, r.factor) in crowded:
                 series += f" [{_without_ipc(r.path.name, r.ipc)}]"
             points.append((series, r.method, (r.ipc, res.epochs), train, mean, std))
     # The plot's top axis names each x position by its IPC; where one IPC sits at several
