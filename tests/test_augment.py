@@ -94,3 +94,14 @@ def test_dihedral_draws_each_image_from_its_eight_symmetries():
     assert torch.equal(out, again)
     with pytest.raises(ValueError, match="square"):
         augment.dihedral(torch.zeros(2, 1, 3, 4), torch.Generator())
+
+
+def test_dihedral_views_are_the_eight_symmetries_identity_first():
+    x = torch.arange(2 * 2 * 3 * 3, dtype=torch.float32).view(2, 2, 3, 3)
+    views = augment.dihedral_views(x)
+    assert torch.equal(views[0], x)
+    want = [torch.rot90(x.flip(3) if m else x, k, (2, 3)) for m in (0, 1) for k in range(4)]
+    assert len(views) == 8 and all(torch.equal(v, w) for v, w in zip(views, want))
+    assert len({tuple(v.flatten().tolist()) for v in views}) == 8  # all distinct for this image
+    with pytest.raises(ValueError, match="square"):
+        augment.dihedral_views(torch.zeros(2, 1, 3, 4))

@@ -141,3 +141,50 @@ def test_dihedral_changes_training_and_joins_the_run_key_only_when_set(tiny_trai
             for d in (False, True, True)]
     assert runs[1].final_train_loss != runs[0].final_train_loss  # the images the net saw differ
     assert runs[1].final_train_loss == runs[2].final_train_loss  # and the draws are seeded
+
+
+def test_tta_averages_the_softmax_of_the_eight_views_and_keeps_the_plain_scores(tiny_test):
+    from synthset import augment
+    from synthset.evaluate import test_network as score_network
+    torch.manual_seed(0)
+    net = build_model("ConvNet", 1, 10, (28, 28)).eval()
+    cpu = torch.device("cpu")
+    plain = score_network(net, tiny_test, device=cpu)
+    tta = score_network(net, tiny_test, device=cpu, tta=True, batch=64)
+    # the identity view scored alone is exactly the protocol's plain score
+    for m in ("accuracy", "balanced_accuracy", "class_recall"):
+        assert tta["single_view"][m] == plain[m]
+    with torch.no_grad():  # by hand: mean softmax over the 8 symmetries, then argmax
+        x = tiny_test.normalized()
+        prob = sum(torch.softmax(net(v), 1) for v in augment.dihedral_views(x)) / 8
+    want = (prob.argmax(1) == tiny_test.labels).float().mean().item()
+    assert tta["accuracy"] == pytest.approx(want, abs=1.5 / len(tiny_test))  # one tie at most
+    assert tta["accuracy"] != plain["accuracy"]  # digits are not rotation-invariant
+
+
+def test_tta_of_a_rotation_invariant_net_equals_its_single_view(tiny_test):
+    from synthset.evaluate import test_network as score_network
+    torch.manual_seed(0)
+    # global average pooling first: the same output for every turn and mirror of the input
+    net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(1, 10))
+    out = score_network(net, tiny_test, device=torch.device("cpu"), tta=True)
+    assert out["accuracy"] == out["single_view"]["accuracy"]
+    assert out["class_recall"] == out["single_view"]["class_recall"]
+
+
+def test_tta_joins_the_run_key_only_when_set_and_the_report_shows_both(tmp_path, tiny_train, tiny_test):
+    from synthset.evaluate import _config_key
+    assert _config_key(EvalConfig(train=TrainConfig(tta=True)), 100) != "a8ffe56cc8085de2"
+    x, y = tiny_train.normalized()[:50], tiny_train.labels[:50]
+    cfg = EvalConfig(models=("MLP",), runs=2, train=TrainConfig(epochs=2, augment=False, tta=True))
+    rep = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
+                   log=lambda s: None)
+    m = rep["models"]["MLP"]
+    logged = [json.loads(line) for line in (tmp_path / "eval_runs.jsonl").read_text().splitlines()]
+    assert m["single_view"]["accuracy"]["runs"] == [r["single_view"]["accuracy"] for r in logged]
+    assert m["runs"] == [r["accuracy"] for r in logged]
+    assert "1 view" in format_table(rep)
+    # resumed from the log: the plain scores come back too
+    again = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
+                     log=lambda s: pytest.fail(f"re-ran a logged run: {s}"))
+    assert again["models"]["MLP"]["single_view"] == m["single_view"]

@@ -127,6 +127,15 @@ def dihedral(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return out
 
 
+def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 symmetries of the square applied to the whole batch ``x`` (b, C, H, W), the
+    identity first: the views that dihedral test-time augmentation averages over (the
+    "TTA" of histology classifiers, e.g. Veeling et al., MICCAI 2018, Sec. 3)."""
+    if x.shape[2] != x.shape[3]:
+        raise ValueError(f"dihedral test-time augmentation needs square images, got {tuple(x.shape[2:])}")
+    return [torch.rot90(x.flip(3) if m else x, k, (2, 3)) for m in (False, True) for k in range(4)]
+
+
 def translate(x: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
     """Integer shift with zero fill (DSA's ``rand_crop``): output (r, c) reads input
     (r + tx, c + ty); the shifts are symmetric random variables, so the sign is immaterial."""

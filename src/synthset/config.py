@@ -92,6 +92,9 @@ class TrainConfig(_FromDict):
     augment: bool = True
     # random quarter turns and mirrors of every training image (histology), on top of DSA
     dihedral: bool = False
+    # test-time: average the softmax over the 8 dihedral views of each test image
+    # (histology); the single-view scores of the same networks are recorded beside
+    tta: bool = False
     dsa: DSAConfig = field(default_factory=DSAConfig)
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     channels_last: bool = False

@@ -59,6 +59,8 @@ class RunResult:
     final_train_loss: float
     peak_memory_mib: Optional[float] = None  # of the process that trained the run
     class_recall: Optional[list] = None  # % per class (None: absent); older logs lack it
+    # with test-time augmentation: the plain view's scores of the same network (in %)
+    single_view: Optional[dict] = None
 
 
 def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -120,31 +122,54 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     return {"train_seconds": time.perf_counter() - t0, "steps": steps, "final_train_loss": last_loss}
 
 
+def _scores(pred: torch.Tensor, score: torch.Tensor, target: torch.Tensor, k: int) -> dict:
+    return {"accuracy": accuracy(pred, target),
+            "balanced_accuracy": balanced_accuracy(pred, target, k),
+            "class_recall": class_recall(pred, target, k),
+            "auc": roc_auc(score[:, 1], target) if k == 2 else None}
+
+
 @torch.no_grad()
 def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
-                 batch: int = 512, precision: str = "fp32", channels_last: bool = False) -> dict:
-    """Accuracy, balanced accuracy and (binary tasks) ROC-AUC on the whole test split."""
+                 batch: int = 512, precision: str = "fp32", channels_last: bool = False,
+                 tta: bool = False) -> dict:
+    """Accuracy, balanced accuracy and (binary tasks) ROC-AUC on the whole test split.
+    ``tta``: predictions average the softmax over the 8 dihedral views of each image; the
+    scores of the plain view (the identity, one of the 8) come back under ``single_view``."""
     net.eval()
-    preds, scores = [], []
+    preds, scores, plain = [], [], []
     synchronize(device)
     t0 = time.perf_counter()
     with onednn_off() if device.type == "cpu" else contextlib.nullcontext():
         for i in range(0, len(test), batch):
             x = test.normalized(torch.arange(i, min(i + batch, len(test))), device=device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision)():
-                logits = net(x).float()
-            preds.append(logits.argmax(1).cpu())
-            scores.append(torch.softmax(logits, 1).cpu())
+            prob = None
+            for j, v in enumerate(augment.dihedral_views(x) if tta else [x]):
+                if channels_last:
+                    v = v.contiguous(memory_format=torch.channels_last)
+                with autocast(device, precision)():
+                    p = torch.softmax(net(v).float(), 1)
+                if j == 0 and tta:
+                    plain.append(p.cpu())
+                prob = p if prob is None else prob + p
+            prob = (prob / (8 if tta else 1)).cpu()
+            preds.append(prob.argmax(1))
+            scores.append(prob)
     synchronize(device)
-    pred, score = torch.cat(preds), torch.cat(scores)
     k = test.info.num_classes
-    return {"accuracy": accuracy(pred, test.labels),
-            "balanced_accuracy": balanced_accuracy(pred, test.labels, k),
-            "class_recall": class_recall(pred, test.labels, k),
-            "auc": roc_auc(score[:, 1], test.labels) if k == 2 else None,
-            "test_seconds": time.perf_counter() - t0}
+    score = torch.cat(scores)
+    out = {**_scores(torch.cat(preds), score, test.labels, k),
+           "test_seconds": time.perf_counter() - t0}
+    if tta:
+        p1 = torch.cat(plain)
+        out["single_view"] = _scores(p1.argmax(1), p1, test.labels, k)
+    return out
+
+
+def _percent(s: dict) -> dict:
+    return {"accuracy": 100 * s["accuracy"], "balanced_accuracy": 100 * s["balanced_accuracy"],
+            "auc": None if s["auc"] is None else 100 * s["auc"],
+            "class_recall": [None if r is None else 100 * r for r in s["class_recall"]]}
 
 
 def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: ImageData,
@@ -160,14 +185,15 @@ def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: I
     tr = train_network(net, images, labels, info, cfg, generator=g, device=device,
                        desc=f"{model} {tag or 'run'} {run}", progress=progress, on_epoch=on_epoch)
     te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision,
-                      channels_last=cfg.channels_last)
-    return RunResult(model=model, run=run, seed=s, accuracy=100 * te["accuracy"],
-                     balanced_accuracy=100 * te["balanced_accuracy"],
-                     auc=None if te["auc"] is None else 100 * te["auc"], epochs=cfg.epochs,
+                      channels_last=cfg.channels_last, tta=cfg.tta)
+    sc = _percent(te)
+    return RunResult(model=model, run=run, seed=s, accuracy=sc["accuracy"],
+                     balanced_accuracy=sc["balanced_accuracy"], auc=sc["auc"], epochs=cfg.epochs,
                      steps=tr["steps"], train_seconds=tr["train_seconds"],
                      test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"],
                      peak_memory_mib=round(peak_memory_mib(device), 1),
-                     class_recall=[None if r is None else 100 * r for r in te["class_recall"]])
+                     class_recall=sc["class_recall"],
+                     single_view=_percent(te["single_view"]) if "single_view" in te else None)
 
 
 def train_full(model: str, train: ImageData, test: ImageData, cfg: TrainConfig, *, seed: int,
@@ -197,6 +223,10 @@ def summarize(runs: list[RunResult], *, n_train: int, info: DatasetInfo, model: 
     if runs[0].auc is not None:
         auc = [r.auc for r in runs]
         out["auc"] = {"mean": float(np.mean(auc)), "std": float(np.std(auc)), "runs": auc}
+    if all(r.single_view is not None for r in runs):
+        out["single_view"] = {m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "runs": v}
+                              for m in ("accuracy", "balanced_accuracy", "auc")
+                              if None not in (v := [r.single_view[m] for r in runs])}
     net = build_model(model, info.channels, info.num_classes, info.size)
     per_img_train = train_step_flops(net, (info.channels, *info.size))
     out["flops"] = {"inference_per_image": inference_flops(net, (info.channels, *info.size)),
@@ -215,10 +245,11 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
     d = asdict(cfg)
     d.pop("models")
     d.pop("runs")
-    # options added later (dihedral, the tag) join the key only when set, so the keys of
+    # options added later (dihedral, tta, the tag) join the key only when set, so the keys of
     # existing run logs do not change
-    if not d["train"]["dihedral"]:
-        del d["train"]["dihedral"]
+    for opt in ("dihedral", "tta"):
+        if not d["train"][opt]:
+            del d["train"][opt]
     return hashlib.sha256(json.dumps([d, n_train] + ([tag] if tag else []), sort_keys=True)
                           .encode()).hexdigest()[:16]
 
@@ -341,4 +372,11 @@ def format_table(report: dict, title: str = "") -> str:
             line += f" {a['mean']:>7.2f} ± {a['std']:<4.2f}" if a else f" {'-':>14}"
         line += f" {len(v['runs']):>5} {v['epochs']:>6} {np.mean(v['train_seconds']):>7.1f}"
         rows.append(line)
+        if "single_view" in v:  # the same networks, scored without test-time augmentation
+            sv = v["single_view"]
+            line = f"{'  1 view':<12} {sv['accuracy']['mean']:>12.2f} ± {sv['accuracy']['std']:<5.2f} " \
+                   f"{sv['balanced_accuracy']['mean']:>9.2f} ± {sv['balanced_accuracy']['std']:<4.2f}"
+            if has_auc and "auc" in sv:
+                line += f" {sv['auc']['mean']:>7.2f} ± {sv['auc']['std']:<4.2f}"
+            rows.append(line)
     return "\n".join(rows)

@@ -49,6 +49,7 @@ class ModelResult:
     auc: Optional[list[float]]
     epochs: int
     train_seconds: list[float]
+    tta: bool = False  # scored with 8-view test-time augmentation (its runs carry single_view)
 
     @staticmethod
     def stat(v: Optional[list[float]]) -> tuple[float, float]:
@@ -136,7 +137,8 @@ def _results_from_runs(lines: list[dict]) -> dict[tuple[str, int], ModelResult]:
         out[key] = ModelResult(model=key[0], accuracy=[r["accuracy"] for r in runs],
                                balanced=[r["balanced_accuracy"] for r in runs],
                                auc=None if any(a is None for a in aucs) else aucs,
-                               epochs=key[1], train_seconds=[r["train_seconds"] for r in runs])
+                               epochs=key[1], train_seconds=[r["train_seconds"] for r in runs],
+                               tta=all(r.get("single_view") for r in runs))
     return out
 
 
@@ -157,7 +159,7 @@ def _results_from_eval_json(d: dict) -> dict[str, ModelResult]:
         out[model] = ModelResult(model=model, accuracy=list(v["runs"]),
                                  balanced=list(v["balanced_accuracy"]["runs"]),
                                  auc=list(auc["runs"]) if auc else None, epochs=v["epochs"],
-                                 train_seconds=list(v["train_seconds"]))
+                                 train_seconds=list(v["train_seconds"]), tta="single_view" in v)
     return out
 
 
@@ -342,7 +344,7 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
             b = ModelResult.stat(res.balanced)
             a = ModelResult.stat(res.auc)
             s += f" / {b[0]:.1f} / {a[0]:.1f}"
-        return s + f" ({len(res.accuracy)}x{res.epochs} ep)"
+        return s + f" ({len(res.accuracy)}x{res.epochs} ep{', TTA' if res.tta else ''})"
 
     # One row per method and factor: a multi-formation set is not the paper's set, so it gets
     # its own row (and no paper figure) instead of sharing, and overwriting, the plain cell.
@@ -380,6 +382,9 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
     notes = [f"{model}, test accuracy % mean ± std over runs (runs x epochs), final epoch."]
     if binary:
         notes.append("Cells: accuracy ± std / balanced accuracy / ROC-AUC.")
+    if any(res.tta for r in recs for res in r.results.values()):
+        notes.append("TTA: scored on the mean softmax of the 8 quarter turns and mirrors of each "
+                     "test image (`--tta`); its eval.json holds the plain single-view scores too.")
     if dataset in MAJORITY:
         notes.append(f"Majority-class baseline: {MAJORITY[dataset]:.1f}% (balanced 50%).")
     if paper:
