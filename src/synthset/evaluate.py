@@ -123,6 +123,7 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
 
 
 def _scores(pred: torch.Tensor, score: torch.Tensor, target: torch.Tensor, k: int) -> dict:
+    """The metrics of one set of predictions (``score``: class probabilities, for the AUC)."""
     return {"accuracy": accuracy(pred, target),
             "balanced_accuracy": balanced_accuracy(pred, target, k),
             "class_recall": class_recall(pred, target, k),
@@ -167,6 +168,7 @@ def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
 
 
 def _percent(s: dict) -> dict:
+    """``_scores`` as the run logs keep them: in %."""
     return {"accuracy": 100 * s["accuracy"], "balanced_accuracy": 100 * s["balanced_accuracy"],
             "auc": None if s["auc"] is None else 100 * s["auc"],
             "class_recall": [None if r is None else 100 * r for r in s["class_recall"]]}
