@@ -138,28 +138,25 @@ def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
     ``tta``: predictions average the softmax over the 8 dihedral views of each image; the
     scores of the plain view (the identity, one of the 8) come back under ``single_view``."""
     net.eval()
-    preds, scores, plain = [], [], []
+    scores, plain = [], []
     synchronize(device)
     t0 = time.perf_counter()
     with onednn_off() if device.type == "cpu" else contextlib.nullcontext():
         for i in range(0, len(test), batch):
             x = test.normalized(torch.arange(i, min(i + batch, len(test))), device=device)
-            prob = None
-            for j, v in enumerate(augment.dihedral_views(x) if tta else [x]):
+            probs = []
+            for v in augment.dihedral_views(x) if tta else [x]:  # one view at a time: memory
                 if channels_last:
                     v = v.contiguous(memory_format=torch.channels_last)
                 with autocast(device, precision)():
-                    p = torch.softmax(net(v).float(), 1)
-                if j == 0 and tta:
-                    plain.append(p.cpu())
-                prob = p if prob is None else prob + p
-            prob = (prob / (8 if tta else 1)).cpu()
-            preds.append(prob.argmax(1))
-            scores.append(prob)
+                    probs.append(torch.softmax(net(v).float(), 1))
+            if tta:
+                plain.append(probs[0].cpu())  # the identity view
+            scores.append((sum(probs) / len(probs)).cpu())
     synchronize(device)
     k = test.info.num_classes
     score = torch.cat(scores)
-    out = {**_scores(torch.cat(preds), score, test.labels, k),
+    out = {**_scores(score.argmax(1), score, test.labels, k),
            "test_seconds": time.perf_counter() - t0}
     if tta:
         p1 = torch.cat(plain)
