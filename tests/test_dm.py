@@ -5,10 +5,13 @@ import math
 import pytest
 import torch
 
-from synthset.config import DistillConfig, MatchConfig
-from synthset.distill import cosine_lr, ema_update, match_loop
+from helpers import distill_config, match_loop
+
+from synthset.config import DistillConfig, EngineConfig
+from synthset.engine.schedule import cosine_lr, ema_update
 from synthset.methods import METHODS
-from synthset.methods.dm import DM, class_means, dm_loss
+from synthset.methods.dm import DM, dm_loss
+from synthset.methods.matching import class_means
 from synthset.models import build_model
 
 CPU = torch.device("cpu")
@@ -36,7 +39,7 @@ def test_dm_loss_equals_per_class_loop_of_reference(tiny_train):
 def _cfg(**kw):
     match = dict(iterations=4, batch_real=16, checkpoint_every=2)
     match.update(kw)
-    return DistillConfig(method="dm", ipc=1, seed=0, match=MatchConfig(**match))
+    return distill_config("dm", 1, 0, **match)
 
 
 def _fixed_nets_loss(images, train, k=4):
@@ -136,7 +139,7 @@ def test_inner_steps_reuse_the_real_means_and_resume_exactly(tiny_train, tmp_pat
     resumed = _interrupt_then_resume(tiny_train, tmp_path, at=7, iteration=2, inner_steps=3)
     assert torch.equal(three.images, resumed.images)
     with pytest.raises(ValueError, match="inner_steps must be >= 1"):
-        MatchConfig(inner_steps=0)
+        METHODS.get("dm").options({"inner_steps": 0})
 
 
 def test_dm_is_registered():
@@ -144,7 +147,8 @@ def test_dm_is_registered():
 
 
 def test_compiled_real_embedding_matches_eager(tiny_train):
-    from synthset.methods.matching import CompiledEmbed, embed_no_grad
+    from synthset.engine.fast import CompiledEmbed
+    from synthset.methods.matching import embed_no_grad
     template = build_model("ConvNet", 1, 10, (28, 28))
     fast = CompiledEmbed(template, CPU, chunk=64)
     x = tiny_train.normalized()[:100]
@@ -155,18 +159,22 @@ def test_compiled_real_embedding_matches_eager(tiny_train):
 
 @pytest.mark.parametrize("name", ["dm", "datadam"])
 def test_compiled_synthetic_loss_and_gradient_match_eager(name, tiny_train):
-    from synthset.methods.matching import CompiledSynLoss
-    method, cfg = METHODS.get(name), DistillConfig(method=name, ipc=2)
+    from synthset.engine.fast import CompiledSynLoss
+    from synthset.methods.matching import class_means
+    method = METHODS.get(name)
+    cfg = method.options({})
     template = build_model("ConvNet", 1, 10, (28, 28))
-    fast = CompiledSynLoss(method, template, cfg, 10)
+    fast = CompiledSynLoss(template, lambda n, x: method.features(n, x, cfg),
+                           lambda feats, means: method.match(
+                               means, tuple(class_means(f.float(), 10) for f in feats), cfg))
     real = tiny_train.normalized(torch.cat([ix[:4] for ix in tiny_train.indices_by_class()]))
     for seed in (0, 1):  # a second fresh network reuses the compiled graphs
         net = build_model("ConvNet", 1, 10, (28, 28), generator=torch.Generator().manual_seed(seed))
         for p in net.parameters():
             p.requires_grad_(False)
-        means = method.real_means(net, real, 10, config=cfg)
+        means = method.real_means(net, real, 10, cfg)
         grads = []
-        for fn in (lambda s: fast(net, means, s), lambda s: method.syn_loss(net, means, s, 10, config=cfg)):
+        for fn in (lambda s: fast(net, means, s), lambda s: method.syn_loss(net, means, s, 10, cfg)):
             syn = torch.randn(20, 1, 28, 28, generator=torch.Generator().manual_seed(9), requires_grad=True)
             loss = fn(syn)
             loss.backward()
@@ -189,24 +197,22 @@ def test_compiled_loop_follows_the_eager_loop(tiny_train):
 
 
 def test_herding_init_starts_from_the_herding_coreset(tiny_train):
-    from synthset.config import CoresetConfig
-    from synthset.methods.coreset import Coreset, herding
-    cfg = DistillConfig(method="dm", ipc=2, match=MatchConfig(iterations=0, init="herding", checkpoint_every=0),
-                        coreset=CoresetConfig(features="pixels"))
+    cfg = distill_config("dm", 2, iterations=0, init="herding", checkpoint_every=0,
+                         features="pixels")
     out = match_loop(DM(), tiny_train, cfg, device=CPU, generator=torch.Generator().manual_seed(0),
                      log=lambda m: None, progress=False)
-    want = Coreset("herding", herding).run(tiny_train, cfg, device=CPU, generator=torch.Generator(),
-                                           log=lambda m: None)
+    want = METHODS.get("herding").run(tiny_train, cfg, None, device=CPU,
+                                      generator=torch.Generator(), log=lambda m: None)
     assert torch.equal(out.images, want.images)
 
 
-def test_deadline_stops_early_and_on_step_sees_every_step(tiny_train):
-    import time
+def test_max_time_stops_early_and_on_step_sees_every_step(tiny_train):
     seen = []
-    out = match_loop(DM(), tiny_train, _cfg(iterations=1000, checkpoint_every=0), device=CPU,
-                     generator=torch.Generator().manual_seed(0), log=lambda m: None, progress=False,
-                     deadline=time.perf_counter() + 0.5, on_step=lambda n, im, s: seen.append(n))
+    out = match_loop(DM(), tiny_train, _cfg(iterations=1000, checkpoint_every=0, max_time="0.5s"),
+                     device=CPU, generator=torch.Generator().manual_seed(0), log=lambda m: None,
+                     progress=False, on_step=lambda n, im, s: seen.append(n))
     assert 1 <= out.metadata["iterations"] < 1000
+    assert out.metadata["stopped_by"] == "max_time"
     assert seen == list(range(1, out.metadata["iterations"] + 1))
 
 
@@ -236,12 +242,17 @@ def test_ema_saves_the_average_of_the_iterates_and_resumes_exactly(tiny_train, t
         match_loop(DM(), tiny_train, _cfg(ema=0.9), run_dir=tmp_path, resume=True,
                    generator=torch.Generator().manual_seed(0), **run)
     # A checkpoint written before an option existed resumes: missing options take defaults.
-    from synthset.distill import _comparable
+    from synthset.engine.checkpoint import comparable
+    norm = METHODS.get("dm").normalize_options
     old = _cfg(iterations=4).to_dict()
-    del old["match"]["ema"], old["match"]["lr_schedule"]
-    assert _comparable(old) == _comparable(_cfg(iterations=4).to_dict())
+    del old["engine"]["ema"], old["engine"]["lr_schedule"]
+    assert comparable(old, norm) == comparable(_cfg(iterations=4).to_dict(), norm)
+    # ... and so does one saved before the engine split (a ``match`` dict, no ``options``)
+    legacy = {"method": "dm", "ipc": 1, "seed": 0, "coreset": old["coreset"],
+              "match": {**old["engine"], "lr_img": 1.0, "inner_steps": 1}, "datadam": {}}
+    assert comparable(legacy, norm) == comparable(_cfg(iterations=4).to_dict(), norm)
     with pytest.raises(ValueError, match="ema must be in"):
-        MatchConfig(ema=1.0)
+        EngineConfig(ema=1.0)
 
 
 def test_cosine_lr_by_hand():
@@ -275,6 +286,6 @@ def test_cosine_schedule_steps_and_resumes_exactly(tiny_train, tmp_path):
         match_loop(DM(), tiny_train, _cfg(lr_schedule="cosine", momentum=0.0, iterations=8),
                    run_dir=tmp_path, resume=True, generator=torch.Generator().manual_seed(0), **run)
     with pytest.raises(ValueError, match="give --iterations"):
-        MatchConfig(lr_schedule="cosine")
+        EngineConfig(lr_schedule="cosine")
     with pytest.raises(ValueError, match="lr_schedule must be"):
-        MatchConfig(lr_schedule="step", iterations=3)
+        EngineConfig(lr_schedule="step", iterations=3)

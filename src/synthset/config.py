@@ -1,22 +1,37 @@
-"""Typed, frozen, keyword-only option dataclasses.
+"""Typed, frozen, keyword-only option dataclasses shared by every run.
 
-Every option a run uses lives here so that a run is reproducible from its saved
-config (``dataclasses.asdict`` -> JSON -> ``from_dict``). Invalid values raise
-``ValueError`` naming the option and the fix.
+Each field carries its default and its help text (``opt``), the one place both live: the CLI
+is generated from these fields (``synthset.cli``), and a run is reproducible from its saved
+config (``to_dict`` -> JSON -> ``from_dict``). A method's own options live in the method's
+file (e.g. ``methods/datadam.py``) and register with it. Invalid values raise ``ValueError``
+naming the option and the fix.
 """
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 
-def _check(cond: bool, msg: str) -> None:
+def opt(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None,
+        choices: tuple | None = None, cli: bool = True, default_factory: Any = dataclasses.MISSING,
+        aliases: tuple[str, ...] = ()):
+    """A dataclass field with its CLI help (and optionally its flag name, choices, aliases)."""
+    meta = {"help": help, "flag": flag, "choices": choices, "cli": cli, "aliases": aliases}
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def check(cond: bool, msg: str) -> None:
     if not cond:
         raise ValueError(msg)
 
 
-class _FromDict:
+class Options:
+    """Mixin: dict round trip (nested option dataclasses included) and strict unknown keys."""
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
         names = {f.name for f in dataclasses.fields(cls)}
@@ -30,30 +45,37 @@ class _FromDict:
         return dataclasses.asdict(self)
 
 
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '1.5h', '1h30m' or plain seconds -> seconds. ValueError otherwise."""
+    s = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", s)
+    if not parts or "".join(a + b for a, b in parts) != s:
+        raise ValueError(f"cannot read the duration {text!r}; write e.g. 90s, 10m, 1h or 1h30m")
+    return sum(float(a) * {"h": 3600, "m": 60, "s": 1}[u] for a, u in parts)
+
+
 @dataclass(frozen=True, kw_only=True)
-class DataConfig(_FromDict):
-    """Which dataset and where it lives.
+class DataConfig(Options):
+    """Which dataset and where it lives."""
 
-    root: data root holding ``MNIST/raw`` and ``mhist/`` (else $SYNTHSET_DATA, else the
-    cache dir). path: for the ``folder`` dataset, the ImageFolder tree.
-    verify: check MHIST's annotations.csv MD5 and image count (MNIST is always verified).
-    image_size: resize to this square size (None = native).
-    """
-
-    name: str = "mnist"
-    root: Optional[str] = None
-    path: Optional[str] = None
-    image_size: Optional[int] = None
-    download: bool = True
-    verify: bool = True
+    name: str = opt("mnist", "dataset: a registered name (see `synthset datasets`)", flag="dataset")
+    root: Optional[str] = opt(None, "folder holding MNIST/raw and mhist/ (default: $SYNTHSET_DATA, "
+                                    "else ~/.cache/synthset)", flag="data-root")
+    path: Optional[str] = opt(None, "ImageFolder tree for --dataset folder", flag="data-path")
+    image_size: Optional[int] = opt(None, "resize images to this square size (default: native)")
+    download: bool = opt(True, "download missing data (MNIST); off: fail if data is missing")
+    verify: bool = opt(True, "check MHIST's annotations checksum and image count (off for a "
+                             "modified copy)")
 
     def __post_init__(self) -> None:
-        _check(self.image_size is None or self.image_size >= 8,
-               f"image_size must be >= 8 or None, got {self.image_size}")
+        check(self.image_size is None or self.image_size >= 8,
+              f"image_size must be >= 8 or None, got {self.image_size}")
 
 
 @dataclass(frozen=True, kw_only=True)
-class DSAConfig(_FromDict):
+class DSAConfig(Options):
     """Differentiable Siamese Augmentation (Zhao & Bilen, ICML 2021), the field's defaults."""
 
     strategy: str = "color_crop_cutout_flip_scale_rotate"
@@ -71,211 +93,201 @@ class DSAConfig(_FromDict):
 
         ops = [o for o in self.strategy.split("_") if o]
         bad = [o for o in ops if o not in OPS]
-        _check(not bad, f"unknown DSA op(s) {bad}; valid ops: {', '.join(OPS)}")
-        _check(self.scale >= 1.0, "scale must be >= 1.0")
+        check(not bad, f"unknown DSA op(s) {bad}; valid ops: {', '.join(OPS)}")
+        check(self.scale >= 1.0, "scale must be >= 1.0")
 
-    def without(self, op: str) -> "DSAConfig":
-        ops = [o for o in self.strategy.split("_") if o and o != op]
-        return dataclasses.replace(self, strategy="_".join(ops))
+    def without(self, *ops: str) -> "DSAConfig":
+        kept = [o for o in self.strategy.split("_") if o and o not in ops]
+        return dataclasses.replace(self, strategy="_".join(kept))
+
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainConfig(_FromDict):
+class TrainConfig(Options):
     """The field's evaluation protocol (DC/DSA/DM ``evaluate_synset``): SGD, lr x0.1 at half."""
 
-    epochs: int = 1000
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 256
-    batch_test: int = 512
-    augment: bool = True
-    # random quarter turns and mirrors of every training image (histology), on top of DSA
-    dihedral: bool = False
-    # test-time: average the softmax over the 8 dihedral views of each test image
-    # (histology); the single-view scores of the same networks are recorded beside
-    tta: bool = False
-    dsa: DSAConfig = field(default_factory=DSAConfig)
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
-    channels_last: bool = False
-    compile: bool = False
+    epochs: int = opt(1000, "training epochs per run")
+    lr: float = opt(0.01, "SGD learning rate (x0.1 at half the epochs)")
+    momentum: float = opt(0.9, "SGD momentum", cli=False)
+    weight_decay: float = opt(5e-4, "SGD weight decay", cli=False)
+    batch_size: int = opt(256, "training batch size", flag="batch")
+    batch_test: int = opt(512, "test images per forward; lower it at large image sizes")
+    augment: bool = opt(True, "DSA on every training batch (off: train without augmentation)")
+    dihedral: bool = opt(False, "also turn every training image by a random multiple of 90 "
+                                "degrees and mirror it half the time (tissue has no orientation)")
+    tta: bool = opt(False, "test-time augmentation: average each test image's softmax over its 8 "
+                           "quarter turns and mirrors (use with --dihedral); the single-view "
+                           "scores are recorded beside")
+    dsa: DSAConfig = opt(help="DSA parameters", default_factory=DSAConfig, cli=False)
+    precision: str = opt("fp32", "arithmetic of the training step", choices=PRECISIONS)
+    channels_last: bool = opt(False, "channels-last memory format")
+    compile: bool = opt(False, "torch.compile the trained network")
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
-        _check(self.batch_test >= 1, f"batch_test must be >= 1, got {self.batch_test}")
-        _check(self.precision in ("fp32", "bf16"),
-               f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.batch_test >= 1, f"batch_test must be >= 1, got {self.batch_test}")
+        check(self.precision in PRECISIONS,
+              f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if isinstance(self.dsa, dict):
             object.__setattr__(self, "dsa", DSAConfig.from_dict(self.dsa))
 
 
 @dataclass(frozen=True, kw_only=True)
-class EvalConfig(_FromDict):
+class EvalConfig(Options):
     """Runs x architectures of the training protocol on one synthetic set."""
 
-    models: tuple[str, ...] = ("ConvNet",)
-    runs: int = 5
-    seed: int = 0
-    train: TrainConfig = field(default_factory=TrainConfig)
+    models: tuple[str, ...] = opt(("ConvNet",), "comma-separated architectures, e.g. "
+                                                "ConvNet,LeNet,ResNet18", aliases=("model",))
+    runs: int = opt(5, "independently initialised training runs per architecture")
+    seed: int = opt(0, "seed of the runs' generators")
+    train: TrainConfig = opt(default_factory=TrainConfig, cli=False)
 
     def __post_init__(self) -> None:
-        _check(self.runs >= 1, f"runs must be >= 1, got {self.runs}")
-        _check(len(self.models) >= 1, "models must name at least one architecture")
+        check(self.runs >= 1, f"runs must be >= 1, got {self.runs}")
+        check(len(self.models) >= 1, "models must name at least one architecture")
         if isinstance(self.train, dict):
             object.__setattr__(self, "train", TrainConfig.from_dict(self.train))
 
 
-@dataclass(frozen=True, kw_only=True)
-class CoresetConfig(_FromDict):
-    """Coreset selection (random, herding, k-center).
-
-    features: the space herding/k-center measure distances in: ``trained`` (embedding of a
-    ConvNet trained on the full training set, the DC paper's choice), ``random`` (a
-    randomly initialised ConvNet) or ``pixels``. feature_epochs None = enough epochs for
-    at least 200 SGD steps (MNIST: 1 epoch; MHIST: 23), so small sets get usable features.
-    """
-
-    features: str = "trained"
-    feature_model: str = "ConvNet"
-    feature_epochs: Optional[int] = None
-
-    def __post_init__(self) -> None:
-        _check(self.features in ("trained", "random", "pixels"),
-               f"features must be trained|random|pixels, got {self.features!r}")
-        _check(self.feature_epochs is None or self.feature_epochs >= 1,
-               "feature_epochs must be >= 1 (or None for automatic)")
+FEATURE_SPACES = ("trained", "random", "pixels")
 
 
 @dataclass(frozen=True, kw_only=True)
-class MatchConfig(_FromDict):
-    """The outer loop shared by the matching methods (DM, DataDAM): SGD on the synthetic
-    images against a freshly initialised, frozen network each iteration.
+class CoresetConfig(Options):
+    """The feature space of herding and k-center (and of ``--init herding``)."""
 
-    ``iterations`` and ``batch_real`` None = the method's official default (DM: 20,000 and
-    256 real images per class). ``embed_chunk``: real images per forward pass under
-    no_grad (0 = one class-batch at a time; with ``compile``, 0 = 640). ``compile``: the
-    real-batch embedding and the synthetic loss (forward and backward) run through
-    torch.compile (see ``CompiledEmbed``, ``CompiledSynLoss``). ``eval_every`` K > 0 evaluates the current set
-    every K iterations with ``eval_epochs``/``eval_runs`` and logs it (never used to pick
-    the saved set). ``inner_steps`` S: image updates per sampled network and real batch
-    (1, the papers' loop, is the default); S > 1 reuses the real batch's means, the costly
-    part, for S steps on the synthetic images under the same DSA draw.
-
-    ``net_pool`` N > 0 replaces the fresh network per iteration with IDM's model sampling
-    (Zhao et al., CVPR 2023; see ``synthset.netpool``): a queue of at most N networks, a
-    fresh one joining every ``net_pool_refresh`` iterations; each iteration matches in one
-    drawn from the queue, then trains it ``net_train_steps`` SGD steps (lr ``net_train_lr``)
-    on ``net_train_batch`` real images. 0 (the default) is DM's and DataDAM's loop.
-
-    ``ema`` d in (0, 1): keep an exponential moving average of the synthetic images over the
-    iterations (Polyak averaging; ``synthset.distill.ema_update``) and save, snapshot and
-    evaluate the average instead of the last iterate, which carries the last few noisy steps.
-    0 (the default) saves the last iterate, as the papers. ``lr_schedule``: ``constant``
-    (the papers) or ``cosine`` (``lr_img`` decayed to 0 over ``iterations``;
-    ``synthset.distill.cosine_lr``).
-
-    ``factor`` F > 1: multi-formation (IDC, Kim et al., ICML 2022; ``synthset.formation``):
-    each stored image holds F x F lower-resolution images, so a model trains on F^2 x ipc
-    images per class at the same storage. 1 (the default) is DM's and DataDAM's set.
-    """
-
-    iterations: Optional[int] = None
-    lr_img: float = 1.0
-    momentum: float = 0.5
-    batch_real: Optional[int] = None
-    init: str = "real"
-    model: str = "ConvNet"
-    embed_chunk: int = 0
-    precision: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    checkpoint_every: int = 500
-    eval_every: int = 0
-    eval_epochs: int = 300
-    eval_runs: int = 1
-    inner_steps: int = 1
-    net_pool: int = 0
-    net_pool_refresh: int = 10
-    net_train_steps: int = 1
-    net_train_batch: int = 256
-    net_train_lr: float = 0.01
-    ema: float = 0.0
-    lr_schedule: str = "constant"
-    factor: int = 1
-    dsa: DSAConfig = field(default_factory=DSAConfig)
+    features: str = opt("trained", "herding/k-center feature space: the embedding of a ConvNet "
+                                   "trained on the full training split (the DC paper's choice), "
+                                   "of a random one, or pixels", choices=FEATURE_SPACES)
+    feature_model: Optional[str] = opt(None, "network of the feature space (default: --model)")
+    feature_epochs: Optional[int] = opt(None, "epochs to train the feature network (default: "
+                                              "enough for 200 SGD steps)")
 
     def __post_init__(self) -> None:
-        _check(self.iterations is None or self.iterations >= 0, "iterations must be >= 0")
-        _check(self.lr_img > 0, f"lr_img must be > 0, got {self.lr_img}")
-        _check(self.batch_real is None or self.batch_real >= 1, "batch_real must be >= 1")
-        _check(self.init in ("real", "noise", "herding"),
-               f"init must be real|noise|herding, got {self.init!r}")
-        _check(self.precision in ("fp32", "bf16"), f"precision must be fp32 or bf16, got {self.precision!r}")
-        _check(self.inner_steps >= 1, f"inner_steps must be >= 1, got {self.inner_steps}")
-        _check(self.net_pool >= 0, f"net_pool must be >= 0 (0 = a fresh network per iteration), "
-                                   f"got {self.net_pool}")
-        _check(self.net_pool_refresh >= 1 and self.net_train_batch >= 1 and self.net_train_steps >= 0
-               and self.net_train_lr > 0,
-               "net_pool_refresh and net_train_batch must be >= 1, net_train_steps >= 0, "
-               "net_train_lr > 0")
-        _check(self.lr_schedule in ("constant", "cosine"),
-               f"lr_schedule must be constant|cosine, got {self.lr_schedule!r}")
-        _check(self.lr_schedule == "constant" or self.iterations is not None,
-               "lr_schedule='cosine' decays over --iterations: give --iterations")
-        _check(self.factor >= 1, f"factor must be >= 1 (1 = plain images), got {self.factor}")
-        _check(0.0 <= self.ema < 1.0,
-               f"ema must be in [0, 1) (0 = save the last iterate), got {self.ema}")
-        _check(self.checkpoint_every >= 0 and self.eval_every >= 0,
-               "checkpoint_every and eval_every must be >= 0")
+        check(self.features in FEATURE_SPACES,
+              f"features must be trained|random|pixels, got {self.features!r}")
+        check(self.feature_epochs is None or self.feature_epochs >= 1,
+              "feature_epochs must be >= 1 (or None for automatic)")
+
+
+INITS = ("real", "noise", "herding")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig(Options):
+    """The method-independent part of a learned distillation run (``synthset.engine``):
+    SGD on the synthetic images, one method step per iteration. ``iterations``,
+    ``batch_real`` and ``lr_img`` None take the method's official defaults."""
+
+    iterations: Optional[int] = opt(None, "iterations (default: the method's; DM 20,000, "
+                                          "DataDAM 8,000, DC/DSA 1,000)")
+    lr_img: Optional[float] = opt(None, "SGD learning rate on the images (default: the method's; "
+                                        "DM/DataDAM 1.0, DC/DSA 0.1)")
+    momentum: float = opt(0.5, "SGD momentum on the images", flag="momentum-img")
+    batch_real: Optional[int] = opt(None, "real images per class per iteration (default: the "
+                                          "method's; DM 256, DataDAM 64, DC/DSA 256)")
+    init: str = opt("real", "start from random real images, noise, or the herding coreset (in "
+                            "the --features space)", choices=INITS)
+    model: str = opt("ConvNet", "network the method matches in (and the coresets' feature net)")
+    precision: str = opt("fp32", "arithmetic of the networks' passes", choices=PRECISIONS)
+    channels_last: bool = opt(False, "channels-last memory format")
+    compile: bool = opt(False, "torch.compile the method's forward (and backward) passes")
+    checkpoint_every: int = opt(500, "iterations between checkpoints (0: only at the end)")
+    max_time: Optional[str] = opt(None, "time budget, e.g. 10m or 1h: stop after the iteration "
+                                        "that passes it (the set records the iterations done)")
+    eval_every: int = opt(0, "evaluate the current set every K iterations into log.jsonl "
+                             "(never used to pick the saved set)")
+    eval_epochs: int = opt(300, "epochs of that evaluation")
+    eval_runs: int = opt(1, "runs of that evaluation")
+    ema: float = opt(0.0, "save an exponential moving average of the images with this decay "
+                          "(e.g. 0.97) instead of the last iterate (0: the last iterate)")
+    lr_schedule: str = opt("constant", "image lr schedule; cosine decays the lr to 0 over "
+                                       "--iterations", choices=SCHEDULES)
+    factor: int = opt(1, "multi-formation (IDC): each stored image holds FxF lower-resolution "
+                         "images, so models train on F^2 x ipc images per class (1: plain)")
+    dsa: DSAConfig = opt(default_factory=DSAConfig, cli=False)
+
+    def __post_init__(self) -> None:
+        check(self.iterations is None or self.iterations >= 0, "iterations must be >= 0")
+        check(self.lr_img is None or self.lr_img > 0, f"lr_img must be > 0, got {self.lr_img}")
+        check(self.batch_real is None or self.batch_real >= 1, "batch_real must be >= 1")
+        check(self.init in INITS, f"init must be real|noise|herding, got {self.init!r}")
+        check(self.precision in PRECISIONS,
+              f"precision must be fp32 or bf16, got {self.precision!r}")
+        check(self.lr_schedule in SCHEDULES,
+              f"lr_schedule must be constant|cosine, got {self.lr_schedule!r}")
+        check(self.lr_schedule == "constant" or self.iterations is not None,
+              "lr_schedule='cosine' decays over --iterations: give --iterations")
+        check(self.factor >= 1, f"factor must be >= 1 (1 = plain images), got {self.factor}")
+        check(0.0 <= self.ema < 1.0,
+              f"ema must be in [0, 1) (0 = save the last iterate), got {self.ema}")
+        check(self.checkpoint_every >= 0 and self.eval_every >= 0,
+              "checkpoint_every and eval_every must be >= 0")
+        check(self.eval_epochs >= 1 and self.eval_runs >= 1, "eval_epochs and eval_runs must be >= 1")
+        if self.max_time is not None:
+            check(self.max_seconds > 0, f"max_time must be positive, got {self.max_time!r}")
         if isinstance(self.dsa, dict):
             object.__setattr__(self, "dsa", DSAConfig.from_dict(self.dsa))
 
+    @property
+    def max_seconds(self) -> Optional[float]:
+        return None if self.max_time is None else parse_duration(self.max_time)
 
-@dataclass(frozen=True, kw_only=True)
-class DataDAMConfig(_FromDict):
-    """DataDAM's loss (Sajedi et al., ICCV 2023). ``p``: exponent of the spatial attention
-    map sum_c |f_c|^p (paper table: 4; public code: 1). ``lam``: weight of the final-
-    embedding MMD term (the code's task_balance; with the code's factor 100 on both terms,
-    lam = 0.01 makes the embedding term exactly DM's loss). ``layers``: indices of the
-    blocks whose attention is matched (None = every block but the last, as the code).
-    ``attention`` / ``embedding`` switch the two terms (ablations; attention off = DM).
-    ``at``: where attention is read: ``relu`` (each block's ReLU output, before pooling, as
-    the code's hooks) or ``block`` (each block's output, after pooling)."""
 
-    p: float = 4.0
-    at: str = "relu"
-    lam: float = 0.01
-    layers: Optional[tuple[int, ...]] = None
-    attention: bool = True
-    embedding: bool = True
-
-    def __post_init__(self) -> None:
-        _check(self.p > 0, f"p must be > 0, got {self.p}")
-        _check(self.lam >= 0, f"lam must be >= 0, got {self.lam}")
-        _check(self.attention or self.embedding, "switch on at least one of attention, embedding")
-        _check(self.at in ("relu", "block"), f"at must be relu|block, got {self.at!r}")
-        if self.layers is not None:
-            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
+# Engine options whose change does not change the images a run makes (resume may change them).
+VOLATILE_ENGINE = ("checkpoint_every", "eval_every", "eval_epochs", "eval_runs", "max_time")
 
 
 @dataclass(frozen=True, kw_only=True)
-class DistillConfig(_FromDict):
-    """One distillation run: dataset, method, images per class, seed."""
+class DistillConfig(Options):
+    """One distillation run: method, images per class, seed, the shared engine and feature
+    options, and the method's own options (``options``, the method's dataclass as a dict;
+    ``synthset.methods.method_options`` turns it back into the dataclass)."""
 
-    method: str = "random"
-    ipc: int = 10
-    seed: int = 0
-    coreset: CoresetConfig = field(default_factory=CoresetConfig)
-    match: MatchConfig = field(default_factory=MatchConfig)
-    datadam: DataDAMConfig = field(default_factory=DataDAMConfig)
+    method: str = opt("random", "method (see `synthset methods`)")
+    ipc: int = opt(10, "images per class")
+    seed: int = opt(0, "seed of the run's generator (networks, batches, augmentation)")
+    coreset: CoresetConfig = opt(default_factory=CoresetConfig, cli=False)
+    engine: EngineConfig = opt(default_factory=EngineConfig, cli=False)
+    options: dict = opt(default_factory=dict, cli=False)
 
     def __post_init__(self) -> None:
-        _check(self.ipc >= 1, f"ipc must be >= 1, got {self.ipc}")
+        check(self.ipc >= 1, f"ipc must be >= 1, got {self.ipc}")
         if isinstance(self.coreset, dict):
             object.__setattr__(self, "coreset", CoresetConfig.from_dict(self.coreset))
-        if isinstance(self.match, dict):
-            object.__setattr__(self, "match", MatchConfig.from_dict(self.match))
-        if isinstance(self.datadam, dict):
-            object.__setattr__(self, "datadam", DataDAMConfig.from_dict(self.datadam))
+        if isinstance(self.engine, dict):
+            object.__setattr__(self, "engine", EngineConfig.from_dict(self.engine))
+        if not isinstance(self.options, dict):
+            object.__setattr__(self, "options", dataclasses.asdict(self.options))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DistillConfig":
+        return super().from_dict(legacy_distill(d))
+
+
+# Fields of the former shared MatchConfig that are now the matching methods' own options.
+_MATCHING_KEYS = ("embed_chunk", "inner_steps", "net_pool", "net_pool_refresh",
+                  "net_train_steps", "net_train_batch", "net_train_lr")
+
+
+def legacy_distill(d: dict[str, Any]) -> dict[str, Any]:
+    """A config saved before the engine split (``match`` + ``datadam`` keys) in today's
+    shape, so old run directories load, evaluate, report and resume."""
+    if "match" not in d and "datadam" not in d:
+        return d
+    d = dict(d)
+    match = dict(d.pop("match", {}))
+    datadam = d.pop("datadam", {})
+    options = {k: match.pop(k) for k in _MATCHING_KEYS if k in match}
+    if d.get("method") == "datadam":
+        options.update(datadam)
+    if match.get("lr_img") == 1.0 and d.get("method") in ("dm", "datadam"):
+        match["lr_img"] = None  # 1.0 was the shared default; it is now the method's
+    d["engine"] = match
+    d.setdefault("options", options)
+    return d

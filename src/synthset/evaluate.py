@@ -8,11 +8,8 @@ number is the test accuracy after the last epoch (never a best-epoch pick).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
-import math
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,27 +18,16 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from . import augment
 from .config import EvalConfig, TrainConfig
-from .data.base import DatasetInfo, ImageData, normalize
+from .data.base import DatasetInfo, ImageData
 from .device import autocast, onednn_off, peak_memory_mib, synchronize
 from .flops import inference_flops, train_step_flops
 from .metrics import accuracy, balanced_accuracy, class_recall, roc_auc
 from .models import build_model
-
-
-def run_seed(seed: int, *keys: int | str) -> int:
-    """A reproducible 63-bit seed for (seed, model, run, ...) without Python's salted hash."""
-    h = hashlib.sha256(json.dumps([seed, *keys]).encode()).digest()
-    return int.from_bytes(h[:8], "little") >> 1
-
-
-def for_dataset(cfg: TrainConfig, dataset: str) -> TrainConfig:
-    """The protocol's per-dataset DSA: flip is left out for digits (not mirror-symmetric)."""
-    return dataclasses.replace(cfg, dsa=cfg.dsa.without("flip")) if dataset == "mnist" else cfg
+from .provenance import machine
+from .training import run_seed, train_network
 
 
 @dataclass
@@ -61,65 +47,6 @@ class RunResult:
     class_recall: Optional[list] = None  # % per class (None: absent); older logs lack it
     # with test-time augmentation: the plain view's scores of the same network (in %)
     single_view: Optional[dict] = None
-
-
-def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                  info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
-                  device: torch.device, desc: str = "train", progress: bool = True,
-                  on_epoch: Optional[Callable[[int, float], None]] = None) -> dict:
-    """Train ``net`` in place. ``images`` are normalised floats or uint8 (normalised per
-    batch, so the full training set stays compact). Returns timing and the last loss."""
-    net.to(device).train()
-    images, labels = images.to(device), labels.to(device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    fwd = torch.compile(net) if cfg.compile else net
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
-    n = images.shape[0]
-    bs = min(cfg.batch_size, n)
-    steps_per_epoch = math.ceil(n / bs)
-    decay_at = cfg.epochs // 2
-    dsa = cfg.dsa
-    last_loss = float("nan")
-    steps = 0
-    synchronize(device)
-    t0 = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, mininterval=1.0)
-    for ep in bar:
-        if ep == decay_at and decay_at > 0:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * 0.1
-        order = torch.randperm(n, generator=generator).to(device) if steps_per_epoch > 1 else None
-        loss_sum = torch.zeros((), device=device)
-        for b in range(steps_per_epoch):
-            idx = order[b * bs:(b + 1) * bs] if order is not None else None
-            x = images if idx is None else images[idx]
-            y = labels if idx is None else labels[idx]
-            if x.dtype == torch.uint8:
-                x = normalize(x, info.mean, info.std)
-            if cfg.dihedral:
-                x = augment.dihedral(x, generator)
-            if cfg.augment:
-                p = augment.sample(dsa, 1, x.shape[0], tuple(x.shape[2:]), generator=generator,
-                                   device=device)
-                x = augment.apply(x, p, 1, dsa)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device, cfg.precision)():
-                loss = F.cross_entropy(fwd(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
-            steps += 1
-        if on_epoch is not None or (progress and ep % 50 == 0) or ep == cfg.epochs - 1:
-            last_loss = float(loss_sum.item()) / steps_per_epoch
-            bar.set_postfix(loss=f"{last_loss:.3f}")
-            if on_epoch is not None:
-                on_epoch(ep, last_loss)
-    synchronize(device)
-    return {"train_seconds": time.perf_counter() - t0, "steps": steps, "final_train_loss": last_loss}
 
 
 def _scores(pred: torch.Tensor, score: torch.Tensor, target: torch.Tensor, k: int) -> dict:
@@ -232,12 +159,6 @@ def summarize(runs: list[RunResult], *, n_train: int, info: DatasetInfo, model: 
                     "train_per_image_step": per_img_train,
                     "train_total": per_img_train * n_train * runs[0].epochs}
     return out
-
-
-def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:

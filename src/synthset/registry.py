@@ -1,19 +1,21 @@
-"""A tiny name -> object registry (one per family: datasets, models, methods)."""
+"""A tiny name -> object registry (one per family: datasets, models, methods). Entries
+register themselves with the ``register`` decorator where they are defined."""
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps names to builders; lookups of unknown names list the valid ones."""
+    """Maps names to objects in registration order; unknown names list the valid ones."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: ``@REGISTRY.register("name")`` above the definition."""
         def decorator(obj: T) -> T:
             self.add(name, obj)
             return obj
@@ -26,22 +28,24 @@ class Registry(Generic[T]):
         self._items[name] = obj
 
     def get(self, name: str) -> T:
+        return self._items[self.canonical(name)]
+
+    def canonical(self, name: str) -> str:
+        """The registered spelling of ``name`` (case-insensitive, so `--model convnet` works)."""
         if name in self._items:
-            return self._items[name]
-        # Case-insensitive fallback so `--model convnet` works.
+            return name
         folded = {k.lower(): k for k in self._items}
         if name.lower() in folded:
-            return self._items[folded[name.lower()]]
+            return folded[name.lower()]
         raise ValueError(
             f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
         )
 
-    def canonical(self, name: str) -> str:
-        self.get(name)
-        return name if name in self._items else {k.lower(): k for k in self._items}[name.lower()]
-
     def names(self) -> list[str]:
         return list(self._items)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        return iter(list(self._items.items()))
 
     def __contains__(self, name: str) -> bool:
         return name in self._items

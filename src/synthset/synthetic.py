@@ -9,28 +9,21 @@ what is stored.
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from .data.base import DataError, DatasetInfo, denormalize
 from .formation import decode, tile_size
+from .provenance import versions
 
 TENSORS = "synthetic.safetensors"
 META = "synthetic.json"
 FORMAT_VERSION = 1
-
-
-def versions() -> dict[str, str]:
-    from . import __version__
-    return {"synthset": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
 
 
 @dataclass
@@ -149,3 +142,14 @@ class SyntheticSet:
 def _to_pil(chw_uint8: torch.Tensor) -> Image.Image:
     a = chw_uint8.numpy()
     return Image.fromarray(a[0], mode="L") if a.shape[0] == 1 else Image.fromarray(a.transpose(1, 2, 0))
+
+
+@dataclass
+class MethodOutput:
+    """What a method returns before it becomes a SyntheticSet: normalised float images
+    (stored, i.e. tiles when ``factor`` > 1), their labels, and what the run measured."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    factor: int = 1
+    metadata: dict[str, Any] = field(default_factory=dict)

@@ -70,6 +70,17 @@ class ImageData:
         return torch.bincount(self.labels, minlength=self.info.num_classes).tolist()
 
 
+def class_indices(data: ImageData, k: int) -> list[torch.Tensor]:
+    """Per-class indices of ``data``; ValueError if a class has fewer than ``k`` images."""
+    by_class = data.indices_by_class()
+    small = [(data.info.class_names[c], len(ix)) for c, ix in enumerate(by_class) if len(ix) < k]
+    if small:
+        raise ValueError(f"--ipc {k} is larger than a class of {data.info.name}: "
+                         + ", ".join(f"class {n!r} has {m} training images" for n, m in small)
+                         + f"; use --ipc <= {min(len(ix) for ix in by_class)}")
+    return by_class
+
+
 def normalize(x_uint8: torch.Tensor, mean, std) -> torch.Tensor:
     m = torch.tensor(mean, dtype=torch.float32, device=x_uint8.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=x_uint8.device).view(1, -1, 1, 1)

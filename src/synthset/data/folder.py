@@ -10,6 +10,7 @@ from PIL import Image
 
 from ..config import DataConfig
 from .base import DataError, DatasetInfo, ImageData
+from .spec import DatasetSpec, register_dataset
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 HOLDOUT = 0.2
@@ -78,3 +79,14 @@ def load(config: DataConfig, split: str) -> ImageData:
     info = DatasetInfo(name="folder", channels=x.shape[1], size=size,
                        class_names=tuple(class_names), mean=mean, std=std)
     return ImageData(images=x, labels=torch.tensor(labels, dtype=torch.int64), info=info)
+
+
+@register_dataset("folder")
+class FolderSpec(DatasetSpec):
+    where = ("any ImageFolder tree given with --data-path (mean/std from its training split)")
+
+    def present(self, root: Path) -> bool:
+        return False  # it lives at --data-path, not under the data root
+
+    def load(self, config: DataConfig, split: str) -> ImageData:
+        return load(config, split)

@@ -21,6 +21,7 @@ from PIL import Image
 from ..config import DataConfig
 from .base import DataError, DatasetInfo, ImageData
 from .download import cache_dir, data_root, md5_of
+from .spec import DatasetSpec, register_dataset
 
 ANNOTATIONS_MD5 = "4f4a2c2b621c4caa16635273c9b383f5"
 # The same content with LF line endings, as some copies of the dataset carry it.
@@ -155,3 +156,20 @@ def load(config: DataConfig, split: str) -> ImageData:
     keep = torch.tensor([r.split == split for r in rows])
     labels = torch.tensor([r.label for r in rows], dtype=torch.int64)
     return ImageData(images=images[keep].contiguous(), labels=labels[keep], info=info(size))
+
+
+@register_dataset("mhist")
+class MhistSpec(DatasetSpec):
+    majority = 100 * 617 / 977  # test split: 617 HP, 360 SSA
+    where = ("needs <root>/mhist/annotations.csv + images/ (a data-use form); "
+             "--image-size to resize")
+    citation = ("Wei et al., A petri dish for histopathology image analysis, AIME 2021 (MHIST)")
+
+    def info(self, config=None):
+        return info(config.image_size if config is not None and config.image_size else NATIVE)
+
+    def present(self, root: Path) -> bool:
+        return (folder(root) / "annotations.csv").exists()
+
+    def load(self, config: DataConfig, split: str) -> ImageData:
+        return load(config, split)

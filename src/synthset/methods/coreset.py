@@ -4,19 +4,20 @@ per class, in a feature space (by default the embedding of a ConvNet trained on 
 training set, as in the DC paper)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from ..config import CoresetConfig, DistillConfig, TrainConfig
-from ..data.base import ImageData
+from ..data.base import ImageData, class_indices
 from ..data.download import cache_dir
-from ..evaluate import run_seed, train_network
 from ..flops import inference_flops, train_step_flops
 from ..models import build_model
-from .base import Method, MethodOutput, check_ipc
+from ..synthetic import MethodOutput
+from ..training import run_seed, train_network
+from .base import Method, register_method
 
 FEATURE_STEPS = 200  # minimum SGD steps for the trained feature net
 # Pixels per embedding batch: 1024 MNIST images. The first conv output of a width-128
@@ -120,28 +121,76 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
     return net
 
 
-class Coreset(Method):
-    def __init__(self, name: str, select: Callable[[torch.Tensor, int], torch.Tensor] | None):
-        self.name = name
-        self.select = select
+def with_feature_model(cfg: CoresetConfig, model: str) -> CoresetConfig:
+    """``cfg`` with its feature network named (unset: the run's ``--model``)."""
+    return cfg if cfg.feature_model else dataclasses.replace(cfg, feature_model=model)
 
-    def run(self, train: ImageData, config: DistillConfig, *, device, generator, log=print,
-            run_dir=None, resume: bool = False, data=None) -> MethodOutput:
-        by_class = check_ipc(train, config.ipc)
-        chosen = []
-        if self.select is None:  # random
-            for ix in by_class:
-                chosen.append(ix[torch.randperm(len(ix), generator=generator)[:config.ipc]])
-        else:
-            cc = config.coreset
-            if cc.features == "pixels":
-                feats = train.normalized().flatten(1)
-            else:
-                net = feature_net(train, cc, config.seed, device, log)
-                feats = embed_all(net, train, device)
-            for ix in by_class:
-                chosen.append(ix[self.select(feats[ix.to(feats.device)], config.ipc).cpu()])
-        index = torch.cat(chosen)
-        flops = 0 if self.select is None else selection_flops(train, config.coreset)
+
+def select_coreset(select, train: ImageData, ipc: int, cfg: CoresetConfig, *, seed: int,
+                   device, log=print) -> torch.Tensor:
+    """Indices of ``ipc`` images per class chosen by ``select(features, k)`` in ``cfg``'s
+    feature space (class-major)."""
+    by_class = class_indices(train, ipc)
+    if cfg.features == "pixels":
+        feats = train.normalized().flatten(1)
+    else:
+        feats = embed_all(feature_net(train, cfg, seed, device, log), train, device)
+    return torch.cat([ix[select(feats[ix.to(feats.device)], ipc).cpu()] for ix in by_class])
+
+
+def herding_images(train: ImageData, k: int, cfg: CoresetConfig, *, seed: int, device,
+                   log=print) -> torch.Tensor:
+    """The herding coreset's normalised images, k per class (``--init herding``)."""
+    return train.normalized(select_coreset(herding, train, k, cfg, seed=seed, device=device, log=log))
+
+
+class Coreset(Method):
+    """A selection of real images per class."""
+
+    def choose(self, train: ImageData, config: DistillConfig, *, device, generator,
+               log) -> torch.Tensor:
+        raise NotImplementedError
+
+    def run(self, train: ImageData, config: DistillConfig, options, *, device, generator,
+            log=print, **_) -> MethodOutput:
+        index = self.choose(train, config, device=device, generator=generator, log=log)
+        cfg = with_feature_model(config.coreset, config.engine.model)
+        flops = selection_flops(train, cfg) if self.name != "random" else 0
         return MethodOutput(images=train.normalized(index), labels=train.labels[index].clone(),
                             metadata={"indices": index.tolist(), "distill_flops": flops})
+
+
+@register_method("random")
+class RandomSelection(Coreset):
+    order, color = 0, "#7f7f7f"
+    citation = "random real images (the DC paper's baseline, Zhao et al., ICLR 2021)"
+    summary = "random real images of each class"
+
+    def choose(self, train, config, *, device, generator, log):
+        return torch.cat([ix[torch.randperm(len(ix), generator=generator)[:config.ipc]]
+                          for ix in class_indices(train, config.ipc)])
+
+
+class FeatureCoreset(Coreset):
+    select = staticmethod(herding)
+
+    def choose(self, train, config, *, device, generator, log):
+        cfg = with_feature_model(config.coreset, config.engine.model)
+        return select_coreset(self.select, train, config.ipc, cfg, seed=config.seed,
+                              device=device, log=log)
+
+
+@register_method("herding")
+class Herding(FeatureCoreset):
+    order, color = 1, "#8c564b"
+    citation = "Welling, Herding dynamical weights to learn, ICML 2009"
+    summary = "greedy running-mean matching of each class's features"
+    select = staticmethod(herding)
+
+
+@register_method("kcenter")
+class KCenter(FeatureCoreset):
+    order, color = 2, "#9467bd"
+    citation = "Sener & Savarese, Active learning for CNNs: a core-set approach, ICLR 2018"
+    summary = "greedy k-center cover of each class's features"
+    select = staticmethod(kcenter)

@@ -4,12 +4,41 @@ randomly initialised network, match each class's mean spatial attention map of r
 synthetic images at the intermediate blocks, plus their mean final embedding (an MMD)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
-from ..config import DataDAMConfig
+from ..config import check, opt
+from .base import register_method
 from .dm import dm_loss
-from .matching import MatchingMethod
+from .matching import EmbeddingMatching, MatchingOptions
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataDAMOptions(MatchingOptions):
+    """DataDAM's loss (Sajedi et al., ICCV 2023) on top of the matching loop's options."""
+
+    p: float = opt(4.0, "attention exponent, sum_c |f_c|^p (paper table: 4; public code: 1)")
+    at: str = opt("relu", "read attention at each block's ReLU output before pooling (as the "
+                          "public code) or at the block output", flag="attention-at",
+                  choices=("relu", "block"))
+    lam: float = opt(0.01, "weight of the final-embedding MMD term (with the code's factor 100 "
+                           "on both terms, 0.01 makes it exactly DM's loss)")
+    layers: Optional[tuple[int, ...]] = opt(None, "comma-separated block indices whose attention "
+                                                  "is matched (default: all but the last)")
+    attention: bool = opt(True, "the attention term (off: DM)")
+    embedding: bool = opt(True, "the embedding term")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.p > 0, f"p must be > 0, got {self.p}")
+        check(self.lam >= 0, f"lam must be >= 0, got {self.lam}")
+        check(self.attention or self.embedding, "switch on at least one of attention, embedding")
+        check(self.at in ("relu", "block"), f"at must be relu|block, got {self.at!r}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
 
 
 def spatial_attention(f: torch.Tensor, p: float) -> torch.Tensor:
@@ -49,18 +78,19 @@ def datadam_loss(real_att: list[torch.Tensor], syn_att: list[torch.Tensor],
     return loss
 
 
-def _settings(config) -> DataDAMConfig:
-    return config.datadam if config is not None else DataDAMConfig()
-
-
-class DataDAM(MatchingMethod):
-    name = "datadam"
+@register_method("datadam")
+class DataDAM(EmbeddingMatching):
+    Options = DataDAMOptions
     default_iterations = 8000  # the paper's table (its code: 20,000)
     default_batch_real = 64
+    order, color = 4, "#d62728"
+    citation = ("Sajedi et al., DataDAM: Efficient Dataset Distillation with Attention "
+                "Matching, ICCV 2023")
+    summary = "class-mean spatial attention maps of the blocks plus the final embedding"
 
-    def features(self, net, x, config=None):
+    def features(self, net, x, options):
         """(attention map of each matched block..., final embedding), as switched on."""
-        cfg = _settings(config)
+        cfg = options
         if not cfg.attention:
             return (net.embed(x),)
         if cfg.at == "relu":
@@ -77,9 +107,8 @@ class DataDAM(MatchingMethod):
             atts.append(spatial_attention(blocks[i], cfg.p))
         return tuple(atts) + ((net.head(last),) if cfg.embedding else ())
 
-    def match(self, real_means, syn_means, config=None):
-        cfg = _settings(config)
-        n_att = len(real_means) - (1 if cfg.embedding else 0)  # embedding, if any, is last
+    def match(self, real_means, syn_means, options):
+        n_att = len(real_means) - (1 if options.embedding else 0)  # embedding, if any, is last
         return datadam_loss(list(real_means[:n_att]), list(syn_means[:n_att]),
-                            real_means[-1] if cfg.embedding else None,
-                            syn_means[-1] if cfg.embedding else None, cfg.lam)
+                            real_means[-1] if options.embedding else None,
+                            syn_means[-1] if options.embedding else None, options.lam)

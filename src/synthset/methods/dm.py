@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from .matching import MatchingMethod, class_means
-
-__all__ = ["DM", "class_means", "dm_loss"]
+from .base import register_method
+from .matching import EmbeddingMatching
 
 
 def dm_loss(real_means: torch.Tensor, syn_means: torch.Tensor) -> torch.Tensor:
@@ -17,13 +16,16 @@ def dm_loss(real_means: torch.Tensor, syn_means: torch.Tensor) -> torch.Tensor:
     return (real_means.float() - syn_means.float()).pow(2).sum()
 
 
-class DM(MatchingMethod):
-    name = "dm"
+@register_method("dm")
+class DM(EmbeddingMatching):
     default_iterations = 20000
     default_batch_real = 256
+    order, color = 3, "#1f77b4"
+    citation = ("Zhao & Bilen, Dataset Condensation with Distribution Matching, WACV 2023")
+    summary = "class-mean embeddings of real and synthetic batches in random networks (MMD)"
 
-    def features(self, net, x, config=None):
+    def features(self, net, x, options):
         return (net.embed(x),)
 
-    def match(self, real_means, syn_means, config=None):
+    def match(self, real_means, syn_means, options):
         return dm_loss(real_means[0], syn_means[0])

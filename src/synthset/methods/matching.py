@@ -1,14 +1,20 @@
-"""Matching methods (DM, DataDAM): a method is the per-image features it matches, the loss
-on their per-class means, and its defaults. The outer loop that optimises the synthetic
-images lives in ``synthset.distill.match_loop``."""
+"""What the distribution-matching methods (DM, DataDAM) share: a method is the per-image
+features it matches (``features``) and the loss on their per-class means (``match``); one
+engine step samples a network (fresh, or from IDM's pool), a real batch per class and one
+siamese DSA draw, and takes ``inner_steps`` image steps against the real class means."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
+from typing import ClassVar, Optional
 
 import torch
 
-from ..device import onednn_off
-from .base import Method, MethodOutput
+from .. import augment
+from ..config import Options, check, opt
+from ..flops import count_flops, train_step_flops
+from ..models import build_model
+from .base import LearnedMethod
 
 
 def class_means(features: torch.Tensor, classes: int) -> torch.Tensor:
@@ -35,133 +41,165 @@ def embed_no_grad(net, x: torch.Tensor, *, chunk: int = 0, autocast=None) -> tor
     return features_no_grad(lambda n, v: (n.embed(v),), net, x, chunk=chunk, autocast=autocast)[0]
 
 
-class _Features(torch.nn.Module):
-    def __init__(self, net, features) -> None:
-        super().__init__()
-        self.net = net
-        self.features = features
+@dataclass(frozen=True, kw_only=True)
+class MatchingOptions(Options):
+    """Options of the distribution-matching loop (DM, DataDAM)."""
 
-    def forward(self, x: torch.Tensor):
-        return self.features(self.net, x)
+    embed_chunk: int = opt(0, "real images per no-grad forward (0: one class batch; with "
+                              "--compile, 640)")
+    inner_steps: int = opt(1, "image updates per sampled network and real batch (1, as the "
+                              "papers; more reuse the real class means)")
+    net_pool: int = opt(0, "match in a queue of up to N partially trained networks (IDM's model "
+                           "sampling) instead of a fresh one per iteration (0: fresh)")
+    net_pool_refresh: int = opt(10, "with --net-pool: a fresh network joins every K iterations")
+    net_train_steps: int = opt(1, "with --net-pool: SGD steps on real data for the matched "
+                                  "network per iteration")
+    net_train_batch: int = opt(256, "with --net-pool: real images per such step")
+    net_train_lr: float = opt(0.01, "with --net-pool: lr of those steps")
 
-
-def _weights(net) -> dict[str, torch.Tensor]:
-    """``net``'s parameters and buffers, keyed as ``_Features`` names them (the compiled
-    functions' inputs)."""
-    return {f"net.{k}": v for k, v in [*net.named_parameters(), *net.named_buffers()]}
-
-
-class CompiledEmbed:
-    """A torch.compile'd no-grad ``features(net, x)`` (default: the embedding), compiled once
-    per architecture and reused for every freshly initialised network by passing that
-    network's weights as inputs (``torch.func.functional_call``), so a new network per
-    iteration costs no recompile.
-
-    On CPU it runs with oneDNN convolutions off and inductor's layout optimisation off:
-    on the 2-core AVX2 machine that made the 2,560-image real forward 2.56x faster than
-    eager (benchmarks/embed_speed.py); the maths is the same fp32 convolution.
-    """
-
-    def __init__(self, template, device: torch.device, *, chunk: int = 640, features=None) -> None:
-        from torch.func import functional_call
-
-        features = features or (lambda net, x: (net.embed(x),))
-        self.wrapper = _Features(template, features)
-        self.cpu = device.type == "cpu"
-        self.chunk = chunk
-        wrapper = self.wrapper
-        self.fn = torch.compile(lambda state, x: functional_call(wrapper, state, (x,)))
-
-    def _context(self):
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.no_grad())
-        if self.cpu:
-            import torch._inductor.config as inductor_config
-            stack.enter_context(onednn_off())
-            stack.enter_context(inductor_config.patch(layout_optimization=False))
-        return stack
-
-    def features(self, net, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        state = _weights(net)
-        with self._context():
-            parts = [tuple(f.float() for f in self.fn(state, x[i:i + self.chunk]))
-                     for i in range(0, x.shape[0], self.chunk)]
-        return tuple(torch.cat(fs) for fs in zip(*parts))
-
-    def __call__(self, net, x: torch.Tensor) -> torch.Tensor:
-        return self.features(net, x)[0]
+    def __post_init__(self) -> None:
+        check(self.inner_steps >= 1, f"inner_steps must be >= 1, got {self.inner_steps}")
+        check(self.net_pool >= 0, f"net_pool must be >= 0 (0 = a fresh network per iteration), "
+                                  f"got {self.net_pool}")
+        check(self.net_pool_refresh >= 1 and self.net_train_batch >= 1
+              and self.net_train_steps >= 0 and self.net_train_lr > 0,
+              "net_pool_refresh and net_train_batch must be >= 1, net_train_steps >= 0, "
+              "net_train_lr > 0")
+        check(self.embed_chunk >= 0, "embed_chunk must be >= 0")
 
 
-class CompiledSynLoss:
-    """A torch.compile'd ``syn_loss``: the synthetic batch's features, their class means and
-    the matching loss in one graph with autograd (AOTAutograd compiles the backward too), so
-    inductor fuses the element-wise work (norms, activations, attention maps) forward and
-    backward. Like ``CompiledEmbed`` it is compiled once per architecture and takes each
-    fresh network's weights as inputs. Unlike the no-grad real path it keeps oneDNN
-    convolutions on: on the 2-core AVX2 machine that was the faster choice for the forward
-    + backward at IPC 10 (DataDAM: 0.44 s vs 0.64 s with oneDNN off, eager 0.77 s) and level at
-    IPC 50 (benchmarks/syn_speed.py)."""
+@dataclass
+class MatchingAux:
+    """Per-run helpers: the network pool and the compiled real and synthetic paths. The
+    engine calls begin/rollback/state/load, which only the pool needs."""
 
-    def __init__(self, method, template, config, classes: int) -> None:
-        from torch.func import functional_call
+    pool: Optional[object] = None
+    embed_real: Optional[object] = None
+    syn_loss: Optional[object] = None
 
-        wrapper = _Features(template, lambda n, x: method.features(n, x, config))
+    def begin(self) -> None:
+        if self.pool is not None:
+            self.pool.begin()
 
-        def loss(state, syn, real_means):
-            feats = functional_call(wrapper, state, (syn,))
-            return method.match(real_means, tuple(class_means(f.float(), classes) for f in feats),
-                                config)
+    def rollback(self) -> None:
+        if self.pool is not None:
+            self.pool.rollback()
 
-        self.fn = torch.compile(loss)
+    def state(self):
+        return self.pool.state() if self.pool is not None else ({}, {})
 
-    def __call__(self, net, real_means: tuple[torch.Tensor, ...], syn: torch.Tensor) -> torch.Tensor:
-        state = _weights(net)
-        return self.fn(state, syn, tuple(real_means))
+    def load(self, tensors, meta, device) -> None:
+        if self.pool is not None:
+            self.pool.load(tensors, meta, device)
 
 
-class MatchingMethod(Method):
+class EmbeddingMatching(LearnedMethod):
     """Subclasses define ``features`` (what is averaged per class) and ``match`` (the loss
-    on the class means); ``loss`` runs the real batch without autograd and the synthetic
-    batch with it."""
+    on the class means)."""
 
-    default_iterations: int = 1000
-    default_batch_real: int = 256
+    Options: ClassVar[type] = MatchingOptions
+    default_lr_img: ClassVar[float] = 1.0
 
-    def features(self, net, x: torch.Tensor, config) -> tuple[torch.Tensor, ...]:
+    def features(self, net, x: torch.Tensor, options) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError
 
     def match(self, real_means: tuple[torch.Tensor, ...], syn_means: tuple[torch.Tensor, ...],
-              config) -> torch.Tensor:
+              options) -> torch.Tensor:
         raise NotImplementedError
 
-    def real_means(self, net, real: torch.Tensor, classes: int, *, config=None, chunk: int = 0,
+    def real_means(self, net, real: torch.Tensor, classes: int, options=None, *, chunk: int = 0,
                    autocast=None, embed_real=None) -> tuple[torch.Tensor, ...]:
-        """Per-class means of the real batch's features, without autograd; ``embed_real(net,
-        x)``, if given, replaces the eager path (the compiled fast path, see ``CompiledEmbed``)."""
+        """Per-class means of the real batch's features, without autograd; ``embed_real``, if
+        given, is the compiled path (``engine.fast.CompiledEmbed``). ``options`` None: the
+        method's defaults."""
+        options = options or self.Options()
         if embed_real is not None:
             real_f = embed_real.features(net, real)
         else:
-            real_f = features_no_grad(lambda n, v: self.features(n, v, config), net, real,
+            real_f = features_no_grad(lambda n, v: self.features(n, v, options), net, real,
                                       chunk=chunk, autocast=autocast)
         return tuple(class_means(f, classes) for f in real_f)
 
     def syn_loss(self, net, real_means: tuple[torch.Tensor, ...], syn: torch.Tensor, classes: int,
-                 *, config=None, autocast=None) -> torch.Tensor:
+                 options=None, *, autocast=None) -> torch.Tensor:
         """The matching loss of the synthetic batch (with autograd) against ``real_means``."""
+        options = options or self.Options()
         autocast = autocast or contextlib.nullcontext
         with autocast():
-            syn_f = self.features(net, syn, config)
-        return self.match(real_means, tuple(class_means(f.float(), classes) for f in syn_f), config)
+            syn_f = self.features(net, syn, options)
+        return self.match(real_means, tuple(class_means(f.float(), classes) for f in syn_f), options)
 
-    def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, *, config=None,
-             chunk: int = 0, autocast=None, embed_real=None) -> torch.Tensor:
-        """The matching loss: ``syn_loss`` against the real batch's ``real_means``."""
-        means = self.real_means(net, real, classes, config=config, chunk=chunk,
-                                autocast=autocast, embed_real=embed_real)
-        return self.syn_loss(net, means, syn, classes, config=config, autocast=autocast)
+    def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, options=None, *,
+             chunk: int = 0, autocast=None) -> torch.Tensor:
+        """The matching loss of ``syn`` against ``real`` in ``net``."""
+        options = options or self.Options()
+        means = self.real_means(net, real, classes, options, chunk=chunk, autocast=autocast)
+        return self.syn_loss(net, means, syn, classes, options, autocast=autocast)
 
-    def run(self, train, config, *, device, generator, log=print, run_dir=None,
-            resume: bool = False, data=None) -> MethodOutput:
-        from ..distill import match_loop  # the loop imports the method registry
-        return match_loop(self, train, config, device=device, generator=generator, log=log,
-                          run_dir=run_dir, resume=resume, data=data)
+    def prepare(self, ctx) -> MatchingAux:
+        o, ec, info = ctx.options, ctx.engine, ctx.info
+        aux = MatchingAux()
+        if o.net_pool:
+            from ..engine.netpool import NetPool
+            aux.pool = NetPool(size=o.net_pool, refresh=o.net_pool_refresh, steps=o.net_train_steps,
+                               batch=o.net_train_batch, lr=o.net_train_lr, build=ctx.build_net,
+                               images=ctx.pool, labels=ctx.train.labels, mean=info.mean,
+                               std=info.std, compile=ec.compile)
+        if ec.compile:
+            from ..engine.fast import CompiledEmbed, CompiledSynLoss
+            template = build_model(ec.model, info.channels, ctx.classes, info.size).to(ctx.device)
+            aux.embed_real = CompiledEmbed(template, ctx.device, chunk=o.embed_chunk or 640,
+                                           features=lambda n, x: self.features(n, x, o))
+            aux.syn_loss = CompiledSynLoss(
+                template, lambda n, x: self.features(n, x, o),
+                lambda feats, means: self.match(
+                    means, tuple(class_means(f.float(), ctx.classes) for f in feats), o))
+        return aux
+
+    def step(self, ctx, state, generator: torch.Generator) -> float:
+        o, ec, aux, classes = ctx.options, ctx.engine, ctx.aux, ctx.classes
+        if aux.pool is not None:
+            index = aux.pool.next(state.iteration, generator)
+            net = aux.pool.nets[index]
+        else:
+            net = ctx.build_net(generator)
+        real = ctx.real_batch(generator)
+        params = augment.sample(ec.dsa, classes, max(ctx.n_real, ctx.n_syn), tuple(ctx.info.size),
+                                generator=generator, device=ctx.device)
+        real_aug = ctx.memory_format(augment.apply(real, params, classes, ec.dsa))
+        means = self.real_means(net, real_aug, classes, o, chunk=o.embed_chunk or ctx.n_real,
+                                autocast=ctx.autocast, embed_real=aux.embed_real)
+        for inner in range(o.inner_steps):
+            syn_aug = ctx.memory_format(augment.apply(state.decoded()[0], params, classes, ec.dsa))
+            if aux.syn_loss is not None:
+                with ctx.autocast():
+                    loss = aux.syn_loss(net, means, syn_aug)
+            else:
+                loss = self.syn_loss(net, means, syn_aug, classes, o, autocast=ctx.autocast)
+            current = state.step(loss)
+            if not inner:  # the loss on a fresh network, comparable across inner_steps
+                value = current
+        if aux.pool is not None:
+            aux.pool.train(index, generator)
+        return value
+
+    def iteration_flops(self, ctx) -> int:
+        """FLOPs of one iteration (real forward + inner_steps x synthetic forward and
+        backward, plus the pool network's training), counted by FlopCounterMode on meta
+        tensors. DSA and element-wise ops (norms, attention maps) count as zero."""
+        o, ec, info, classes = ctx.options, ctx.engine, ctx.info, ctx.classes
+        net = build_model(ec.model, info.channels, classes, info.size).to("meta")
+        for p in net.parameters():
+            p.requires_grad_(False)
+        real = torch.empty(classes * ctx.n_real, info.channels, *info.size, device="meta")
+        syn = torch.empty(classes * ctx.n_syn, info.channels, *info.size, device="meta",
+                          requires_grad=True)
+        means = self.real_means(net, real, classes, o, chunk=ctx.n_real)
+        real_flops = count_flops(lambda: self.real_means(net, real, classes, o, chunk=ctx.n_real))
+        syn_flops = count_flops(lambda: self.syn_loss(net, means, syn, classes, o).backward())
+        pool_train = 0
+        if o.net_pool and o.net_train_steps:
+            trained = build_model(ec.model, info.channels, classes, info.size).to("meta")
+            pool_train = round(o.net_train_steps * o.net_train_batch
+                               * train_step_flops(trained, (info.channels, *info.size)))
+        return real_flops + o.inner_steps * syn_flops + pool_train

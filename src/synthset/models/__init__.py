@@ -1,25 +1,15 @@
-"""Networks, registered by name; every builder takes (channels, num_classes, size)."""
+"""Networks, one family per file, each registered with ``@register_model`` in its file; every
+builder takes (channels, num_classes, size)."""
 from __future__ import annotations
 
-from typing import Callable
+import importlib
 
 import torch
 
-from ..registry import Registry
-from . import alexnet, convnet, lenet, mlp, resnet, vgg
-from .base import SynthNet
+from .base import MODELS, SynthNet, register_model
 
-Builder = Callable[[int, int, tuple], SynthNet]
-MODELS: Registry[Builder] = Registry("model")
-for _name, _opts in convnet.VARIANTS.items():
-    MODELS.add(_name, convnet.builder(**_opts))
-MODELS.add("MLP", mlp.build)
-MODELS.add("LeNet", lenet.build)
-MODELS.add("AlexNet", alexnet.build)
-MODELS.add("VGG11", vgg.build_vgg11)
-MODELS.add("VGG11BN", vgg.build_vgg11bn)
-MODELS.add("ResNet18", resnet.build_resnet18)
-MODELS.add("ResNet18BN", resnet.build_resnet18bn)
+for _name in ("convnet", "mlp", "lenet", "alexnet", "vgg", "resnet"):  # registration order
+    importlib.import_module(f"{__name__}.{_name}")
 
 
 def build_model(name: str, channels: int, num_classes: int, size, *,
@@ -39,4 +29,4 @@ def build_model(name: str, channels: int, num_classes: int, size, *,
         torch.random.set_rng_state(state)
 
 
-__all__ = ["MODELS", "SynthNet", "build_model"]
+__all__ = ["MODELS", "SynthNet", "build_model", "register_model"]

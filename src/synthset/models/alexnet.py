@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import SynthNet, feature_dim
+from .base import SynthNet, feature_dim, register_model
 
 
 class AlexNet(SynthNet):
@@ -22,5 +22,6 @@ class AlexNet(SynthNet):
         self.classifier = nn.Linear(feature_dim(self, channels, size), num_classes)
 
 
+@register_model("AlexNet")
 def build(channels: int, num_classes: int, size: tuple[int, int]) -> AlexNet:
     return AlexNet(channels, num_classes, size)

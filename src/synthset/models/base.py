@@ -8,6 +8,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..registry import Registry
+
+# name -> builder(channels, num_classes, size); entries register in their own file.
+MODELS: Registry = Registry("model")
+
+
+def register_model(name: str):
+    """Decorator on a builder ``(channels, num_classes, size) -> SynthNet``."""
+    return MODELS.register(name)
+
+
 NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import SynthNet, feature_dim, make_norm
+from .base import MODELS, SynthNet, feature_dim, make_norm
 
 
 class ConvNet(SynthNet):
@@ -51,3 +51,6 @@ VARIANTS = {
     "ConvNetMP": {"pooling": "maxpool"},
     **{f"ConvNetD{d}BN": {"depth": d, "norm": "batchnorm"} for d in range(4, 8)},
 }
+
+for _name, _opts in VARIANTS.items():
+    MODELS.add(_name, builder(**_opts))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SynthNet, feature_dim
+from .base import SynthNet, feature_dim, register_model
 
 
 class LeNet(SynthNet):
@@ -28,5 +28,6 @@ class LeNet(SynthNet):
         return self.fc(torch.flatten(h, 1))
 
 
+@register_model("LeNet")
 def build(channels: int, num_classes: int, size: tuple[int, int]) -> LeNet:
     return LeNet(channels, num_classes, size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import SynthNet
+from .base import SynthNet, register_model
 
 
 class MLP(SynthNet):
@@ -19,5 +19,6 @@ class MLP(SynthNet):
         return [h1, torch.relu(self.fc2(h1))]
 
 
+@register_model("MLP")
 def build(channels: int, num_classes: int, size: tuple[int, int]) -> MLP:
     return MLP(channels, num_classes, size)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SynthNet, make_norm
+from .base import SynthNet, make_norm, register_model
 
 
 class BasicBlock(nn.Module):
@@ -53,9 +53,11 @@ class ResNet(SynthNet):
         return torch.flatten(F.adaptive_avg_pool2d(h, 1), 1)
 
 
+@register_model("ResNet18")
 def build_resnet18(channels: int, num_classes: int, size: tuple[int, int]) -> ResNet:
     return ResNet(channels, num_classes, size, norm="instancenorm")
 
 
+@register_model("ResNet18BN")
 def build_resnet18bn(channels: int, num_classes: int, size: tuple[int, int]) -> ResNet:
     return ResNet(channels, num_classes, size, norm="batchnorm")

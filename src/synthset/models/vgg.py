@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import SynthNet, feature_dim, make_norm
+from .base import SynthNet, feature_dim, make_norm, register_model
 
 CFG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
@@ -28,9 +28,11 @@ class VGG(SynthNet):
         self.classifier = nn.Linear(feature_dim(self, channels, size), num_classes)
 
 
+@register_model("VGG11")
 def build_vgg11(channels: int, num_classes: int, size: tuple[int, int]) -> VGG:
     return VGG(channels, num_classes, size, norm="instancenorm")
 
 
+@register_model("VGG11BN")
 def build_vgg11bn(channels: int, num_classes: int, size: tuple[int, int]) -> VGG:
     return VGG(channels, num_classes, size, norm="batchnorm")

@@ -1,6 +1,6 @@
 """A pool of partially trained networks to match in: IDM's "efficient and enriched model
 sampling" (Zhao et al., "Improved Distribution Matching for Dataset Condensation", CVPR 2023,
-Sec. 3.2), an option of ``match_loop`` (``MatchConfig.net_pool``).
+Sec. 3.2), an option of the matching methods (``MatchingOptions.net_pool``).
 
 DM matches in a freshly initialised network every iteration; random networks' embeddings
 separate classes only coarsely. IDM keeps a queue of networks that are trained a little on
@@ -21,7 +21,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .data.base import normalize
+from ..data.base import normalize
+from .fast import compiled_cross_entropy
 
 
 class NetPool:
@@ -44,7 +45,7 @@ class NetPool:
         self.trained_steps: list[int] = []
         self._undo: dict = {}
         self.done = False  # the current iteration's training finished (nothing to roll back)
-        self._loss = _compiled_loss(build(None).to(images.device)) if compile else None
+        self._loss = compiled_cross_entropy(build(None).to(images.device)) if compile else None
 
     def _optimizer(self, net) -> torch.optim.SGD:
         return torch.optim.SGD(net.parameters(), lr=self.lr, momentum=0.9, weight_decay=5e-4)
@@ -137,15 +138,3 @@ class NetPool:
                 if f"pool.{k}.m.{j}" in tensors:
                     self.opts[-1].state[p]["momentum_buffer"] = tensors[f"pool.{k}.m.{j}"].to(device)
         self.trained_steps = list(meta["pool_trained_steps"])
-
-
-def _compiled_loss(template: torch.nn.Module):
-    """A torch.compile'd (weights, buffers, x, y) -> cross-entropy with autograd,
-    compiled once per architecture and fed each pool network's weights
-    (``torch.func.functional_call``), like ``methods.matching.CompiledSynLoss``."""
-    from torch.func import functional_call
-
-    def loss(params, buffers, x, y):
-        return F.cross_entropy(functional_call(template, {**params, **buffers}, (x,)), y)
-
-    return torch.compile(loss)

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from .report import FlopsPoint
+    from .runs import FlopsPoint
 
-METHOD_COLORS = {"random": "#7f7f7f", "herding": "#8c564b", "kcenter": "#9467bd",
-                 "dm": "#1f77b4", "datadam": "#d62728"}
+def method_color(method: str) -> str | None:
+    """A method's registered colour (None: matplotlib's cycle)."""
+    from ..methods import METHODS
+    return METHODS.get(method).color if method in METHODS else None
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -112,7 +114,7 @@ def accuracy_vs_flops(points: Sequence["FlopsPoint"],
         k = seen[pts[0].method] = seen.get(pts[0].method, -1) + 1
         ax.errorbar([p.flops for p in pts], [p.mean for p in pts], yerr=[p.std for p in pts],
                     marker=markers[k % len(markers)], capsize=3, label=series,
-                    color=METHOD_COLORS.get(pts[0].method))
+                    color=method_color(pts[0].method))
     if full is not None:
         ax.errorbar([full[0]], [full[1]], yerr=[full[2]], marker="*", markersize=12, color="black",
                     linestyle="none", label="full training set")

@@ -1,0 +1,57 @@
+"""What a dataset registers: a ``DatasetSpec`` (its facts, where its files live, how it
+loads, its evaluation augmentation policy and the reference rows reports print beside it)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable, ClassVar, Optional
+
+from ..config import DataConfig, TrainConfig
+from ..registry import Registry
+from .base import DatasetInfo, ImageData
+
+
+class DatasetSpec:
+    """Subclasses set the class attributes and define ``load``/``present``/``info``.
+
+    ``references``: published test accuracies (%, ConvNet) per method and IPC with their
+    source, e.g. ``{"dm": ({1: 89.7, 10: 97.5}, "DM paper, Table 1")}``; ``"full"`` holds the
+    whole-training-set figure. ``majority``: majority-class test accuracy (imbalanced data).
+    ``eval_without``: DSA ops left out when training evaluation networks (digits are not
+    mirror-symmetric: no flip)."""
+
+    name: ClassVar[str] = ""
+    references: ClassVar[dict] = {}
+    majority: ClassVar[Optional[float]] = None
+    eval_without: ClassVar[tuple[str, ...]] = ()
+    where: ClassVar[str] = ""  # how a user gets the files
+    citation: ClassVar[str] = ""
+
+    def info(self, config: Optional[DataConfig] = None) -> Optional[DatasetInfo]:
+        """Channels, size, classes and mean/std (None where they come from the files)."""
+        return None
+
+    def present(self, root: Path) -> bool:
+        raise NotImplementedError
+
+    def load(self, config: DataConfig, split: str) -> ImageData:
+        raise NotImplementedError
+
+    def train_config(self, cfg: TrainConfig) -> TrainConfig:
+        """The evaluation protocol's training options for this dataset."""
+        if not self.eval_without:
+            return cfg
+        return dataclasses.replace(cfg, dsa=cfg.dsa.without(*self.eval_without))
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def register_dataset(name: str) -> Callable[[type], type]:
+    """Class decorator: register an instance of the spec under ``name``."""
+    def decorator(cls: type) -> type:
+        cls.name = name
+        DATASETS.add(name, cls())
+        return cls
+
+    return decorator

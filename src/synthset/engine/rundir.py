@@ -1,0 +1,75 @@
+"""Run directories are owned: a run refuses a directory that already holds another run
+(unless resuming or overwriting), and a lock file stops a second process writing it."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+LOCK = ".synthset.lock"
+# What a run writes; --overwrite removes all of it, so no stale evaluation sits beside a new set.
+OUTPUTS = ("synthetic.safetensors", "synthetic.json", "config.json", "grid.png",
+           "checkpoint.safetensors", "checkpoint.json", "log.jsonl", "eval.json",
+           "eval_runs.jsonl", "audit.json")
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be used as asked; the message says what to do."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _take_lock(path: Path) -> Path:
+    lock = path / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise RunDirError(
+                    f"{path} is being written by another synthset process (PID {pid}, lock file "
+                    f"{lock}); wait for it to finish, stop it, or choose another --out") from None
+            lock.unlink(missing_ok=True)  # a stale lock: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return lock
+    raise RunDirError(f"could not take the lock {lock}; delete it if no synthset process runs")
+
+
+@contextlib.contextmanager
+def owned(path: str | Path, *, resume: bool = False, overwrite: bool = False) -> Iterator[Path]:
+    """Hold ``path`` as this process's run directory for the duration of the block."""
+    path = Path(path)
+    if resume and overwrite:
+        raise RunDirError("--resume continues a run and --overwrite replaces it: give one of them")
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--out {path} is a file, not a run directory; give the path of a "
+                          f"folder (new or empty) to write the set into")
+    path.mkdir(parents=True, exist_ok=True)
+    lock = _take_lock(path)
+    try:
+        found = [name for name in OUTPUTS if (path / name).exists()]
+        if found and not (resume or overwrite):
+            raise RunDirError(
+                f"{path} already holds a run ({', '.join(found)}); pass --resume to continue it, "
+                f"--overwrite to replace it (its evaluations are removed too), or choose a new --out")
+        if overwrite:
+            for name in found:
+                (path / name).unlink()
+        yield path
+    finally:
+        lock.unlink(missing_ok=True)

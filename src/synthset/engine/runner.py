@@ -1,0 +1,298 @@
+"""The method-independent run of a learned distillation method.
+
+The runner owns the state of a run (``RunState``: images, optimiser, generator, iteration),
+the initial images, checkpoints and exact resume, the one rollback path shared by a NaN loss
+and an interrupt, the iterate average (EMA), the lr schedule, the time budget, periodic
+logging and evaluation, and the multi-formation encoding of the start. Each iteration it
+calls the method's ``step(ctx, state, generator)``, which samples what it needs from the
+generator and calls ``state.step(loss)`` for each image update. All randomness comes from
+that one generator, so a run checkpointed at iteration k and resumed gives exactly the
+images of an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import DataConfig, DistillConfig, EvalConfig, TrainConfig
+from ..data.base import ImageData, class_indices, normalize
+from ..device import autocast
+from ..formation import encode, tile_size
+from ..models import build_model
+from ..synthetic import MethodOutput
+from . import checkpoint
+from .schedule import cosine_lr, ema_update
+from .state import NonFiniteLoss, RunState
+
+LOG = "log.jsonl"
+
+
+@dataclass
+class RunContext:
+    """What a method's step sees, fixed for the run. ``aux`` is what the method's
+    ``prepare`` returned (compiled paths, a network pool); if it has ``begin``/``rollback``/
+    ``state``/``load`` the runner calls them with the iteration's rollback and checkpoints."""
+
+    train: ImageData
+    config: DistillConfig
+    options: Any  # the method's options dataclass
+    device: torch.device
+    iterations: int
+    n_real: int  # real images per class per batch
+    n_syn: int  # training (decoded) synthetic images per class
+    lr_img: float
+    pool: torch.Tensor  # the training split's uint8 images on the device
+    by_class: list[torch.Tensor]  # per-class indices (CPU)
+    by_class_device: list[torch.Tensor]
+    aux: Any = None
+
+    @property
+    def engine(self):
+        return self.config.engine
+
+    @property
+    def info(self):
+        return self.train.info
+
+    @property
+    def classes(self) -> int:
+        return self.train.info.num_classes
+
+    @property
+    def autocast(self):
+        return autocast(self.device, self.engine.precision)
+
+    def build_net(self, generator: Optional[torch.Generator], *, frozen: bool = True):
+        """A freshly initialised ``--model`` in train mode (frozen: no parameter gradients)."""
+        info = self.info
+        net = build_model(self.engine.model, info.channels, info.num_classes, info.size,
+                          generator=generator).to(self.device)
+        net.train()
+        for p in net.parameters():
+            p.requires_grad_(not frozen)
+        return net.to(memory_format=torch.channels_last) if self.engine.channels_last else net
+
+    def real_batch(self, generator: torch.Generator, n: Optional[int] = None) -> torch.Tensor:
+        """``n`` (default ``n_real``) random real images of every class, class-major, normalised."""
+        n = n or self.n_real
+        pick = torch.stack([ix[torch.randperm(len(ix), generator=generator)[:n].to(self.device)]
+                            for ix in self.by_class_device])
+        return normalize(self.pool[pick.flatten()], self.info.mean, self.info.std)
+
+    def memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.engine.channels_last else x
+
+
+def make_context(method, train: ImageData, config: DistillConfig, options, device) -> RunContext:
+    """Resolve the method's defaults and check the sizes (before any work)."""
+    ec = config.engine
+    by_class = class_indices(train, config.ipc)
+    n_syn = config.ipc * ec.factor ** 2
+    class_indices(train, n_syn)
+    tile_size(*train.info.size, ec.factor)  # a factor that does not divide the size fails here
+    batch_real = ec.batch_real or method.default_batch_real
+    return RunContext(train=train, config=config, options=options, device=device,
+                      iterations=ec.iterations if ec.iterations is not None else method.default_iterations,
+                      n_real=min(batch_real, min(len(ix) for ix in by_class)), n_syn=n_syn,
+                      lr_img=ec.lr_img if ec.lr_img is not None else method.default_lr_img,
+                      pool=train.images.to(device), by_class=by_class,
+                      by_class_device=[ix.to(device) for ix in by_class])
+
+
+def initial_state(ctx: RunContext, generator: torch.Generator,
+                  start: Optional[Callable[[int], torch.Tensor]] = None) -> RunState:
+    """The images at iteration 0: random real images of each class, noise, or ``start(k)``
+    (k images per class, e.g. the herding coreset), encoded into tiles with ``factor``."""
+    ec, info, ipc = ctx.engine, ctx.info, ctx.config.ipc
+    if ec.init == "real":
+        idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:ctx.n_syn]]
+                         for ix in ctx.by_class])
+        images = encode(ctx.train.normalized(idx), ec.factor).to(ctx.device)
+    elif ec.init == "herding":
+        if start is None:
+            raise ValueError("init 'herding' needs the herding coreset (synthset.distill passes it)")
+        images = encode(start(ctx.n_syn), ec.factor).to(ctx.device)
+    else:
+        images = torch.randn(ctx.classes * ipc, info.channels, *info.size,
+                             generator=generator).to(ctx.device)
+    images.requires_grad_(True)
+    return RunState(images=images, labels=torch.arange(ctx.classes).repeat_interleave(ipc),
+                    factor=ec.factor, generator=generator,
+                    optimizer=torch.optim.SGD([images], lr=ctx.lr_img, momentum=ec.momentum),
+                    ema=images.detach().clone() if ec.ema else None)
+
+
+def _hook(aux, name: str, *args):
+    fn = getattr(aux, name, None)
+    return fn(*args) if fn is not None else None
+
+
+def resume_state(state: RunState, ctx: RunContext, method, run_dir: Path, log) -> None:
+    """Load ``run_dir``'s checkpoint into ``state``; ValueError if its config differs."""
+    path = run_dir / checkpoint.CHECKPOINT
+    if not path.exists():
+        log("no checkpoint found; starting from scratch")
+        return
+    tensors, meta = checkpoint.read(path)
+    norm = method.normalize_options
+    if checkpoint.comparable(meta["config"], norm) != checkpoint.comparable(ctx.config.to_dict(), norm):
+        raise ValueError(f"the checkpoint in {run_dir} was made with a different configuration; "
+                         f"resume with the same options, or use --overwrite or a new --out")
+    with torch.no_grad():
+        state.images.copy_(tensors["images"].to(ctx.device))
+    if "momentum" in tensors:
+        state.optimizer.state[state.images]["momentum_buffer"] = tensors["momentum"].to(ctx.device)
+    if state.ema is not None:
+        state.ema.copy_(tensors["ema"].to(ctx.device))
+    state.generator.set_state(tensors["generator"])
+    _hook(ctx.aux, "load", tensors, meta, ctx.device)
+    state.iteration, state.history = meta["iteration"], meta["history"]
+    state.prior_seconds, state.elapsed = meta["seconds"], meta.get("elapsed", [])
+    log(f"resumed from {path} at iteration {state.iteration}")
+
+
+class Loop:
+    """The iterations of one process, with its checkpoints, logging and budget."""
+
+    def __init__(self, method, ctx: RunContext, state: RunState, *, run_dir: Optional[Path],
+                 data: Optional[DataConfig], log, progress: bool, on_step) -> None:
+        self.method, self.ctx, self.state = method, ctx, state
+        self.run_dir, self.data, self.log, self.progress, self.on_step = run_dir, data, log, progress, on_step
+        self.t0 = time.perf_counter()
+        self.iteration_seconds: list[float] = []
+        self.budget = ctx.engine.max_seconds
+        self.stopped_by = "iterations"
+        self._test = None
+
+    def seconds(self) -> float:
+        return self.state.prior_seconds + time.perf_counter() - self.t0
+
+    def save(self, iteration: int, generator_state: torch.Tensor) -> None:
+        if self.run_dir is not None:
+            checkpoint.save(self.run_dir, self.state, iteration=iteration,
+                            generator_state=generator_state, seconds=self.seconds(),
+                            config=self.ctx.config.to_dict(), extra=_hook(self.ctx.aux, "state"))
+
+    def iterate(self) -> None:
+        """One iteration: the method's step, the average, the bookkeeping."""
+        ctx, state, ec = self.ctx, self.state, self.ctx.engine
+        t = time.perf_counter()
+        if ec.lr_schedule == "cosine":
+            state.set_lr(cosine_lr(ctx.lr_img, state.iteration, ctx.iterations))
+        value = self.method.step(ctx, state, state.generator)
+        if state.ema is not None:
+            ema_update(state.ema, state.images.detach(), ec.ema)
+        state.iteration += 1
+        state.history.append(value)
+        state.elapsed.append(round(self.seconds(), 3))
+        self.iteration_seconds.append(time.perf_counter() - t)
+
+    def after(self) -> bool:
+        """Checkpoint, evaluate, report; False when the time budget is spent."""
+        ec, done, state = self.ctx.engine, self.state.iteration, self.state
+        if ec.checkpoint_every and done % ec.checkpoint_every == 0 and done < self.ctx.iterations:
+            self.save(done, state.generator.get_state())
+        if ec.eval_every and done % ec.eval_every == 0 and self.run_dir is not None and self.data:
+            self.evaluate(done, state.history[-1])
+        if self.on_step is not None:
+            self.on_step(done, state.result(), self.seconds())
+        if self.budget is not None and self.seconds() >= self.budget:
+            self.stopped_by = "max_time"
+            return False
+        return True
+
+    def run(self) -> None:
+        """Iterate to the end or the budget. On a NaN loss or an interrupt, the iteration in
+        progress is undone (images, momentum, average, generator, the method's own state)
+        and the last consistent state is checkpointed: one path for both."""
+        ctx, state = self.ctx, self.state
+        bar = tqdm(total=ctx.iterations, initial=state.iteration, disable=not self.progress,
+                   desc=f"{self.method.name} ipc{ctx.config.ipc}", mininterval=1.0)
+        snap = gen_state = None
+        try:
+            while state.iteration < ctx.iterations:
+                snap, gen_state = state.snapshot(), state.generator.get_state()
+                _hook(ctx.aux, "begin")
+                self.iterate()
+                snap = None  # the iteration is complete: nothing to undo
+                bar.update(1)
+                bar.set_postfix(loss=f"{state.history[-1]:.3f}")
+                if not self.after():
+                    break
+        except (KeyboardInterrupt, NonFiniteLoss):
+            if snap is not None:
+                state.restore(snap)
+                _hook(ctx.aux, "rollback")
+                self.save(state.iteration, gen_state)
+            else:
+                self.save(state.iteration, state.generator.get_state())
+            raise
+        finally:
+            bar.close()
+
+    def evaluate(self, iteration: int, loss: float) -> None:
+        """A reduced evaluation of the current set appended to log.jsonl. It uses its own
+        generators, so it never changes the distillation's course."""
+        from ..data import DATASETS, load_dataset
+        from ..evaluate import evaluate
+        ec = self.ctx.engine
+        if self._test is None:
+            self._test = load_dataset(self.data, "test")
+        images, labels = RunState(images=self.state.result(), labels=self.state.labels,
+                                  factor=self.state.factor, optimizer=None,
+                                  generator=None).decoded()
+        tcfg = DATASETS.get(self.data.name).train_config(TrainConfig(epochs=ec.eval_epochs))
+        rep = evaluate(images, labels, self._test,
+                       EvalConfig(models=(ec.model,), runs=ec.eval_runs, train=tcfg),
+                       device=self.ctx.device, progress=False, log=lambda m: None)
+        m = rep["models"][ec.model]
+        with open(self.run_dir / LOG, "a") as f:
+            f.write(json.dumps({"iteration": iteration, "loss": loss,
+                                "distill_seconds": self.seconds(), "accuracy": m["mean"],
+                                "std": m["std"], "eval_epochs": ec.eval_epochs,
+                                "eval_runs": ec.eval_runs}) + "\n")
+
+
+def run(method, train: ImageData, config: DistillConfig, options, *, device: torch.device,
+        generator: torch.Generator, log: Callable[[str], None] = print,
+        run_dir: Optional[Path] = None, resume: bool = False, data: Optional[DataConfig] = None,
+        progress: bool = True, start: Optional[Callable[[int], torch.Tensor]] = None,
+        on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None) -> MethodOutput:
+    """Run a learned ``method`` on ``train`` and return its images. ``start(k)`` gives the
+    ``--init herding`` images; ``on_step(iterations_done, images, seconds)`` is called after
+    each iteration (snapshots)."""
+    ctx = make_context(method, train, config, options, device)
+    per_it = method.iteration_flops(ctx)  # before any work: a bad configuration fails here
+    ctx.aux = method.prepare(ctx)
+    state = initial_state(ctx, generator, start)
+    if resume and run_dir is not None:
+        resume_state(state, ctx, method, run_dir, log)
+    loop = Loop(method, ctx, state, run_dir=run_dir, data=data, log=log, progress=progress,
+                on_step=on_step)
+    try:
+        loop.run()
+    except NonFiniteLoss as e:
+        raise FloatingPointError(
+            f"{method.name}: the loss became {e.value} at iteration {state.iteration}; the last "
+            f"good images are saved in {run_dir or '(no run directory)'}. Lower --lr-img or "
+            f"check the data for NaN/inf.") from None
+    except KeyboardInterrupt:
+        log(f"\ninterrupted: checkpoint saved in {run_dir}; rerun with --resume to continue")
+        raise
+    loop.save(state.iteration, generator.get_state())
+    its = sorted(loop.iteration_seconds)
+    return MethodOutput(images=state.result().cpu(), labels=state.labels, factor=state.factor,
+                        metadata={"iterations": state.iteration, "batch_real": ctx.n_real,
+                                  "lr_img": ctx.lr_img, "stopped_by": loop.stopped_by,
+                                  "flops_per_iteration": per_it,
+                                  "distill_flops": per_it * state.iteration,
+                                  "loop_seconds": loop.seconds(),
+                                  "final_loss": state.history[-1] if state.history else None,
+                                  "median_iteration_seconds": its[len(its) // 2] if its else None,
+                                  "method_options": asdict(options)})

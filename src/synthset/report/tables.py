@@ -1,0 +1,286 @@
+"""The report's tables: accuracy beside the papers, cross-architecture, cost, configs."""
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .runs import (FlopsPoint, ModelResult, RunRecord, _crowded, _with_factor, _without_ipc,
+                   method_order)
+
+
+def references(dataset: str) -> dict:
+    """The dataset's published rows (``DatasetSpec.references``)."""
+    from ..data import DATASETS
+    return DATASETS.get(dataset).references if dataset in DATASETS else {}
+
+
+def majority(dataset: str) -> Optional[float]:
+    from ..data import DATASETS
+    return DATASETS.get(dataset).majority if dataset in DATASETS else None
+
+
+def _fmt_flops(f: Optional[float]) -> str:
+    if f is None or not math.isfinite(f):
+        return "-"
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+        if f >= scale:
+            return f"{f / scale:.3g} {unit}"
+    return f"{f:.3g} FLOP" if f else "0"
+
+
+def _fmt_seconds(s: Optional[float]) -> str:
+    if s is None:
+        return "-"
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def _fmt_ratio(r: float) -> str:
+    """Training FLOPs on a set as a share of full-data training: '9.2% (11x fewer)'."""
+    if r >= 1:
+        return f"{r:.3g}x"
+    return f"{100 * r:.3g}% ({1 / r:{'.2g' if 1 / r < 10 else '.0f'}}x fewer)"
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+    def markdown(self) -> str:
+        out = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |",
+               "|" + "---|" * len(self.header)]
+        out += ["| " + " | ".join(r) + " |" for r in self.rows]
+        if self.note:
+            out += ["", self.note]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                       for r in self.rows)
+        note = f"<p class='note'>{html.escape(self.note)}</p>" if self.note else ""
+        return f"<h3>{html.escape(self.title)}</h3><table><tr>{head}</tr>{body}</table>{note}"
+
+    def text(self) -> str:
+        widths = [max(len(h), *(len(r[i]) for r in self.rows)) if self.rows else len(h)
+                  for i, h in enumerate(self.header)]
+        def line(cells):
+            return "  ".join(c.ljust(w) for c, w in zip(cells, widths))
+        return "\n".join([self.title, line(self.header), "-" * (sum(widths) + 2 * len(widths))]
+                         + [line(r) for r in self.rows])
+
+
+def protocol_model(records: list[RunRecord]) -> Optional[str]:
+    """The model the accuracy table reports: ConvNet where present, else the most evaluated."""
+    counts: dict[str, int] = {}
+    for r in records:
+        for m in r.results:
+            counts[m] = counts.get(m, 0) + 1
+    if not counts:
+        return None
+    return "ConvNet" if "ConvNet" in counts else max(counts, key=counts.get)
+
+
+def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
+    """Methods x IPC for the protocol model, beside the paper and the full-data reference;
+    for imbalanced data, balanced accuracy and ROC-AUC in the same cell."""
+    recs = [r for r in records if r.dataset == dataset]
+    model = protocol_model(recs)
+    if model is None:
+        return None
+    syn = [r for r in recs if r.kind == "synthetic" and model in r.results]
+    ipcs = sorted({r.ipc for r in syn})
+    binary = any(res.auc for r in recs for res in r.results.values())
+    paper = references(dataset)
+    header = ["method"] + [f"IPC {k}" for k in ipcs] + (["paper"] if paper else [])
+    rows = []
+
+    def cell(res: ModelResult) -> str:
+        s = f"{res.cell()}"
+        if binary:
+            b = ModelResult.stat(res.balanced)
+            a = ModelResult.stat(res.auc)
+            s += f" / {b[0]:.1f} / {a[0]:.1f}"
+        return s + f" ({len(res.accuracy)}x{res.epochs} ep{', TTA' if res.tta else ''})"
+
+    # One row per method and factor: a multi-formation set is not the paper's set, so it gets
+    # its own row (and no paper figure) instead of sharing, and overwriting, the plain cell.
+    # Two sets of one method, factor and IPC (e.g. two budgets) each keep their cell, in rows
+    # that name their run directories; a row joins only sets whose directory names differ
+    # just in the IPC (dm-ipc10-f2-d4 and dm-ipc50-f2-d4), so options are never mixed in it.
+    crowded = _crowded(syn)
+    for method, factor in sorted({(r.method, r.factor) for r in syn}, key=lambda mf: (method_order(mf[0]), mf[1])):
+        group = [r for r in syn if r.method == method and r.factor == factor]
+        ambiguous = (method, factor) in crowded
+        families: dict[str, dict[int, list[RunRecord]]] = {}
+        for r in group:
+            fam = _without_ipc(r.path.name, r.ipc) if ambiguous else ""
+            families.setdefault(fam, {}).setdefault(r.ipc, []).append(r)
+        slots = [{k: v[j] for k, v in by_ipc.items() if j < len(v)}
+                 for by_ipc in families.values()
+                 for j in range(max(len(v) for v in by_ipc.values()))]
+        for slot in slots:
+            name = _with_factor(method, factor)
+            if ambiguous:
+                name += " [" + ", ".join(slot[k].path.name for k in ipcs if k in slot) + "]"
+            row = [name] + [cell(slot[k].results[model]) if k in slot else "-" for k in ipcs]
+            if paper:
+                ref = paper.get(method) if factor == 1 else None
+                row.append(" / ".join(f"{ref[0][k]}" if k in ref[0] else "-" for k in ipcs)
+                           if ref else "-")
+            rows.append(row)
+    for r in recs:
+        if r.kind == "full" and model in r.results:
+            res = r.results[model]
+            row = [f"full data ({r.n_images} images)"] + [cell(res)] + [""] * (len(ipcs) - 1)
+            if paper:
+                row.append(str(paper["full"][0]) if "full" in paper else "-")
+            rows.append(row)
+    notes = [f"{model}, test accuracy % mean ± std over runs (runs x epochs), final epoch."]
+    if binary:
+        notes.append("Cells: accuracy ± std / balanced accuracy / ROC-AUC.")
+    if any(res.tta for r in recs for res in r.results.values()):
+        notes.append("TTA: scored on the mean softmax of the 8 quarter turns and mirrors of each "
+                     "test image (`--tta`); its eval.json holds the plain single-view scores too.")
+    if majority(dataset) is not None:
+        notes.append(f"Majority-class baseline: {majority(dataset):.1f}% (balanced 50%).")
+    if paper:
+        srcs = sorted({v[1] for v in paper.values()})
+        notes.append("Paper column: " + "; ".join(srcs) + ".")
+    return Table(f"{dataset}: accuracy ({model})", header, rows, " ".join(notes))
+
+
+def crossarch(records: list[RunRecord], dataset: str) -> Optional[tuple[Table, list, list, list]]:
+    """Sets evaluated on more than one architecture: sets x models."""
+    recs = [r for r in records if r.dataset == dataset and len(r.results) > 1]
+    if not recs:
+        return None
+    from ..models import MODELS
+    names = MODELS.names()
+    models = sorted({m for r in recs for m in r.results},
+                    key=lambda m: names.index(m) if m in names else len(names))
+    rows, values, labels = [], [], []
+    for r in sorted(recs, key=lambda r: (method_order(r.method), r.ipc or 0)):
+        # one epoch budget across the row where possible, so architectures compare fairly
+        counts: dict[int, int] = {}
+        for (_, e) in r.by_epochs:
+            counts[e] = counts.get(e, 0) + 1
+        e_row = max(counts, key=lambda e: (counts[e], e)) if counts else None
+        cells = {m: r.by_epochs.get((m, e_row), r.results[m]) for m in r.results}
+        labels.append(r.label)
+        rows.append([r.label] + [f"{cells[m].cell()} ({len(cells[m].accuracy)}x{cells[m].epochs})"
+                                 if m in cells else "-" for m in models])
+        values.append([ModelResult.stat(cells[m].accuracy)[0] if m in cells else None for m in models])
+    t = Table(f"{dataset}: cross-architecture accuracy", ["set"] + models, rows,
+              "Test accuracy % mean ± std (runs x epochs) of each architecture trained on the set.")
+    return t, labels, models, values
+
+
+def recorded_flops(records: list[RunRecord], model: str) -> tuple[Optional[float], Optional[float]]:
+    """(inference FLOPs per image, training FLOPs per image) of ``model`` as an evaluation
+    of one of ``records`` recorded them (None, None where none did)."""
+    for r in records:
+        if model in r.flops:
+            f = r.flops[model]
+            return f.get("inference_per_image"), f.get("train_per_image_step")
+    return None, None
+
+
+def cost_table(records: list[RunRecord], dataset: str) -> tuple[Optional[Table], list, Optional[tuple]]:
+    """Distillation cost and the cost of training the protocol model on each set against
+    training it on the full training set. Returns the table, the plot points and the
+    full-data point."""
+    recs = [r for r in records if r.dataset == dataset]
+    model = protocol_model(recs)
+    if model is None:
+        return None, [], None
+    if not any(r.info is not None for r in recs):
+        return None, [], None
+    infer, per_img = recorded_flops(recs, model)
+    full = next((r for r in recs if r.kind == "full" and model in r.results), None)
+    n_full = full.n_images if full else None
+    full_epochs = full.results[model].epochs if full else None
+    full_flops = per_img * n_full * full_epochs if (full and per_img) else None
+    rows, points = [], []
+    synth = sorted((r for r in recs if r.kind == "synthetic"), key=lambda r: (method_order(r.method), r.ipc))
+    label_count = Counter(r.label for r in synth)
+    crowded = _crowded(synth)
+    for r in synth:
+        m = r.metadata
+        res = r.results.get(model)
+        train = per_img * r.n_images * res.epochs if (res and per_img) else None
+        # runs of one method and IPC that differ in options are told apart by their directory
+        name = f"{r.label} [{r.path.name}]" if label_count[r.label] > 1 else r.label
+        rows.append([name, str(m.get("iterations", "-")), _fmt_seconds(m.get("distill_seconds")),
+                     _fmt_flops(m.get("distill_flops")),
+                     f"{m['peak_memory_mib']:.0f} MiB" if m.get("peak_memory_mib") else "-",
+                     f"{_fmt_flops(train)} ({res.epochs} ep)" if res else "-",
+                     _fmt_seconds(float(np.mean(res.train_seconds))) if res else "-",
+                     _fmt_ratio(train / full_flops) if (train and full_flops) else "-"])
+        if res:
+            mean, std = ModelResult.stat(res.accuracy)
+            # one line per method and factor across IPCs; where one IPC has several sets of
+            # them, one line per directory family, as the accuracy table's rows
+            series = _with_factor(r.method, r.factor)
+            if (r.method, r.factor) in crowded:
+                series += f" [{_without_ipc(r.path.name, r.ipc)}]"
+            points.append((series, r.method, (r.ipc, res.epochs), train, mean, std))
+    # The plot's top axis names each x position by its IPC; where one IPC sits at several
+    # positions (sets evaluated for different epochs), the epochs tell them apart.
+    epochs_of: dict[int, set] = {}
+    for _, _, (ipc, epochs), *_ in points:
+        epochs_of.setdefault(ipc, set()).add(epochs)
+    points = [FlopsPoint(series, method,
+                         f"IPC {ipc}" + (f", {epochs} ep" if len(epochs_of[ipc]) > 1 else ""), *rest)
+              for series, method, (ipc, epochs), *rest in points]
+    full_point = None
+    if full:
+        res = full.results[model]
+        mean, std = ModelResult.stat(res.accuracy)
+        full_point = (full_flops, mean, std)
+        rows.append(["full data", "-", "-", "-", "-", f"{_fmt_flops(full_flops)} ({full_epochs} ep)",
+                     _fmt_seconds(float(np.mean(res.train_seconds))), "1"])
+    note = (f"{model}: {_fmt_flops(infer)} per image forward, {_fmt_flops(per_img)} per training "
+            f"image (forward + backward). Training FLOPs = per-image x images x epochs"
+            + (f"; the ratio is against {n_full} real images x {full_epochs} epochs (the full-data "
+               f"run in this report)." if full_flops else
+               "; no full-data run in this report (add a `synthset train --out DIR` folder) for the ratio.")
+            + " Distillation FLOPs count network operations (FlopCounterMode; augmentation and "
+              "element-wise ops as zero); coresets count their feature network.")
+    header = ["set", "iterations", "distill time", "distill FLOPs", "peak memory",
+              f"train FLOPs ({model})", "train time/run", "vs full data"]
+    return Table(f"{dataset}: cost", header, rows, note), points, full_point
+
+
+def config_table(records: list[RunRecord]) -> Table:
+    """Each set's seed, engine settings that differ from the defaults and method options."""
+    from ..config import EngineConfig
+    defaults = EngineConfig().to_dict()
+    rows = []
+    for r in records:
+        if r.kind == "synthetic":
+            c, m = r.config, r.metadata
+            keys: dict = {"seed": c.get("seed")}
+            if m.get("iterations") is not None:
+                keys.update(iterations=m.get("iterations"), batch_real=m.get("batch_real"),
+                            lr_img=m.get("lr_img") or c.get("engine", {}).get("lr_img"))
+                keys.update({k: v for k, v in c.get("engine", {}).items()
+                             if k not in ("iterations", "batch_real", "lr_img", "dsa",
+                                          "checkpoint_every") and v != defaults.get(k)})
+                keys.update(c.get("options", {}))
+            if r.method in ("herding", "kcenter") or c.get("engine", {}).get("init") == "herding":
+                keys["features"] = c.get("coreset", {}).get("features")
+            desc = ", ".join(f"{k}={v}" for k, v in keys.items() if v is not None)
+        else:
+            desc = json.dumps(r.config.get("train", {}), sort_keys=True)[:200]
+        rows.append([r.label, str(r.path), desc])
+    return Table("runs and configs", ["set", "run directory", "config"], rows,
+                 "Full configs: synthetic.json / config.json / eval.json in each run directory.")

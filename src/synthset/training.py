@@ -1,0 +1,84 @@
+"""Training a network with the field's protocol (DC/DSA/DM ``evaluate_synset``): SGD,
+lr x0.1 at half the epochs, DSA on every batch, cross-entropy. Used by the evaluation, the
+full-data reference and the coresets' feature network."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from . import augment
+from .config import TrainConfig
+from .data.base import DatasetInfo, normalize
+from .device import autocast, synchronize
+
+
+def run_seed(seed: int, *keys: int | str) -> int:
+    """A reproducible 63-bit seed for (seed, model, run, ...) without Python's salted hash."""
+    h = hashlib.sha256(json.dumps([seed, *keys]).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
+                  device: torch.device, desc: str = "train", progress: bool = True,
+                  on_epoch: Optional[Callable[[int, float], None]] = None) -> dict:
+    """Train ``net`` in place. ``images`` are normalised floats or uint8 (normalised per
+    batch, so the full training set stays compact). Returns timing and the last loss."""
+    net.to(device).train()
+    images, labels = images.to(device), labels.to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    fwd = torch.compile(net) if cfg.compile else net
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    n = images.shape[0]
+    bs = min(cfg.batch_size, n)
+    steps_per_epoch = math.ceil(n / bs)
+    decay_at = cfg.epochs // 2
+    dsa = cfg.dsa
+    last_loss = float("nan")
+    steps = 0
+    synchronize(device)
+    t0 = time.perf_counter()
+    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    for ep in bar:
+        if ep == decay_at and decay_at > 0:
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * 0.1
+        order = torch.randperm(n, generator=generator).to(device) if steps_per_epoch > 1 else None
+        loss_sum = torch.zeros((), device=device)
+        for b in range(steps_per_epoch):
+            idx = order[b * bs:(b + 1) * bs] if order is not None else None
+            x = images if idx is None else images[idx]
+            y = labels if idx is None else labels[idx]
+            if x.dtype == torch.uint8:
+                x = normalize(x, info.mean, info.std)
+            if cfg.dihedral:
+                x = augment.dihedral(x, generator)
+            if cfg.augment:
+                p = augment.sample(dsa, 1, x.shape[0], tuple(x.shape[2:]), generator=generator,
+                                   device=device)
+                x = augment.apply(x, p, 1, dsa)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(device, cfg.precision)():
+                loss = F.cross_entropy(fwd(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach()
+            steps += 1
+        if on_epoch is not None or (progress and ep % 50 == 0) or ep == cfg.epochs - 1:
+            last_loss = float(loss_sum.item()) / steps_per_epoch
+            bar.set_postfix(loss=f"{last_loss:.3f}")
+            if on_epoch is not None:
+                on_epoch(ep, last_loss)
+    synchronize(device)
+    return {"train_seconds": time.perf_counter() - t0, "steps": steps, "final_train_loss": last_loss}
