@@ -91,7 +91,7 @@ def test_dm_distill_checkpoint_and_resume(tmp_path, shared_root, capsys):
     assert main(base + ["--iterations", "3", "--resume"]) == 0
     assert "resumed from" in capsys.readouterr().out
     meta = json.loads((run / "synthetic.json").read_text())["metadata"]
-    assert meta["method"] == "dm" and meta["iterations"] == 3 and meta["distill"]["match"]["batch_real"] == 8
+    assert meta["method"] == "dm" and meta["iterations"] == 3 and meta["distill"]["engine"]["batch_real"] == 8
 
 
 def test_distill_ema_and_cosine_flags_reach_the_saved_config(tmp_path, shared_root, capsys):
@@ -99,7 +99,7 @@ def test_distill_ema_and_cosine_flags_reach_the_saved_config(tmp_path, shared_ro
     assert main(["distill", "--method", "dm", "--ipc", "1", "--batch-real", "8", "--iterations", "2",
                  "--ema", "0.9", "--lr-schedule", "cosine", "--out", str(run),
                  "--data-root", str(shared_root), "--device", "cpu"]) == 0
-    match = json.loads((run / "config.json").read_text())["distill"]["match"]
+    match = json.loads((run / "config.json").read_text())["distill"]["engine"]
     assert match["ema"] == 0.9 and match["lr_schedule"] == "cosine"
     assert main(["distill", "--method", "dm", "--lr-schedule", "cosine", "--out", str(tmp_path / "x"),
                  "--data-root", str(shared_root), "--device", "cpu"]) == 2
@@ -112,7 +112,7 @@ def test_distill_factor_flag_saves_a_multi_formation_set(tmp_path, shared_root, 
                  "--factor", "2", "--out", str(run), "--data-root", str(shared_root),
                  "--device", "cpu"]) == 0
     assert json.loads((run / "synthetic.json").read_text())["factor"] == 2
-    assert json.loads((run / "config.json").read_text())["distill"]["match"]["factor"] == 2
+    assert json.loads((run / "config.json").read_text())["distill"]["engine"]["factor"] == 2
     assert main(["distill", "--method", "dm", "--ipc", "1", "--iterations", "1", "--factor", "3",
                  "--out", str(tmp_path / "x"), "--data-root", str(shared_root), "--device", "cpu"]) == 2
     assert "factor 3 must be >= 1 and divide the image size 28x28" in capsys.readouterr().err

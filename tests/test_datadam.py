@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from synthset.config import DataDAMConfig, DistillConfig, MatchConfig
-from synthset.distill import match_loop
+from helpers import distill_config, match_loop
+
+from synthset.methods.datadam import DataDAMOptions
 from synthset.methods import METHODS
 from synthset.methods.datadam import DataDAM, datadam_loss, matched_layers, spatial_attention
 from synthset.methods.dm import DM
@@ -42,15 +43,15 @@ def _batch(tiny_train):
 
 def test_attention_off_equals_dm_loss(tiny_train):
     net, real, syn = _batch(tiny_train)
-    cfg = DistillConfig(method="datadam", datadam=DataDAMConfig(attention=False))  # lam 0.01: 100 * lam = 1
-    got = DataDAM().loss(net, real, syn, 10, config=cfg)
+    cfg = DataDAMOptions(attention=False)  # lam 0.01: 100 * lam = 1
+    got = DataDAM().loss(net, real, syn, 10, cfg)
     assert torch.allclose(got, DM().loss(net, real, syn, 10), rtol=1e-5)
 
 
 def test_full_loss_equals_per_class_reference_loop(tiny_train):
     net, real, syn = _batch(tiny_train)
-    cfg = DistillConfig(method="datadam", datadam=DataDAMConfig(p=2.0, lam=0.1))
-    got = DataDAM().loss(net, real, syn, 10, config=cfg)
+    cfg = DataDAMOptions(p=2.0, lam=0.1)
+    got = DataDAM().loss(net, real, syn, 10, cfg)
     want = 0.0
     for c in range(10):
         # The reference hooks the ReLU of each block: its output before pooling.
@@ -75,19 +76,19 @@ def test_matched_layers():
     with pytest.raises(ValueError, match="layer 3 does not exist"):
         matched_layers(3, (3,))
     with pytest.raises(ValueError, match="at least one"):
-        DataDAMConfig(attention=False, embedding=False)
+        DataDAMOptions(attention=False, embedding=False)
 
 
 def test_a_few_iterations_lower_the_loss(tiny_train):
-    cfg = lambda n: DistillConfig(method="datadam", ipc=1, match=MatchConfig(
-        iterations=n, batch_real=16, checkpoint_every=0, init="noise"))
+    cfg = lambda n: distill_config("datadam", 1, iterations=n, batch_real=16, checkpoint_every=0,
+                                   init="noise")
     outs = [match_loop(DataDAM(), tiny_train, cfg(n), device=CPU, generator=torch.Generator().manual_seed(0),
                        log=lambda m: None, progress=False) for n in (0, 25)]
     g = torch.Generator().manual_seed(123)
     real = tiny_train.normalized(torch.cat([ix[:16] for ix in tiny_train.indices_by_class()]))
     nets = [build_model("ConvNet", 1, 10, (28, 28), generator=g) for _ in range(4)]
     with torch.no_grad():
-        before, after = (sum(DataDAM().loss(n, real, o.images, 10, config=cfg(0)).item() for n in nets)
+        before, after = (sum(DataDAM().loss(n, real, o.images, 10).item() for n in nets)
                          for o in outs)
     assert after < 0.7 * before, (before, after)
 
@@ -95,8 +96,7 @@ def test_a_few_iterations_lower_the_loss(tiny_train):
 @pytest.mark.parametrize("name", ["ConvNetD4", "ConvNetBN", "ConvNetD1", "ResNet18"])
 def test_works_for_architectures_that_expose_blocks(name, tiny_train):
     assert name in MODELS.names()
-    cfg = DistillConfig(method="datadam", ipc=1, match=MatchConfig(iterations=1, batch_real=4,
-                                                                   checkpoint_every=0, model=name))
+    cfg = distill_config("datadam", 1, iterations=1, batch_real=4, checkpoint_every=0, model=name)
     out = match_loop(DataDAM(), tiny_train, cfg, device=CPU, generator=torch.Generator().manual_seed(0),
                      log=lambda m: None, progress=False)
     assert torch.isfinite(out.images).all() and math.isfinite(out.metadata["final_loss"])

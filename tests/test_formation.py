@@ -3,10 +3,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synthset.config import CoresetConfig, DistillConfig, MatchConfig
-from synthset.distill import iteration_flops, match_loop
+from helpers import distill_config, match_loop
+
+from synthset.config import CoresetConfig, DistillConfig, EngineConfig
+from synthset.engine.runner import make_context
 from synthset.formation import decode, encode
-from synthset.methods.coreset import Coreset, herding
+from synthset.methods import METHODS
 from synthset.methods.dm import DM
 from synthset.synthetic import SyntheticSet
 
@@ -43,7 +45,7 @@ def test_a_factor_that_does_not_divide_the_size_is_refused():
     with pytest.raises(ValueError, match="divide the image size 28x28"):
         decode(torch.zeros(1, 1, 28, 28), torch.zeros(1, dtype=torch.long), 3)
     with pytest.raises(ValueError, match="factor must be >= 1"):
-        MatchConfig(factor=0)
+        EngineConfig(factor=0)
 
 
 def test_saved_set_keeps_its_factor_and_exports_decoded_images(tiny_train, tmp_path):
@@ -63,8 +65,7 @@ def test_saved_set_keeps_its_factor_and_exports_decoded_images(tiny_train, tmp_p
 def _cfg(**kw):
     match = dict(iterations=3, batch_real=8, checkpoint_every=0, factor=2)
     match.update(kw)
-    return DistillConfig(method="dm", ipc=1, seed=0, match=MatchConfig(**match),
-                         coreset=CoresetConfig(features="pixels"))
+    return distill_config("dm", 1, 0, features="pixels", **match)
 
 
 def test_herding_start_tiles_the_herding_coreset_of_factor_squared_images(tiny_train):
@@ -72,9 +73,9 @@ def test_herding_start_tiles_the_herding_coreset_of_factor_squared_images(tiny_t
     out = match_loop(DM(), tiny_train, cfg, device=CPU, generator=torch.Generator().manual_seed(0),
                      log=lambda m: None, progress=False)
     four = DistillConfig(method="herding", ipc=4, coreset=CoresetConfig(features="pixels"))
-    coreset = Coreset("herding", herding).run(tiny_train, four, device=CPU, generator=torch.Generator(),
-                                              log=lambda m: None)
-    assert out.images.shape == (10, 1, 28, 28) and out.metadata["factor"] == 2
+    coreset = METHODS.get("herding").run(tiny_train, four, None, device=CPU,
+                                         generator=torch.Generator(), log=lambda m: None)
+    assert out.images.shape == (10, 1, 28, 28) and out.factor == 2
     assert torch.equal(out.images, encode(coreset.images, 2))
 
 
@@ -92,7 +93,9 @@ def test_the_loop_matches_decoded_images_and_resumes_exactly(tiny_train, tmp_pat
 
 def test_iteration_flops_count_the_decoded_images(tiny_train):
     info = tiny_train.info
-    f2 = iteration_flops(DM(), _cfg(), info, 8)
-    ipc4 = iteration_flops(DM(), DistillConfig(method="dm", ipc=4, match=MatchConfig(factor=1)), info, 8)
-    ipc1 = iteration_flops(DM(), DistillConfig(method="dm", ipc=1, match=MatchConfig(factor=1)), info, 8)
+    def flops(cfg):
+        return DM().iteration_flops(make_context(DM(), tiny_train, cfg, DM().options({}), CPU))
+    f2 = flops(_cfg())
+    ipc4 = flops(distill_config("dm", 4, batch_real=8))
+    ipc1 = flops(distill_config("dm", 1, batch_real=8))
     assert f2 == ipc4 > ipc1  # upsampling is element-wise work, counted as zero everywhere

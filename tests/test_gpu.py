@@ -2,8 +2,9 @@
 import pytest
 import torch
 
-from synthset.config import DistillConfig, MatchConfig, TrainConfig
-from synthset.distill import match_loop
+from helpers import distill_config, match_loop
+
+from synthset.config import TrainConfig
 from synthset.evaluate import evaluate_run
 from synthset.methods.dm import DM
 
@@ -21,7 +22,7 @@ def test_protocol_run_on_cuda_matches_cpu_closely(tiny_train, tiny_test):
 
 
 def test_dm_iterations_and_resume_on_cuda(tiny_train, tmp_path):
-    cfg = DistillConfig(method="dm", ipc=1, match=MatchConfig(iterations=3, batch_real=16))
+    cfg = distill_config("dm", 1, iterations=3, batch_real=16)
     out = match_loop(DM(), tiny_train, cfg, device=CUDA, run_dir=tmp_path, log=lambda m: None,
                      generator=torch.Generator().manual_seed(0), progress=False)
     assert out.images.device.type == "cpu" and torch.isfinite(out.images).all()

@@ -62,24 +62,27 @@ def test_lenet_and_mlp_inference_flops_closed_form():
 
 
 @pytest.mark.parametrize("method", ["dm", "datadam"])
-def test_matching_iteration_flops_closed_form(method):
+def test_matching_iteration_flops_closed_form(method, mnist_train):
     """One iteration = the real forward of C*n_real images + the synthetic forward and the
     input-gradient backward (same FLOPs as the forward; frozen weights get no gradient) of
     C*ipc images, all through the embedding (no classifier). DataDAM's attention maps are
     element-wise, so they add nothing to the count."""
-    from synthset.config import DistillConfig
-    from synthset.distill import iteration_flops
+    from helpers import CPU, distill_config
+
+    from synthset.engine.runner import make_context
     from synthset.methods import METHODS
-    from synthset.data.mnist import INFO
+    m = METHODS.get(method)
+
+    def iteration_flops(**kw):
+        cfg = distill_config(method, 10, batch_real=256, **kw)
+        return m.iteration_flops(make_context(m, mnist_train, cfg, m.options(cfg.options), CPU))
     embed = (conv2d_flops(1, 128, 3, 32, 32) + conv2d_flops(128, 128, 3, 16, 16)
              + conv2d_flops(128, 128, 3, 8, 8))
-    f = iteration_flops(METHODS.get(method), DistillConfig(method=method, ipc=10), INFO, 256)
+    f = iteration_flops()
     assert f == (10 * 256 + 2 * 10 * 10) * embed
     assert abs(f / 1e9 - 267.0) < 0.1  # the 267 GFLOP per IPC-10 iteration quoted in README
     # Each extra inner step adds one synthetic forward and backward; the real forward is shared.
-    from synthset.config import MatchConfig
-    f3 = iteration_flops(METHODS.get(method), DistillConfig(method=method, ipc=10,
-                         match=MatchConfig(inner_steps=3)), INFO, 256)
+    f3 = iteration_flops(inner_steps=3)
     assert f3 == (10 * 256 + 3 * 2 * 10 * 10) * embed
 
 

@@ -1,14 +1,15 @@
-"""IDM-style network pool (``MatchConfig.net_pool``): schedule, training, exact resume."""
+"""IDM-style network pool (``MatchingOptions.net_pool``): schedule, training, exact resume."""
 import json
 
 import pytest
 import torch
 
-from synthset.config import DistillConfig, MatchConfig
-from synthset.distill import match_loop
+from helpers import distill_config, match_loop
+
+from synthset.methods.matching import MatchingOptions
 from synthset.methods.dm import DM
 from synthset.models import build_model
-from synthset.netpool import NetPool
+from synthset.engine.netpool import NetPool
 
 CPU = torch.device("cpu")
 RUN = dict(device=CPU, log=lambda m: None, progress=False)
@@ -76,7 +77,7 @@ def _cfg(**kw):
     match = dict(iterations=6, batch_real=16, checkpoint_every=0, net_pool=2, net_pool_refresh=2,
                  net_train_steps=2, net_train_batch=32)
     match.update(kw)
-    return DistillConfig(method="dm", ipc=1, seed=0, match=MatchConfig(**match))
+    return distill_config("dm", 1, 0, **match)
 
 
 class _InterruptAt(DM):
@@ -114,9 +115,9 @@ def test_pool_run_differs_from_fresh_networks_and_resumes_exactly(tiny_train, tm
 
 def test_bad_pool_options_raise():
     with pytest.raises(ValueError, match="net_pool must be >= 0"):
-        MatchConfig(net_pool=-1)
+        MatchingOptions(net_pool=-1)
     with pytest.raises(ValueError, match="net_pool_refresh"):
-        MatchConfig(net_pool=2, net_pool_refresh=0)
+        MatchingOptions(net_pool=2, net_pool_refresh=0)
 
 
 def test_compiled_training_step_follows_the_eager_one(tiny_train):

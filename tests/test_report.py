@@ -9,9 +9,23 @@ import torch
 from PIL import Image
 
 from synthset.cli import main
-from synthset.plots import accuracy_vs_flops
+from synthset.report.plots import accuracy_vs_flops
 from synthset.data.mnist import INFO
-from synthset.report import accuracy_table, build_report, cost_table, crossarch, load_run, model_flops
+from synthset.flops import inference_flops, train_step_flops
+from synthset.models import build_model
+from synthset.report import accuracy_table, build_report, cost_table, crossarch, load_run
+
+
+def model_flops(model, info):
+    """(inference, training) FLOPs per image, as an evaluation records them in eval.json."""
+    net = build_model(model, info.channels, len(info.class_names), info.size)
+    shape = (info.channels, *info.size)
+    return inference_flops(net, shape), train_step_flops(net, shape)
+
+
+def _flops(model):
+    infer, train = model_flops(model, INFO)
+    return {"inference_per_image": infer, "train_per_image_step": train}
 from synthset.synthetic import SyntheticSet
 
 
@@ -33,6 +47,7 @@ def make_run(path, method, ipc, accs, *, models=("ConvNet",), epochs=1000, extra
                           "test_seconds": 1.0, "final_train_loss": 0.1, "config_key": "full"})
     lines += list(extra_runs)
     (path / "eval_runs.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    (path / "eval.json").write_text(json.dumps({"models": {m: {"flops": _flops(m)} for m in models}}))
     if curve:
         (path / "checkpoint.json").write_text(json.dumps(
             {"iteration": 20, "history": [10.0 / (i + 1) for i in range(20)],
@@ -46,7 +61,7 @@ def make_full(path, accs, epochs=20):
     path.mkdir(parents=True)
     rep = {"models": {"ConvNet": {"mean": float(np.mean(accs)), "std": float(np.std(accs)), "runs": accs,
                                   "epochs": epochs, "balanced_accuracy": {"runs": accs},
-                                  "train_seconds": [100.0] * len(accs)}},
+                                  "train_seconds": [100.0] * len(accs), "flops": _flops("ConvNet")}},
            "config": {"data": {"name": "mnist"}, "train": {"epochs": epochs}}, "n_train": 60000}
     (path / "eval.json").write_text(json.dumps(rep))
     return path
@@ -82,7 +97,7 @@ def test_accuracy_table_cells_are_the_runs_mean_and_std(study):
 def test_training_flops_ratio_is_the_closed_form(study):
     recs = [load_run(p) for p in study]
     _, per_img = model_flops("ConvNet", INFO)
-    t, points, full = cost_table(recs, "mnist", model_flops)
+    t, points, full = cost_table(recs, "mnist")
     rows = {r[0]: r for r in t.rows}
     # IPC 10: 100 images x 1000 epochs against 60,000 images x 20 epochs
     assert rows["dm IPC 10"][-1] == f"{100 * 100 * 1000 / (60000 * 20):.3g}% (12x fewer)"
@@ -97,7 +112,7 @@ def test_cost_rows_of_one_method_and_ipc_name_their_directories(study, tmp_path)
     a method and IPC that appear once keep the plain label."""
     make_run(tmp_path / "dm10-lr5", "dm", 10, [96.0, 96.5])
     recs = [load_run(p) for p in study] + [load_run(tmp_path / "dm10-lr5")]
-    t, _, _ = cost_table(recs, "mnist", model_flops)
+    t, _, _ = cost_table(recs, "mnist")
     names = [r[0] for r in t.rows]
     assert "dm IPC 10 [dm10]" in names and "dm IPC 10 [dm10-lr5]" in names
     assert "dm IPC 1" in names and "dm IPC 10" not in names
@@ -111,7 +126,7 @@ def test_plot_series_keep_sets_of_different_options_apart(study, tmp_path):
     recs = [load_run(p) for p in study] + [load_run(tmp_path / "dm10-lr5")]
     f2 = load_run(tmp_path / "dm10-lr5")
     f2.factor, f2.path = 2, tmp_path / "dm10-f2"
-    _, points, _ = cost_table(recs + [f2], "mnist", model_flops)
+    _, points, _ = cost_table(recs + [f2], "mnist")
     series = {(p.series, p.x_label) for p in points if p.method == "dm"}
     assert series == {("dm [dm1]", "IPC 1"), ("dm [dm10]", "IPC 10"), ("dm [dm10-lr5]", "IPC 10"),
                       ("dm (factor 2)", "IPC 10")}
@@ -122,11 +137,11 @@ def test_plot_series_keep_sets_of_different_options_apart(study, tmp_path):
 
 def test_plot_labels_tell_apart_one_ipc_evaluated_for_different_epochs(study, tmp_path):
     recs = [load_run(p) for p in study]
-    _, points, _ = cost_table(recs, "mnist", model_flops)
+    _, points, _ = cost_table(recs, "mnist")
     assert {p.x_label for p in points} == {"IPC 1", "IPC 10"}  # one epoch count per IPC: plain
     make_run(tmp_path / "random10", "random", 10, [93.0, 94.0], curve=False, epochs=300)
     recs.append(load_run(tmp_path / "random10"))
-    _, points, _ = cost_table(recs, "mnist", model_flops)
+    _, points, _ = cost_table(recs, "mnist")
     assert {p.x_label for p in points} == {"IPC 1", "IPC 10, 1000 ep", "IPC 10, 300 ep"}
 
 
@@ -193,28 +208,31 @@ def test_crossarch_row_uses_one_epoch_budget(tmp_path):
     assert all("(2x300)" in c for c in table.rows[0][1:])
 
 
-def test_distill_flops_of_an_older_run_come_from_its_config(tmp_path):
-    """A matching run saved without its FLOPs gets iterations x one iteration's count."""
-    from synthset.config import DistillConfig, MatchConfig
-    from synthset.distill import iteration_flops
-    from synthset.methods import METHODS
-    cfg = DistillConfig(method="dm", ipc=1, match=MatchConfig(batch_real=64))
+def test_an_older_run_directory_loads_with_its_recorded_flops_only(tmp_path):
+    """A set saved before the engine split (``match``/``datadam`` config keys) loads; the
+    report reads the FLOPs it recorded and never recomputes them."""
+    old = {"method": "dm", "ipc": 1, "seed": 0, "coreset": {"features": "trained"},
+           "match": {"iterations": 7, "lr_img": 1.0, "batch_real": 64, "inner_steps": 1},
+           "datadam": {"p": 4.0}}
     SyntheticSet(images=torch.zeros(10, 1, 28, 28), labels=torch.arange(10), info=INFO,
                  metadata={"method": "dm", "ipc": 1, "iterations": 7, "batch_real": 64,
-                           "distill": cfg.to_dict()}).save(tmp_path / "old")
+                           "distill": old}).save(tmp_path / "old")
     rec = load_run(tmp_path / "old")
-    assert rec.metadata["distill_flops"] == 7 * iteration_flops(METHODS.get("dm"), cfg, INFO, 64)
+    assert "distill_flops" not in rec.metadata
+    assert rec.config["engine"]["batch_real"] == 64 and rec.config["options"] == {"inner_steps": 1}
+    cost, _, _ = cost_table([rec], "mnist")
+    assert cost is None or cost.rows[0][3] == "-"
 
 
 def test_flops_ratio_text():
-    from synthset.report import _fmt_ratio
+    from synthset.report.tables import _fmt_ratio
     assert _fmt_ratio(24.9 / 27.1) == "91.9% (1.1x fewer)"
     assert _fmt_ratio(0.0833) == "8.33% (12x fewer)"
     assert _fmt_ratio(2.0) == "2x"
 
 
 def test_moving_average_by_hand():
-    from synthset.plots import moving_average
+    from synthset.report.plots import moving_average
     assert moving_average([1, 2, 3, 4], 2) == [1.0, 1.5, 2.5, 3.5]
     assert moving_average([5, 7], 1) == [5.0, 7.0]
 

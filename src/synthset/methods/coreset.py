@@ -85,7 +85,7 @@ def selection_flops(train: ImageData, cfg: CoresetConfig) -> int:
     if cfg.features == "pixels":
         return 0
     info = train.info
-    net = build_model(cfg.feature_model, info.channels, info.num_classes, info.size)
+    net = build_model(cfg.feature_model or "ConvNet", info.channels, info.num_classes, info.size)
     shape = (info.channels, *info.size)
     total = inference_flops(net, shape) * len(train)
     if cfg.features == "trained":
@@ -97,6 +97,7 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
     """The feature extractor: random or trained on the full split (cached on disk, since
     herding and k-center at every IPC share it)."""
     info = train.info
+    cfg = with_feature_model(cfg, "ConvNet")
     g = torch.Generator().manual_seed(run_seed(seed, "feature-net", cfg.feature_model))
     net = build_model(cfg.feature_model, info.channels, info.num_classes, info.size, generator=g)
     if cfg.features == "random":
@@ -151,7 +152,7 @@ class Coreset(Method):
                log) -> torch.Tensor:
         raise NotImplementedError
 
-    def run(self, train: ImageData, config: DistillConfig, options, *, device, generator,
+    def run(self, train: ImageData, config: DistillConfig, options=None, *, device, generator,
             log=print, **_) -> MethodOutput:
         index = self.choose(train, config, device=device, generator=generator, log=log)
         cfg = with_feature_model(config.coreset, config.engine.model)

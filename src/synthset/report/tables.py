@@ -270,7 +270,11 @@ def config_table(records: list[RunRecord]) -> Table:
             c, m = r.config, r.metadata
             keys: dict = {"seed": c.get("seed")}
             if m.get("iterations") is not None:
-                keys.update(iterations=m.get("iterations"), batch_real=m.get("batch_real"),
+                from ..methods import METHODS
+                default = getattr(METHODS.get(r.method), "default_batch_real", None) \
+                    if r.method in METHODS else None
+                keys.update(iterations=m.get("iterations"),
+                            batch_real=m.get("batch_real") or c.get("engine", {}).get("batch_real") or default,
                             lr_img=m.get("lr_img") or c.get("engine", {}).get("lr_img"))
                 keys.update({k: v for k, v in c.get("engine", {}).items()
                              if k not in ("iterations", "batch_real", "lr_img", "dsa",
