@@ -66,8 +66,8 @@ class DataConfig(Options):
     path: Optional[str] = opt(None, "ImageFolder tree for --dataset folder", flag="data-path")
     image_size: Optional[int] = opt(None, "resize images to this square size (default: native)")
     download: bool = opt(True, "download missing data (MNIST); off: fail if data is missing")
-    verify: bool = opt(True, "check MHIST's annotations checksum and image count (off for a "
-                             "modified copy)")
+    verify: bool = opt(True, "check the files' checksums (MNIST's content MD5s, MHIST's "
+                             "annotations MD5 and image count); off for a modified copy")
 
     def __post_init__(self) -> None:
         check(self.image_size is None or self.image_size >= 8,
