@@ -278,11 +278,10 @@ def add_distill_options(p, method: Optional[str]) -> None:
     add_options(p, CoresetConfig, "coreset", title="feature space (herding, k-center, --init herding)")
     add_options(p, EngineConfig, "engine", title="engine (learned methods: " + ", ".join(
         n for n, m in METHODS.items() if m.kind == "learned") + ")")
+    p.epilog = "options of a method: synthset distill --method M --help"
     if method is not None:
         m = METHODS.get(method)
         add_options(p, m.Options, "method", title=f"options of --method {m.name}")
-    else:
-        p.epilog = "options of a method: synthset distill --method M --help"
 
 
 def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
@@ -343,8 +342,10 @@ def _method_of(argv: list[str]) -> Optional[str]:
     if not argv or argv[0] != "distill":
         return None
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--method", default="random")
+    pre.add_argument("--method", default=None)
     known, _ = pre.parse_known_args(argv[1:])
+    if known.method is None:
+        return None
     from .methods import METHODS
     return known.method if known.method in METHODS or known.method.lower() in \
         {n.lower() for n in METHODS.names()} else None
