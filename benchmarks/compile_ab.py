@@ -4,19 +4,20 @@ synthetic path compiled vs eager (patched back). Prints one JSON line per run.
   for m in eager-syn compiled eager-syn compiled; do python benchmarks/compile_ab.py $m; done
 """
 import sys, time, json, torch
-from synthset.config import DistillConfig, MatchConfig, CoresetConfig
+import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+from legacy_api import DistillConfig, MatchConfig, match_loop
 from synthset.data import load_dataset
-import synthset.methods.matching as mm
+import synthset.engine.fast as fast
 from synthset.methods import METHODS
-from synthset.distill import match_loop
+
 mode = sys.argv[1]
 if mode == "eager-syn":
     class Eager:
-        def __init__(self, method, template, config, classes):
-            self.m, self.c, self.k = method, config, classes
+        def __init__(self, template, features, loss_of):
+            self.features, self.loss_of = features, loss_of
         def __call__(self, net, means, syn):
-            return self.m.syn_loss(net, means, syn, self.k, config=self.c)
-    mm.CompiledSynLoss = Eager
+            return self.loss_of(self.features(net, syn), means)
+    fast.CompiledSynLoss = Eager
 from synthset.config import DataConfig
 train = load_dataset(DataConfig(name="mnist"), "train")
 cfg = DistillConfig(method="dm", ipc=10, seed=0, match=MatchConfig(iterations=100, batch_real=64, compile=True, checkpoint_every=0))

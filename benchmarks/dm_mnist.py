@@ -37,13 +37,14 @@ from pathlib import Path
 
 import torch
 
+import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+from legacy_api import DistillConfig, MatchConfig, for_dataset, machine, match_loop
 from synthset import augment
-from synthset.config import (CoresetConfig, DataConfig, DistillConfig, EvalConfig, MatchConfig,
-                             TrainConfig)
+from synthset.config import CoresetConfig, DataConfig, EvalConfig, TrainConfig
 from synthset.data import load_dataset
 from synthset.data.base import normalize
-from synthset.distill import distill, match_loop
-from synthset.evaluate import evaluate, for_dataset, machine
+from synthset.distill import distill
+from synthset.evaluate import evaluate
 from synthset.flops import count_flops
 from synthset.methods import METHODS
 from synthset.models import build_model
@@ -219,7 +220,7 @@ def part_cost(args) -> None:
                                "--ipc", str(ipc), "--batch-real", str(args.batch_real)]
                               + sum((["--match", m] for m in args.match), []),
                               capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        row = {"ipc": ipc, "batch_real": cfg.match.batch_real, "flops_per_iteration": flops,
+        row = {"ipc": ipc, "batch_real": cfg.engine.batch_real, "flops_per_iteration": flops,
                "gflops_per_iteration": flops / 1e9,
                "tflops_per_run": {str(n): flops * n / 1e12 for n in args.run_iterations},
                **json.loads(peak)}
@@ -236,7 +237,7 @@ def part_peakmem(args) -> None:
                log=lambda m: None, progress=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"peak_rss_mib": peak / 1024, "rss_after_data_load_mib": before / 1024,
-                      "compile": cfg.match.compile}))
+                      "compile": cfg.engine.compile}))
 
 
 # --- 4. time to accuracy -----------------------------------------------------------------
@@ -259,7 +260,7 @@ def part_tta(args) -> None:
             while pending and (end or elapsed >= pending[0][0]):
                 mark, d = pending.pop(0)
                 SyntheticSet(images=images.cpu().clone(), labels=labels, info=train.info,
-                             factor=cfg.match.factor,
+                             factor=cfg.engine.factor,
                              metadata={"method": args.method, "ipc": 10, "iterations": done,
                                        "distill_seconds": elapsed, "mark_s": mark,
                                        "distill": cfg.to_dict()}).save(d)

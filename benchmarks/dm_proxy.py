@@ -22,15 +22,21 @@ import torch
 
 import dataclasses
 
-from synthset.config import (CoresetConfig, DataConfig, DataDAMConfig, DistillConfig, EvalConfig,
-                             MatchConfig, TrainConfig)
+import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+from legacy_api import DataDAMConfig, DistillConfig, MatchConfig, for_dataset, machine, match_loop
+from synthset.config import CoresetConfig, DataConfig, EvalConfig, TrainConfig
 from synthset.data import load_dataset
-from synthset.distill import match_loop
-from synthset.evaluate import evaluate, for_dataset, machine
+
+from synthset.evaluate import evaluate
 from synthset.formation import decode
 from synthset.methods import METHODS
 
-DAM_KEYS = {f.name for f in dataclasses.fields(DataDAMConfig)}
+from synthset.methods.datadam import DataDAMOptions  # noqa: E402
+from synthset.methods.matching import MatchingOptions  # noqa: E402
+
+# DataDAM's own keys (the matching loop's options stay with the engine's in the old flat form)
+DAM_KEYS = ({f.name for f in dataclasses.fields(DataDAMOptions)}
+            - {f.name for f in dataclasses.fields(MatchingOptions)})
 
 
 def parse(spec: str) -> tuple[str, dict]:

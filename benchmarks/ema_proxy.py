@@ -13,11 +13,12 @@ import time
 
 import torch
 
-from synthset.config import (CoresetConfig, DataConfig, DistillConfig, EvalConfig, MatchConfig,
-                             TrainConfig)
+import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+from legacy_api import DistillConfig, MatchConfig, ema_update, for_dataset, machine, match_loop
+from synthset.config import CoresetConfig, DataConfig, EvalConfig, TrainConfig
 from synthset.data import load_dataset
-from synthset.distill import ema_update, match_loop
-from synthset.evaluate import evaluate, for_dataset, machine
+
+from synthset.evaluate import evaluate
 from synthset.methods import METHODS
 
 

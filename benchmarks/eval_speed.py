@@ -18,12 +18,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+from legacy_api import DistillConfig, for_dataset, machine
 from synthset import augment
-from synthset.config import DataConfig, DistillConfig, TrainConfig
+from synthset.config import DataConfig, TrainConfig
 from synthset.data import load_dataset
 from synthset.device import resolve_device, synchronize
 from synthset.distill import distill
-from synthset.evaluate import evaluate_run, for_dataset, machine
+from synthset.evaluate import evaluate_run
 from synthset.models import build_model
 
 VARIANTS = {

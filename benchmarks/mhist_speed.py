@@ -22,11 +22,13 @@ from pathlib import Path
 
 import torch
 
-from synthset.config import DataConfig, DistillConfig, MatchConfig
+import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+from legacy_api import DistillConfig, MatchConfig, iteration_flops, machine, match_loop
+from synthset.config import DataConfig
 from synthset.data import load_dataset, mhist
 from synthset.device import peak_memory_mib
-from synthset.distill import iteration_flops, match_loop
-from synthset.evaluate import machine
+
+
 from synthset.methods import METHODS
 
 MODELS = {64: "ConvNetD4", 128: "ConvNetD5", 224: "ConvNetD7"}
@@ -83,7 +85,7 @@ def part_iteration(args, res: dict) -> None:
                                  progress=False)
                 secs = out.metadata["iteration_seconds"]
                 s_it = statistics.median(secs[1:])  # the first pays compilation / allocation
-                flops = iteration_flops(METHODS.get(method), cfg, train.info, over["batch_real"])
+                flops = iteration_flops(METHODS.get(method), cfg, train, over["batch_real"])
                 row = {"part": "iteration", "size": size, "model": model, "method": method,
                        "ipc": args.ipc, "variant": name, "batch_real": over["batch_real"],
                        "s_per_iteration": s_it, "first_iteration_s": secs[0],

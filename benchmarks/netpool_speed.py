@@ -20,9 +20,11 @@ VARIANTS = {"fresh": {}, "pool10-b256": {"net_pool": 10, "net_train_batch": 256}
 def measure(name: str, iterations: int) -> dict:
     import torch
 
-    from synthset.config import DataConfig, DistillConfig, MatchConfig
+    import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+    from legacy_api import DistillConfig, MatchConfig, machine, match_loop
+    from synthset.config import DataConfig
     from synthset.data import load_dataset
-    from synthset.distill import match_loop
+
     from synthset.methods import METHODS
 
     train = load_dataset(DataConfig(name="mnist"), "train")
@@ -40,11 +42,12 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--iterations", type=int, default=20)
     args = ap.parse_args()
-    from synthset.evaluate import machine
+
     code = ("import json, sys; sys.path.insert(0, %r); import netpool_speed as m; "
             "name, its = json.loads(sys.argv[1]); print(json.dumps(m.measure(name, its)))"
             % str(Path(__file__).parent))
     rows = [run_child(code, [name, args.iterations]) for name in VARIANTS]
+    from legacy_api import machine
     json.dump({"command": " ".join(sys.argv), "machine": machine(), "rows": rows}, open(args.out, "w"), indent=2)
     for r in rows:
         print(r)

@@ -20,10 +20,12 @@ from pathlib import Path
 
 import torch
 
-from synthset.config import CoresetConfig, DataConfig, DistillConfig, EvalConfig, TrainConfig
+import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+from legacy_api import DistillConfig, for_dataset, machine
+from synthset.config import CoresetConfig, DataConfig, EvalConfig, TrainConfig
 from synthset.data import DatasetInfo, ImageData, load_dataset
 from synthset.device import resolve_device
-from synthset.evaluate import evaluate, for_dataset, format_table, machine, summarize, train_full
+from synthset.evaluate import evaluate, format_table, summarize, train_full
 from synthset.methods import METHODS
 from synthset.synthetic import SyntheticSet
 

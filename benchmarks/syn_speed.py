@@ -16,20 +16,26 @@ from child import run_child
 CHILD = r"""
 import contextlib, json, sys, time, torch
 method_name, ipc, n_real, variant, iters = json.loads(sys.argv[1])
+import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
+from legacy_api import DistillConfig, MatchConfig
 from synthset import augment
-from synthset.config import DistillConfig, MatchConfig
+
 from synthset.device import onednn_off
 from synthset.methods import METHODS
-from synthset.methods.matching import CompiledEmbed, CompiledSynLoss
+from synthset.engine.fast import CompiledEmbed, CompiledSynLoss
+from synthset.methods.matching import class_means
 from synthset.models import build_model
 torch.manual_seed(0)
 g = torch.Generator().manual_seed(0)
 classes, size = 10, (28, 28)
 cfg = DistillConfig(method=method_name, ipc=ipc, match=MatchConfig(batch_real=n_real, compile=True))
 method = METHODS.get(method_name)
+opts = method.options(cfg.options)
 template = build_model("ConvNet", 1, classes, size)
-embed_real = CompiledEmbed(template, torch.device("cpu"), features=lambda n, x: method.features(n, x, cfg))
-syn_fn = None if variant == "eager" else CompiledSynLoss(method, template, cfg, classes)
+embed_real = CompiledEmbed(template, torch.device("cpu"), features=lambda n, x: method.features(n, x, opts))
+syn_fn = None if variant == "eager" else CompiledSynLoss(
+    template, lambda n, x: method.features(n, x, opts),
+    lambda feats, means: method.match(means, tuple(class_means(f.float(), classes) for f in feats), opts))
 bwd_ctx = onednn_off if variant in ("compile-noonednn", "eager-noonednn") else contextlib.nullcontext
 images = torch.randn(classes * ipc, 1, *size, requires_grad=True)
 opt = torch.optim.SGD([images], lr=1.0, momentum=0.5)
@@ -40,14 +46,14 @@ for it in range(iters):
     net = build_model("ConvNet", 1, classes, size, generator=g); net.train()
     for p in net.parameters():
         p.requires_grad_(False)
-    params = augment.sample(cfg.match.dsa, classes, max(n_real, ipc), size, generator=g)
+    params = augment.sample(cfg.engine.dsa, classes, max(n_real, ipc), size, generator=g)
     t1 = time.perf_counter()
-    means = method.real_means(net, augment.apply(pool, params, classes, cfg.match.dsa), classes,
-                              config=cfg, embed_real=embed_real)
+    means = method.real_means(net, augment.apply(pool, params, classes, cfg.engine.dsa), classes,
+                              opts, embed_real=embed_real)
     t2 = time.perf_counter()
     with bwd_ctx():
-        syn = augment.apply(images, params, classes, cfg.match.dsa)
-        loss = (method.syn_loss(net, means, syn, classes, config=cfg) if syn_fn is None
+        syn = augment.apply(images, params, classes, cfg.engine.dsa)
+        loss = (method.syn_loss(net, means, syn, classes, opts) if syn_fn is None
                 else syn_fn(net, means, syn))
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     t3 = time.perf_counter()

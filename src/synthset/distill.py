@@ -70,6 +70,7 @@ def _make(method, data, config, options, *, device, run_dir, resume, log, progre
     out = run_method(method, train, config, options, device=device, generator=generator, log=log,
                      run_dir=run_dir, resume=resume, data=data, progress=progress)
     seconds = time.perf_counter() - t0
+    out.metadata.pop("iteration_seconds", None)  # per-iteration times: for benchmarks, not the set
     return SyntheticSet(images=out.images.detach().cpu(), labels=out.labels.cpu(), info=train.info,
                         factor=out.factor,
                         metadata={"method": method.name, "ipc": config.ipc, "seed": config.seed,

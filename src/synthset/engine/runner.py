@@ -295,4 +295,5 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
                                   "loop_seconds": loop.seconds(),
                                   "final_loss": state.history[-1] if state.history else None,
                                   "median_iteration_seconds": its[len(its) // 2] if its else None,
+                                  "iteration_seconds": loop.iteration_seconds,  # benchmarks
                                   "method_options": asdict(options)})
