@@ -2,7 +2,6 @@
 the datasets' real file formats (no ../shared/data needed); every module imports alone; no
 import cycle. A new method, dataset or model is covered by these tests as it registers."""
 import gzip
-import importlib
 import pkgutil
 import struct
 import subprocess

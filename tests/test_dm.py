@@ -7,7 +7,7 @@ import torch
 
 from helpers import distill_config, match_loop
 
-from synthset.config import DistillConfig, EngineConfig
+from synthset.config import EngineConfig
 from synthset.engine.schedule import cosine_lr, ema_update
 from synthset.methods import METHODS
 from synthset.methods.dm import DM, dm_loss

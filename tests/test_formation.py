@@ -92,7 +92,6 @@ def test_the_loop_matches_decoded_images_and_resumes_exactly(tiny_train, tmp_pat
 
 
 def test_iteration_flops_count_the_decoded_images(tiny_train):
-    info = tiny_train.info
     def flops(cfg):
         return DM().iteration_flops(make_context(DM(), tiny_train, cfg, DM().options({}), CPU))
     f2 = flops(_cfg())

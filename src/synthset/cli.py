@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -21,7 +22,7 @@ from typing import Any, Callable, Optional
 def _base_type(tp):
     """(python type, is_tuple) of a field annotation: Optional[X] -> X, tuple[X, ...] -> X."""
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return _base_type(args[0])
     if typing.get_origin(tp) is tuple:
         return args[0], True
@@ -347,8 +348,10 @@ def _method_of(argv: list[str]) -> Optional[str]:
     if known.method is None:
         return None
     from .methods import METHODS
-    return known.method if known.method in METHODS or known.method.lower() in \
-        {n.lower() for n in METHODS.names()} else None
+    try:
+        return METHODS.canonical(known.method)
+    except ValueError:  # the command itself reports the unknown name
+        return None
 
 
 def _sigterm_as_interrupt() -> Callable[[], Any]:

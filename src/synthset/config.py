@@ -247,7 +247,7 @@ VOLATILE_ENGINE = ("checkpoint_every", "eval_every", "eval_epochs", "eval_runs",
 class DistillConfig(Options):
     """One distillation run: method, images per class, seed, the shared engine and feature
     options, and the method's own options (``options``, the method's dataclass as a dict;
-    ``synthset.methods.method_options`` turns it back into the dataclass)."""
+    the method's ``options(d)`` turns it back into the dataclass)."""
 
     method: str = opt("random", "method (see `synthset methods`)")
     ipc: int = opt(10, "images per class")

@@ -3,6 +3,7 @@ the method (a selection, or a learned method on the engine), and save the set wi
 everything a report needs (FLOPs, times, memory, versions, machine)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -48,8 +49,8 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     empty unless ``resume`` (continue its checkpoint) or ``overwrite`` (replace it)."""
     method = METHODS.get(config.method)  # fail fast on a bad name or options, before loading data
     options = method.options(config.options)
-    config = DistillConfig.from_dict({**config.to_dict(), "method": method.name,
-                                      "options": method.normalize_options(config.options)})
+    # the saved config names the method as registered and holds every option, defaults included
+    config = dataclasses.replace(config, method=method.name, options=dataclasses.asdict(options))
     if out_dir is None:
         return _make(method, data, config, options, device=device, run_dir=None, resume=False,
                      log=log, progress=progress)

@@ -22,6 +22,17 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def register_class(self, name: str) -> Callable[[type], type]:
+        """Class decorator: set the class's ``name`` and register one instance of it (a
+        method or a dataset spec is a class with class attributes; the registry holds its
+        instance)."""
+        def decorator(cls: type) -> type:
+            cls.name = name
+            self.add(name, cls())
+            return cls
+
+        return decorator
+
     def add(self, name: str, obj: T) -> None:
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is already registered")

@@ -49,9 +49,4 @@ DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 def register_dataset(name: str) -> Callable[[type], type]:
     """Class decorator: register an instance of the spec under ``name``."""
-    def decorator(cls: type) -> type:
-        cls.name = name
-        DATASETS.add(name, cls())
-        return cls
-
-    return decorator
+    return DATASETS.register_class(name)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..config import DataConfig, DistillConfig, EvalConfig, TrainConfig
 from ..data.base import ImageData, class_indices, normalize
 from ..device import autocast
-from ..formation import encode, tile_size
+from ..formation import decode, encode, tile_size
 from ..models import build_model
 from ..synthetic import MethodOutput
 from . import checkpoint
@@ -244,9 +244,7 @@ class Loop:
         ec = self.ctx.engine
         if self._test is None:
             self._test = load_dataset(self.data, "test")
-        images, labels = RunState(images=self.state.result(), labels=self.state.labels,
-                                  factor=self.state.factor, optimizer=None,
-                                  generator=None).decoded()
+        images, labels = decode(self.state.result(), self.state.labels, self.state.factor)
         tcfg = DATASETS.get(self.data.name).train_config(TrainConfig(epochs=ec.eval_epochs))
         rep = evaluate(images, labels, self._test,
                        EvalConfig(models=(ec.model,), runs=ec.eval_runs, train=tcfg),
@@ -295,5 +293,4 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
                                   "loop_seconds": loop.seconds(),
                                   "final_loss": state.history[-1] if state.history else None,
                                   "median_iteration_seconds": its[len(its) // 2] if its else None,
-                                  "iteration_seconds": loop.iteration_seconds,  # benchmarks
-                                  "method_options": asdict(options)})
+                                  "iteration_seconds": loop.iteration_seconds})  # benchmarks

@@ -70,9 +70,4 @@ METHODS: Registry[Method] = Registry("method")
 
 def register_method(name: str) -> Callable[[type], type]:
     """Class decorator: register an instance of the class under ``name``."""
-    def decorator(cls: type) -> type:
-        cls.name = name
-        METHODS.add(name, cls())
-        return cls
-
-    return decorator
+    return METHODS.register_class(name)

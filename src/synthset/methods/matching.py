@@ -194,9 +194,10 @@ class EmbeddingMatching(LearnedMethod):
         real = torch.empty(classes * ctx.n_real, info.channels, *info.size, device="meta")
         syn = torch.empty(classes * ctx.n_syn, info.channels, *info.size, device="meta",
                           requires_grad=True)
-        means = self.real_means(net, real, classes, o, chunk=ctx.n_real)
-        real_flops = count_flops(lambda: self.real_means(net, real, classes, o, chunk=ctx.n_real))
-        syn_flops = count_flops(lambda: self.syn_loss(net, means, syn, classes, o).backward())
+        means: list = []  # the counted real pass's class means feed the synthetic pass
+        real_flops = count_flops(lambda: means.append(
+            self.real_means(net, real, classes, o, chunk=ctx.n_real)))
+        syn_flops = count_flops(lambda: self.syn_loss(net, means[0], syn, classes, o).backward())
         pool_train = 0
         if o.net_pool and o.net_train_steps:
             trained = build_model(ec.model, info.channels, classes, info.size).to("meta")
