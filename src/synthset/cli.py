@@ -112,6 +112,81 @@ def cmd_methods(args) -> int:
     return 0
 
 
+def cmd_recipes(args) -> int:
+    from .recipes import recipe, recipes
+    if args.name is None:
+        for name, r in recipes().items():
+            print(f"  {r.tag:<24} {r.summary}")
+            print(f"  {'':<24} measured: {_measured(r)}")
+        print("use: synthset distill --recipe NAME --out RUN_DIR  (details: synthset recipes NAME)")
+        return 0
+    r = recipe(args.name)
+    parser = build_parser(r.distill.get("method"))
+    flags = _flags_of(parser)
+    shown = []
+    for dest, value in r.settings().items():
+        flag = flags.get(dest, f"--{dest.split('.')[-1]}")
+        if value is True:
+            shown.append(flag)
+        elif value is not False:
+            shown.append(f"{flag} {','.join(map(str, value)) if isinstance(value, tuple) else value}")
+    print(f"{r.tag}: {r.summary}\n")
+    print(f"  sets:      {' '.join(shown)}")
+    print(f"  run:       synthset distill --recipe {r.name} --out RUN_DIR")
+    print(f"  evaluate:  {r.evaluate_command()}")
+    print(f"  measured:  {_measured(r)}")
+    return 0
+
+
+def _measured(r) -> str:
+    m = r.measured
+    if not m:
+        return "not measured"
+    part = f"; {m['partial']}" if m.get("partial") else ""
+    return (f"{m['accuracy']:.2f} ± {m['std']:.2f}% ({m['model']}, {m['runs']} run(s) x "
+            f"{m['epochs']} epochs), distillation {m['distill_seconds'] / 60:.1f} min{part}; "
+            f"{m['machine']}; {m['source']}")
+
+
+def _flags_of(parser) -> dict[str, str]:
+    """destination -> the flag that sets it, over the distill subcommand's options."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a.option_strings[0] for a in sub.choices["distill"]._actions
+            if a.option_strings}
+
+
+def _given(argv: list[str], method: Optional[str]) -> set[str]:
+    """The destinations set on the command line itself (not by a default)."""
+    quiet = build_parser(method)
+    for sub in (a for a in quiet._actions if isinstance(a, argparse._SubParsersAction)):
+        for p in sub.choices.values():
+            for a in p._actions:
+                a.default = argparse.SUPPRESS
+    return set(vars(quiet.parse_args(argv)))
+
+
+def apply_recipe(args, argv: list[str]) -> None:
+    """Fill every option the recipe names and the command line does not (explicit flags win)."""
+    from .recipes import recipe
+    r = recipe(args.recipe)
+    given = _given(argv, _method_of(argv))
+    method = r.distill.get("method")
+    if method and "method" in given and args.method != method:
+        raise ValueError(f"recipe {r.name} is for --method {method}; drop --method {args.method} "
+                         f"or choose a {args.method} recipe (synthset recipes)")
+    overridden = []
+    for dest, value in r.settings().items():
+        if not hasattr(args, dest):
+            raise ValueError(f"recipe {r.name} sets {dest}, which --method {args.method} has not")
+        if dest in given:
+            overridden.append(dest)
+        else:
+            setattr(args, dest, value)
+    args.recipe = r.tag
+    note = f"; the command line overrides {', '.join(overridden)}" if overridden else ""
+    print(f"recipe {r.tag}: {r.summary}{note}")
+
+
 def cmd_distill(args) -> int:
     from .config import CoresetConfig, DistillConfig, EngineConfig
     from .device import resolve_device
@@ -122,7 +197,7 @@ def cmd_distill(args) -> int:
     cfg = DistillConfig(method=method.name, ipc=args.ipc, seed=args.seed,
                         coreset=options_from(args, CoresetConfig, "coreset"),
                         engine=options_from(args, EngineConfig, "engine"),
-                        options=dataclasses.asdict(options))
+                        options=dataclasses.asdict(options), recipe=args.recipe)
     device = resolve_device(args.device)
     t0 = time.perf_counter()
     try:
@@ -272,6 +347,9 @@ def add_distill_options(p, method: Optional[str]) -> None:
     p.add_argument("--ipc", type=int, default=10, help="images per class (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the run's generator (default: 0)")
     p.add_argument("--out", required=True, help="run directory to write (new or empty)")
+    p.add_argument("--recipe", default=None,
+                   help="start from a shipped recipe's settings (see `synthset recipes`); "
+                        "options given here override it")
     p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in OUT (its evaluations are removed too)")
@@ -295,6 +373,10 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list methods")
     p.set_defaults(fn=cmd_methods)
+
+    p = sub.add_parser("recipes", help="list the shipped recipes (measured settings)")
+    p.add_argument("name", nargs="?", default=None, help="show one recipe in full")
+    p.set_defaults(fn=cmd_recipes)
 
     p = sub.add_parser("distill", help="make a synthetic set")
     add_distill_options(p, method)
@@ -344,7 +426,14 @@ def _method_of(argv: list[str]) -> Optional[str]:
         return None
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--method", default=None)
+    pre.add_argument("--recipe", default=None)
     known, _ = pre.parse_known_args(argv[1:])
+    if known.method is None and known.recipe is not None:
+        from .recipes import recipe
+        try:
+            known.method = recipe(known.recipe).distill.get("method")
+        except ValueError:  # the command itself reports the unknown recipe
+            return None
     if known.method is None:
         return None
     from .methods import METHODS
@@ -378,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     restore = _sigterm_as_interrupt()
     try:
+        if getattr(args, "recipe", None):
+            apply_recipe(args, argv)
         return args.fn(args)
     except (ValueError, DataError, FloatingPointError) as e:
         print(f"synthset {args.command}: error: {e}", file=sys.stderr)

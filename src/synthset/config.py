@@ -255,6 +255,8 @@ class DistillConfig(Options):
     coreset: CoresetConfig = opt(default_factory=CoresetConfig, cli=False)
     engine: EngineConfig = opt(default_factory=EngineConfig, cli=False)
     options: dict = opt(default_factory=dict, cli=False)
+    recipe: Optional[str] = opt(None, "the shipped recipe (name@version) the run started from; "
+                                      "the fields above hold every value it set", cli=False)
 
     def __post_init__(self) -> None:
         check(self.ipc >= 1, f"ipc must be >= 1, got {self.ipc}")

@@ -56,6 +56,7 @@ def comparable(config: dict, normalize_options) -> dict:
     volatile engine options dropped; ``iterations`` dropped unless the lr schedule depends
     on it; method options with their defaults filled in (``normalize_options``)."""
     d = legacy_distill(json.loads(json.dumps(config)))
+    d.pop("recipe", None)  # a name for the values below, which are compared themselves
     # options added since a checkpoint was written take their defaults (older runs resume)
     engine = {**EngineConfig().to_dict(), **d.get("engine", {})}
     for k in VOLATILE_ENGINE:
