@@ -31,7 +31,7 @@ def test_distill_evaluate_show_export(tmp_path, shared_root, capsys):
     (["distill", "--method", "nope", "--out", "x"], "unknown method 'nope'; choose one of: random, herding, kcenter"),
     (["distill", "--dataset", "cifar", "--out", "x"], "unknown dataset 'cifar'; choose one of: mnist, mhist, folder"),
     (["distill", "--ipc", "7000", "--out", "x"], "--ipc 7000 is larger than a class"),
-    (["evaluate", "missing-dir"], "not a synthset run directory"),
+    (["evaluate", "missing-dir"], "missing-dir does not exist"),
     (["train", "--model", "ResNet99"], "unknown model 'ResNet99'"),
     (["train", "--device", "cuda:0"], "no CUDA GPU is available"),
 ])

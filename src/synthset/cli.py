@@ -62,6 +62,9 @@ def add_options(parser, cls, prefix: str, *, defaults: Optional[dict] = None,
                                    default=True, help=f"off: {help_}")
             else:
                 group.add_argument(*names, dest=dest, action="store_true", default=False, help=help_)
+                # lets a command line switch off what a recipe switched on
+                group.add_argument(f"--no-{_flag(f)}", dest=dest, action="store_false",
+                                   help=argparse.SUPPRESS)
             continue
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         group.add_argument(*names, dest=dest, default=default, metavar=f.name.upper(),
@@ -216,21 +219,51 @@ def cmd_distill(args) -> int:
     return 0
 
 
+def _evaluation_set(args):
+    """(set, run directory, data config) of ``synthset evaluate``'s argument: a synthset run
+    directory, or a set made by another tool (imported into ``PATH.synthset`` or --out)."""
+    from .config import DataConfig
+    from .data import load_dataset
+    from .foreign import detect_format, imported_dir, load_foreign
+    from .synthetic import SyntheticSet
+    path = Path(args.run_dir)
+    if detect_format(path) == "synthset":
+        sset = SyntheticSet.load(path)
+        d = dict(sset.metadata.get("data", {"name": sset.info.name}))
+        d.update({k: v for k, v in (("root", args.data_root), ("image_size", args.image_size))
+                  if v is not None})
+        if args.dataset and args.dataset != d["name"]:
+            raise ValueError(f"{path} is a {d['name']} set; drop --dataset {args.dataset}")
+        data = DataConfig.from_dict(d)
+        return sset, path, data, load_dataset(data, "test")
+    if not args.dataset:
+        raise ValueError(f"{path} is a {detect_format(path)} set made by another tool: name its "
+                         f"dataset with --dataset (see `synthset datasets`)")
+    data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size)
+    test = load_dataset(data, "test")
+    sset = load_foreign(path, test.info, index=args.set_index)
+    sset.metadata["data"] = data.to_dict()
+    run_dir = Path(args.out) if args.out else imported_dir(path)
+    if (run_dir / "synthetic.json").exists():
+        held = SyntheticSet.load(run_dir).metadata.get("source", {}).get("sha256")
+        if held != sset.metadata["source"]["sha256"]:
+            raise ValueError(f"{run_dir} holds another set than {path} (or an older version of "
+                             f"it); remove it or give --out")
+    else:
+        sset.save(run_dir)
+        sset.grid(run_dir / "grid.png")
+    print(f"imported {path} ({sset.metadata['source']['format']}) into {run_dir}")
+    return sset, run_dir, data, test
+
+
 def cmd_evaluate(args) -> int:
-    from .config import DataConfig, EvalConfig
-    from .data import DATASETS, load_dataset
+    from .config import EvalConfig
+    from .data import DATASETS
     from .device import resolve_device
     from .evaluate import evaluate, format_table
     from .models import MODELS
-    from .synthetic import SyntheticSet
     device = resolve_device(args.device)
-    run_dir = Path(args.run_dir)
-    sset = SyntheticSet.load(run_dir)
-    d = dict(sset.metadata.get("data", {"name": sset.info.name}))
-    if args.data_root:
-        d["root"] = args.data_root
-    data = DataConfig.from_dict(d)
-    test = load_dataset(data, "test")
+    sset, run_dir, data, test = _evaluation_set(args)
     ev = options_from(args, EvalConfig, "eval",
                       train=DATASETS.get(data.name).train_config(_train_config(args)))
     cfg = dataclasses.replace(ev, models=tuple(MODELS.canonical(m) for m in ev.models))
@@ -383,7 +416,18 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_distill)
 
     p = sub.add_parser("evaluate", help="train fresh networks on a set, test on real data")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="SET",
+                   help="a run directory, or a set made by another tool: an official .pt "
+                        "({'data': [[images, labels]]}), a DC-Bench set folder, an ImageFolder "
+                        "of PNGs or an .npz (give --dataset)")
+    p.add_argument("--dataset", default=None, help="dataset of a set made by another tool")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="image size the set was made at (default: the run's, else native)")
+    p.add_argument("--set-index", type=int, default=0,
+                   help="which [images, labels] pair of an official .pt (one per experiment; "
+                        "default: 0)")
+    p.add_argument("--out", default=None,
+                   help="run directory for an imported set (default: SET.synthset beside it)")
     p.add_argument("--data-root", default=None, help="data root, if not the one the set was made from")
     _add_training(p, 1000, 5)
     _common(p)

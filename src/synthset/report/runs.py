@@ -174,8 +174,10 @@ def _recorded_flops(d: dict) -> dict[str, dict]:
 
 
 def load_run(path: str | Path) -> RunRecord:
-    """Read a run directory (see the module docstring)."""
-    path = Path(path)
+    """Read a run directory (see the module docstring), or the one ``synthset evaluate``
+    imported a foreign set file or folder into."""
+    from ..foreign import resolve_run_dir
+    path = resolve_run_dir(path)
     syn, ev = path / "synthetic.json", path / "eval.json"
     if syn.exists():
         d = _read_json(syn)
