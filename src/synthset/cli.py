@@ -401,7 +401,8 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("datasets", help="list datasets and the data root")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--data-root", default=None, help="data root to look in (default: "
+                                                     "$SYNTHSET_DATA, else ~/.cache/synthset)")
     p.set_defaults(fn=cmd_datasets)
 
     p = sub.add_parser("methods", help="list methods")
@@ -441,25 +442,28 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("show", help="write the image grid of a set")
-    p.add_argument("run_dir")
-    p.add_argument("--out", default=None)
-    p.add_argument("--max-per-class", type=int, default=10)
+    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("--out", default=None, help="PNG to write (default: RUN_DIR/grid.png)")
+    p.add_argument("--max-per-class", type=int, default=10,
+                   help="images per class row (default: 10)")
     p.set_defaults(fn=cmd_show)
 
     p = sub.add_parser("export", help="export a set as PNG folder or DC-Bench .pt")
-    p.add_argument("run_dir")
-    p.add_argument("--format", choices=("png", "dcbench"), default="png")
-    p.add_argument("--out", required=True)
+    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("--format", choices=("png", "dcbench"), default="png",
+                   help="png: an ImageFolder, one folder per class; dcbench: "
+                        "torch.save({'data': [[images, labels]]}) (default: png)")
+    p.add_argument("--out", required=True, help="folder (png) or .pt file (dcbench) to write")
     p.set_defaults(fn=cmd_export)
 
     p = sub.add_parser("report", help="HTML + Markdown report (tables, plots, grids) over run directories")
     p.add_argument("run_dirs", nargs="+", help="distill runs and/or `synthset train --out` folders")
     p.add_argument("--out", required=True, help="folder for report.html, report.md and the PNGs")
-    p.add_argument("--title", default="synthset report")
+    p.add_argument("--title", default="synthset report", help="the report's title")
     p.set_defaults(fn=cmd_report)
 
     p = sub.add_parser("compare", help="methods side by side at each IPC, as text")
-    p.add_argument("run_dirs", nargs="+")
+    p.add_argument("run_dirs", nargs="+", help="run directories (or evaluated foreign sets)")
     p.set_defaults(fn=cmd_compare)
     return ap
 

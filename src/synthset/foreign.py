@@ -73,7 +73,7 @@ def resolve_run_dir(path: str | Path) -> Path:
     """A run directory for ``path``: itself, or the folder ``synthset evaluate`` imported a
     foreign set into (reports and comparisons read that)."""
     path = Path(path)
-    if path.is_dir() and ((path / META).exists() or (path / "eval.json").exists()):
+    if path.is_dir() and any((path / f).exists() for f in (META, "eval.json", "eval_runs.jsonl")):
         return path
     if imported_dir(path).is_dir():
         return imported_dir(path)

@@ -211,5 +211,10 @@ def load_run(path: str | Path) -> RunRecord:
                          method="full", ipc=None, n_images=int(d["n_train"]),
                          results=_results_from_eval_json(d), config=d.get("config", {}),
                          flops=_recorded_flops(d))
+    runs = _read_jsonl(path / "eval_runs.jsonl")
+    if runs:  # a `synthset train --out` stopped before its eval.json: its finished runs
+        by_epochs = _results_from_runs(runs)
+        return RunRecord(path=path, kind="full", dataset="?", info=None, method="full", ipc=None,
+                         n_images=0, results=_best_per_model(by_epochs), by_epochs=by_epochs)
     raise ValueError(f"{path} is not a run directory (no synthetic.json or eval.json); make one "
                      f"with `synthset distill --out {path}` or `synthset train --out {path}`")

@@ -1,0 +1,653 @@
+"""Write docs/results/*.md from benchmarks/results/: every table is computed here from the
+recorded JSON (run directories are read with synthset's own report loader), the prose around
+it comes from the page templates in benchmarks/pages/.
+
+    python benchmarks/make_pages.py            # rewrite docs/results/
+    python benchmarks/make_pages.py --check    # exit 1 if a page differs from what it would be
+
+A template line ``{{ name }}`` is replaced by the table function ``name`` below."""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RES = REPO / "benchmarks" / "results"
+PAGES = REPO / "benchmarks" / "pages"
+DOCS = REPO / "docs" / "results"
+TABLES: dict[str, Callable[[], str]] = {}
+
+# Results written before runs recorded their CPU flags name the machine of their notes.
+OLD_CPU = "2-core AMD EPYC (AVX2, no AVX-512/AMX; flags not recorded in the file)"
+
+
+def table(fn: Callable[[], str]) -> Callable[[], str]:
+    TABLES[fn.__name__] = fn
+    return fn
+
+
+# ---------------------------------------------------------------- reading results
+
+
+def rel(p: Path) -> str:
+    return str(p.relative_to(REPO))
+
+
+def jsonl(name: str) -> list[dict]:
+    return [json.loads(x) for x in (RES / name).read_text().splitlines() if x.strip()]
+
+
+def js(name: str) -> dict:
+    return json.loads((RES / name).read_text())
+
+
+def machine(m) -> str:
+    """The machine of a result, in words."""
+    if isinstance(m, str):
+        return m
+    if not m:
+        return OLD_CPU
+    if m.get("cuda"):
+        return f"one {m['cuda']}"
+    cpu = m.get("cpu")
+    if not cpu:
+        return OLD_CPU
+    flags = cpu.get("flags", [])
+    missing = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f not in flags]
+    return (f"{m.get('threads', '?')}-thread {cpu['model']} ({', '.join(flags)}"
+            + (f"; no {', '.join(missing)}" if missing else "") + ")")
+
+
+def pm(values, digits: int = 2) -> str:
+    v = [x for x in values if x is not None]
+    if not v:
+        return "-"
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{np.mean(v):.{digits}f} ± {np.std(v):.{digits}f}"
+
+
+def mins(s: Optional[float]) -> str:
+    if s is None:
+        return "-"
+    return f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+
+def tflop(x: Optional[float]) -> str:
+    return "-" if not x else f"{x / 1e12:.1f} TFLOP"
+
+
+class Run:
+    """One run directory: its set's metadata and its evaluations by (model, epochs)."""
+
+    def __init__(self, path: str):
+        sys.path.insert(0, str(REPO / "src"))
+        from synthset.report.runs import load_run
+        self.path = RES / path
+        self.rec = load_run(self.path)
+        self.meta = self.rec.metadata
+
+    def result(self, model: Optional[str] = None, epochs: Optional[int] = None):
+        found = self.rec.by_epochs or {(m, v.epochs): v for m, v in self.rec.results.items()}
+        opts = [(k, v) for k, v in found.items()
+                if (model is None or k[0] == model) and (epochs is None or k[1] == epochs)]
+        if not opts:
+            raise KeyError(f"{self.path}: no evaluation of {model or 'any model'} at {epochs} epochs")
+        return max(opts, key=lambda kv: (kv[0][1], len(kv[1].accuracy)))[1]
+
+    def machine(self) -> str:
+        ev = self.path / "eval.json"
+        m = self.meta.get("machine") or (json.loads(ev.read_text()).get("machine") if ev.exists() else None)
+        return machine(m)
+
+    def distill(self) -> str:
+        s = self.meta.get("distill_seconds")
+        if s is None or self.rec.method in ("random",):
+            return "-"
+        its = self.meta.get("iterations")
+        parts = [mins(s)] + ([f"{its} it"] if its is not None else [])
+        if self.meta.get("distill_flops"):
+            parts.append(tflop(self.meta["distill_flops"]))
+        return ", ".join(parts)
+
+
+def cells(res, runs: Optional[int] = None, auc: bool = False) -> list[str]:
+    acc = res.accuracy[:runs]
+    out = [pm(acc), pm(res.balanced[:runs])]
+    if auc:
+        out.append(pm(res.auc[:runs]) if res.auc else "-")
+    return out
+
+
+def md(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def caption(protocol: str, mach: str, source: str) -> str:
+    return f"*Protocol: {protocol}. Machine: {mach}. Data: `{source}`.*\n\n"
+
+
+def runs_table(rows: list[tuple], *, auc: bool = False, train_cost: bool = False) -> str:
+    """rows: (label, run directory, model, epochs, runs) -> one line each with accuracy,
+    balanced accuracy [, AUC], runs x epochs, distillation cost [, training FLOPs per run]."""
+    header = ["set", "accuracy", "balanced acc"] + (["ROC-AUC"] if auc else []) + [
+        "runs x epochs", "distillation"] + (["training FLOPs / run"] if train_cost else [])
+    body, machines = [], set()
+    for label, path, model, epochs, runs in rows:
+        r = Run(path)
+        res = r.result(model, epochs)
+        n = len(res.accuracy[:runs])
+        line = [label, *cells(res, runs, auc), f"{n} x {res.epochs}", r.distill()]
+        if train_cost:
+            fl = r.rec.flops.get(res.model, {}).get("train_per_image_step")
+            line.append(tflop(fl * r.rec.n_images * res.epochs) if fl else "-")
+        body.append(line)
+        machines.add(r.machine())
+    return md(header, body) + "\n\n" + f"*Machine: {'; '.join(sorted(machines))}. Run directories: " \
+        + ", ".join(f"`{rel(RES / p)}`" for _, p, *_ in rows) + ".*"
+
+
+# ---------------------------------------------------------------- MNIST
+
+
+@table
+def mnist_gpu_coresets() -> str:
+    d = js("mnist_coresets_gpu.json")
+    paper = {"random": "64.9 / 95.1 / 97.9", "herding": "89.2 / 93.7 / 94.8", "kcenter": "89.3 / 84.4 / 97.4"}
+    by = {}
+    for j in d["jobs"]:
+        by.setdefault(j["method"], {})[j["ipc"]] = j
+    rows = []
+    for m in ("random", "herding", "kcenter"):
+        cells_ = []
+        for ipc in (1, 10, 50):
+            j = by[m][ipc]
+            cells_.append(f"{j['mean']:.2f} ± {j['std']:.2f} ({j['runs']})")
+        rows.append([m, *cells_, paper[m]])
+    f = d["full"]
+    rows.append([f"full training set, {f['epochs']} epochs, no augmentation", f"{f['mean']:.2f}", "", "", "99.6"])
+    return caption("ConvNet, 1000 epochs, DSA without flip, runs in brackets, final epoch",
+                   machine(d["machine"]), "benchmarks/results/mnist_coresets_gpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(["MNIST", "IPC 1", "IPC 10", "IPC 50", "DC paper (1 / 10 / 50)"], rows)
+
+
+@table
+def mnist_ipc1() -> str:
+    return runs_table([
+        ("random", "mnist_study/random-ipc1", "ConvNet", 1000, None),
+        ("herding (trained-ConvNet features)", "mnist_study/herding-ipc1", "ConvNet", 1000, None),
+        ("k-center (same features)", "mnist_study/kcenter-ipc1", "ConvNet", 1000, None),
+        ("DM, 300 it, real batch 64, pixel-herding start", "mnist_study/dm-ipc1", "ConvNet", 1000, None),
+        ("DataDAM, same settings, p 4", "mnist_study/datadam-ipc1", "ConvNet", 1000, None),
+        ("DM, factor 2 (4 images of 14x14 per class), same settings", "dm_ipc1_f2", "ConvNet", 1000, None),
+        ("DataDAM, factor 2, same settings", "datadam_ipc1_f2", "ConvNet", 1000, None),
+        ("DataDAM, factor 2, `--lam 0.1 --lr-img 0.3`", "datadam_ipc1_f2_lam01", "ConvNet", 1000, None),
+    ], train_cost=True)
+
+
+def _variants(name: str, label: Callable[[dict], str], *, std: bool = True) -> str:
+    recs = jsonl(name)
+    rows = [[label(r), r["iterations"], f"{r.get('median_iteration_seconds', float('nan')):.2f}"
+             if r.get("median_iteration_seconds") else "-",
+             f"{r['accuracy']:.2f}" + (f" ± {r['std']:.2f}" if std and r.get("eval_runs", 1) > 1 else ""),
+             " / ".join(f"{x:.2f}" for x in r.get("runs", [])) or "-"] for r in recs]
+    r0 = recs[0]
+    return caption(f"ConvNet, {r0.get('eval_runs', 1)} run(s) x {r0['eval_epochs']} epochs per set, "
+                   f"same seeds in every row", machine(r0.get("machine")), f"benchmarks/results/{name}") + \
+        f"Command: `python {r0['command']}`\n\n" + md(
+            ["variant (`--variant` keys)", "iterations", "s / iteration", "accuracy", "runs"], rows)
+
+
+def _keys(r: dict) -> str:
+    o = ",".join(f"{k}={v}" for k, v in r.get("options", {}).items())
+    return f"{r['variant']} (`{o}`)"
+
+
+@table
+def datadam_ipc1_ablation() -> str:
+    return _variants("datadam_ipc1_ablation_cpu.jsonl", _keys)
+
+
+@table
+def mnist_ipc10_ipc50() -> str:
+    rows = []
+    for m in ("random", "herding", "kcenter", "dm", "datadam"):
+        for ipc in (10, 50):
+            path = f"mnist_study/{m}-ipc{ipc}"
+            r = Run(path)
+            epochs = 300 if (m, ipc) not in (("dm", 10), ("datadam", 10)) else None
+            try:
+                r.result("ConvNet", epochs)
+            except KeyError:
+                continue
+            rows.append((f"{m} IPC {ipc}", path, "ConvNet", epochs, None))
+    return runs_table(rows, train_cost=True)
+
+
+@table
+def mnist_crossarch() -> str:
+    models = ("ConvNet", "ConvNetBN", "MLP", "LeNet", "AlexNet", "VGG11", "ResNet18")
+    body = []
+    for m in ("dm", "datadam"):
+        r = Run(f"mnist_study/{m}-ipc10")
+        body.append([m] + [pm(r.result(x, 200).accuracy) for x in models])
+    return caption("2 runs x 200 epochs per cell", Run("mnist_study/dm-ipc10").machine(),
+                   "benchmarks/results/mnist_study/{dm,datadam}-ipc10/eval_runs.jsonl") + \
+        md(["IPC 10"] + list(models), body)
+
+
+@table
+def mnist_time_to_accuracy() -> str:
+    files = [("official settings (real batch 256, random real start), `--compile`", None),
+             ("`--batch-real 64 --init herding --features pixels --compile`", "dm_mnist_tta_cpu.json"),
+             ("same, `--ema 0.97`", "dm_mnist_tta_ema_cpu.json"),
+             ("`--batch-real 64 --init herding --features trained --compile`", "dm_mnist_tta_herding_cpu.json"),
+             ("DataDAM (p 4, real batch 64), pixel-herding start, `--compile`", "datadam_mnist_tta_cpu.json"),
+             ("**`--factor 2`**, real batch 64, pixel herding, `--ema 0.97`, `--compile`", "dm_mnist_tta_f2_cpu.json"),
+             ("DataDAM `--factor 2`, the same settings", "datadam_mnist_tta_f2_cpu.json")]
+    body = []
+    r = Run("dm_ipc10_it300")
+    res = r.result("ConvNet", 1000)
+    body.append([files[0][0], r.meta["iterations"], mins(r.meta["distill_seconds"]), pm(res.accuracy),
+                 f"{len(res.accuracy)} x 1000"])
+    for label, f in files[1:]:
+        row = [x for x in js(f)["rows"] if x.get("runs")][-1]
+        body.append([label, row["iterations"], mins(row["distill_seconds"]),
+                     pm(row["runs"]), f"{len(row['runs'])} x {row['eval_epochs']}"])
+    d = js("dm_mnist_tta_f2_cpu.json")
+    return caption("ConvNet, runs x 1000 epochs as stated per row; distillation wall-clock includes data "
+                   "loading and compilation", machine(d["machine"]),
+                   "benchmarks/results/*_tta*_cpu.json, benchmarks/results/dm_ipc10_it300") + \
+        f"Command (factor-2 row): `{d['command']}`\n\n" + md(
+            ["DM variant", "iterations", "distillation", "accuracy", "runs x epochs"], body)
+
+
+@table
+def mnist_factor2_start() -> str:
+    return runs_table([
+        ("factor-2 pixel-herding start (`--iterations 0`)", "mf_f2_herding_it0", "ConvNet", 300, None),
+        ("DM factor 2, 332 iterations (the time-to-accuracy set)", "dm_tta_f2/t840s", "ConvNet", 1000, None),
+    ], train_cost=True)
+
+
+@table
+def dm_proxy() -> str:
+    return _variants("dm_proxy_cpu.jsonl", _keys, std=False)
+
+
+@table
+def netpool_proxy() -> str:
+    return _variants("netpool_proxy_cpu.jsonl", _keys, std=False)
+
+
+@table
+def ema_proxy() -> str:
+    recs = jsonl("ema_proxy_cpu.jsonl")
+    body = [[f"{r['lr_schedule']} {r['lr_img']}", r["set"], *[f"{x:.2f}" for x in r["runs"]],
+             f"{np.mean(r['runs']):.2f}"] for r in recs]
+    return caption(f"ConvNet, 2 runs x 300 epochs, the same two seeds in every row; DM, IPC 10, "
+                   f"{recs[0]['iterations']} iterations, real batch 64, pixel-herding start",
+                   machine(recs[0].get("machine")), "benchmarks/results/ema_proxy_cpu.jsonl") + md(
+        ["image lr", "saved set", "run 1", "run 2", "mean"], body)
+
+
+@table
+def datadam_ablation() -> str:
+    recs = jsonl("datadam_ablation_cpu.jsonl")
+    body = [[_keys(r), f"{r['accuracy']:.2f} ± {r['std']:.2f}", f"{r['final_loss']:.1f}"] for r in recs]
+    return caption("ConvNet, 2 runs x 300 epochs; 200 iterations, real batch 64, random real start",
+                   machine(recs[0].get("machine")), "benchmarks/results/datadam_ablation_cpu.jsonl") + \
+        f"Command: `python {recs[0]['command']}`\n\n" + md(["variant", "accuracy", "final loss"], body)
+
+
+@table
+def quickstart() -> str:
+    d = js("quickstart/quickstart_cpu.json")
+    body = [[f"`{s['command']}`", f"{s['seconds']:.0f} s"] for s in d["steps"]]
+    body.append(["total (install excluded: it took " f"{d['install_seconds_not_timed']:.0f} s)",
+                 f"**{d['total_seconds']:.0f} s**, printed {d['printed_accuracy']}%"])
+    return caption("the recipe's evaluation budget, ConvNet, 1 run x 300 epochs", machine(d["machine"]),
+                   "benchmarks/results/quickstart/") + f"Command: `{d['command']}` (commit {d['commit']})\n\n" \
+        + md(["step", "wall-clock"], body)
+
+
+# ---------------------------------------------------------------- DC / DSA
+
+
+@table
+def gradient_matching() -> str:
+    d = js("gm_study/summary.json")
+    body = []
+    for name, s in d["sets"].items():
+        e = s["eval"]
+        bal = f"{e['balanced']:.2f}" if e.get("balanced") is not None else "-"
+        auc = f"{e['auc']:.2f}" if e.get("auc") is not None else "-"
+        body.append([name, s["iterations"], mins(s["distill_seconds"]), f"{s['median_iteration_seconds']:.1f}",
+                     tflop(s["distill_flops"]), f"{e['accuracy']:.2f} ± {e['std']:.2f}", bal, auc,
+                     f"{e['runs']} x {e['epochs']}"])
+    r = Run("gm_study/mnist-dc-ipc1")
+    return caption("per row; ConvNet (ConvNetD4 for MHIST), final epoch", r.machine(),
+                   "benchmarks/results/gm_study/summary.json") + md(
+        ["set", "iterations", "distillation", "s / it", "FLOPs", "accuracy", "balanced", "ROC-AUC",
+         "runs x epochs"], body)
+
+
+# ---------------------------------------------------------------- MHIST
+
+
+@table
+def mhist_gpu_coresets() -> str:
+    d = js("mhist64_coresets_gpu.json")
+    by = {}
+    for j in d["jobs"]:
+        by.setdefault(j["method"], {})[j["ipc"]] = j
+    body = []
+    for m in ("random", "herding", "kcenter"):
+        row = [m]
+        for ipc in (1, 10, 50):
+            j = by[m][ipc]
+            bal = j["balanced_accuracy"]["mean"] if isinstance(j["balanced_accuracy"], dict) else j["balanced_accuracy"]
+            auc = j.get("auc", {}).get("mean") if isinstance(j.get("auc"), dict) else j.get("auc")
+            row.append(f"{j['mean']:.1f} / {bal:.1f} / " + (f"{auc:.1f}" if auc else "-"))
+        body.append(row)
+    f = d["full"]
+    fb = f["balanced_accuracy"]["mean"] if isinstance(f["balanced_accuracy"], dict) else f["balanced_accuracy"]
+    fa = f["auc"]["mean"] if isinstance(f.get("auc"), dict) else f.get("auc")
+    body.append([f"full training set ({f['epochs']} epochs, DSA, {f['runs']} run)",
+                 f"{f['mean']:.2f} / {fb:.1f} / {fa:.1f}", "", ""])
+    return caption(f"ConvNetD4, {d['jobs'][0]['runs']} runs x {d['jobs'][0]['epochs']} epochs, DSA, final epoch",
+                   machine(d["machine"]), "benchmarks/results/mhist64_coresets_gpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(
+            ["MHIST 64 px (acc / balanced / AUC)", "IPC 1", "IPC 10", "IPC 50"], body)
+
+
+S = "mhist64_study/"
+
+
+@table
+def mhist64_study() -> str:
+    return runs_table([
+        ("random IPC 1", S + "random-ipc1", None, None, None),
+        ("herding IPC 1 (random-net features)", S + "herding-ipc1", None, None, None),
+        ("k-center IPC 1 (same)", S + "kcenter-ipc1", None, None, None),
+        ("DM IPC 1, 300 it", S + "dm-ipc1", None, None, None),
+        ("DataDAM IPC 1, 300 it", S + "datadam-ipc1", None, None, None),
+        ("**DM IPC 10**, 600 it", S + "dm-ipc10", None, 1000, None),
+        ("**DataDAM IPC 10**, 600 it", S + "datadam-ipc10", None, None, None),
+        ("DM IPC 50, 300 it", S + "dm-ipc50", None, None, None),
+        ("DataDAM IPC 50, 300 it", S + "datadam-ipc50", None, None, None),
+    ], auc=True, train_cost=True)
+
+
+@table
+def mhist64_factor2_ipc10() -> str:
+    return runs_table([
+        ("DM, plain (the 600-iteration set), re-evaluated", "mhist64_f2_ablation/dm-ipc10-plain-300ep", None, 300, None),
+        ("factor-2 start: 40 random real 32 px images per class, 0 iterations", "mhist64_f2_ablation/dm-ipc10-f2-start", None, 300, None),
+        ("**DM, factor 2**, 600 iterations", S + "dm-ipc10-f2", None, 300, None),
+        ("DataDAM, factor 2, 600 iterations", S + "datadam-ipc10-f2", None, 300, None),
+        ("DM, factor 2, the same set trained with `--dihedral`", S + "dm-ipc10-f2-d4", None, 300, None),
+    ], auc=True, train_cost=True)
+
+
+@table
+def mhist64_factor2_ipc50() -> str:
+    return runs_table([
+        ("DM, plain, 300 iterations", S + "dm-ipc50", None, 300, None),
+        ("**DM, factor 2**, 300 iterations, first 3 runs", S + "dm-ipc50-f2", None, 200, 3),
+        ("the same set, 5 runs", S + "dm-ipc50-f2", None, 200, None),
+        ("the same set with `--dihedral`, 5 runs", S + "dm-ipc50-f2-d4", None, 200, None),
+        ("the same set with `--dihedral --tta`", S + "dm-ipc50-f2-d4-tta", None, 200, None),
+        ("DM, factor 2, `--lr-img 5`", S + "dm-ipc50-f2-lr5", None, 200, None),
+        ("DM, factor 2, trained at batch 128", S + "dm-ipc50-f2-b128", None, 200, None),
+    ], auc=True, train_cost=True)
+
+
+@table
+def mhist64_full() -> str:
+    rows = [("10 epochs, batch 256", S + "full"), ("10 epochs, batch 32", S + "full-batch32"),
+            ("20 epochs, batch 32", S + "full-batch32-e20"), ("**100 epochs, batch 256** (the reference)", S + "full-e100"),
+            ("10 epochs, batch 32, `--dihedral`", S + "full-batch32-d4"),
+            ("10 epochs, batch 32, no augmentation", S + "full-batch32-noaug"),
+            ("10 epochs, batch 32, `--dihedral`, no DSA", S + "full-batch32-d4only"),
+            ("10 epochs, batch 32, lr 0.03", S + "full-batch32-lr0.03"),
+            ("10 epochs, batch 32, lr 0.003", S + "full-batch32-lr0.003"),
+            ("10 epochs, batch 32, `--tta` (run 0 only)", S + "full-batch32-tta"),
+            ("128 px, ConvNetD5, 10 epochs, batch 32", "mhist128_study/full-batch32")]
+    body, machines = [], set()
+    for label, path in rows:
+        r = Run(path)
+        res = r.result()
+        body.append([label, *cells(res, None, True), f"{len(res.accuracy)} x {res.epochs}",
+                     mins(float(np.mean(res.train_seconds)))])
+        machines.add(r.machine())
+    return md(["full training set (2,175 images), ConvNetD4, DSA", "accuracy", "balanced acc", "ROC-AUC",
+               "runs x epochs", "training time / run"], body) + \
+        f"\n\n*Machine: {'; '.join(sorted(machines))}. Run directories under `benchmarks/results/mhist64_study/full*`.*"
+
+
+@table
+def mhist_large() -> str:
+    return runs_table([
+        ("128 px, ConvNetD5, DM, 200 it", "mhist128_study/dm-ipc10", None, None, None),
+        ("128 px, ConvNetD5, DataDAM, 200 it", "mhist128_study/datadam-ipc10", None, None, None),
+        ("224 px, ConvNetD7, DM, 50 it, real batch 16", "mhist224_study/dm-ipc10", None, None, None),
+        ("224 px, ConvNetD7, DataDAM, 50 it, real batch 16", "mhist224_study/datadam-ipc10", None, None, None),
+        ("64 px, DM, 200 it, network pool 10", "mhist64_netpool/dm-ipc10-pool10", None, None, None),
+    ], auc=True, train_cost=True)
+
+
+@table
+def mhist_drift() -> str:
+    body = [[f"`{rel(RES / r['set'].replace('benchmarks/results/', ''))}`", r["iterations"],
+             f"{100 * r['relative_rms_drift']:.1f}%"] for r in jsonl("mhist_set_drift_cpu.jsonl")]
+    return md(["set", "iterations", "RMS distance from its start / RMS of the start"], body) + \
+        "\n\n*Data: `benchmarks/results/mhist_set_drift_cpu.jsonl` (`python benchmarks/set_drift.py`).*"
+
+
+# ---------------------------------------------------------------- speed
+
+
+@table
+def eval_speed() -> str:
+    d = js("eval_speed_cpu.json")
+    body = [[k, f"{1000 * v['s_per_step']:.0f}", f"{v['projected_s_per_1000_epochs']:.0f}"]
+            for k, v in d["variants"].items()]
+    f = d["full_run"]
+    return caption("ConvNet, MNIST IPC 10 (one 100-image batch per epoch), DSA; milliseconds per "
+                   "training step (median)", machine(d["machine"]), "benchmarks/results/eval_speed_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(["variant", "ms / step", "projected s per 1000-epoch run"], body) + \
+        f"\n\nOne full 1000-epoch run with `{f['variant']}`: {f['train_seconds']:.0f} s training + " \
+        f"{f['test_seconds']:.0f} s testing, {f['accuracy']:.2f}%."
+
+
+@table
+def eval_workers() -> str:
+    d = js("eval_workers_cpu.json")
+    body = [[k.replace("_", " "), f"{v['wall_s']:.0f} s", " / ".join(f"{x:.2f}" for x in v["runs"])]
+            for k, v in d.items() if k.startswith("workers")]
+    return caption("`synthset evaluate --compile`, 2 runs x 100 epochs, spawn and compilation included",
+                   machine(d.get("machine")), "benchmarks/results/eval_workers_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(["", "wall-clock", "accuracy per run"], body)
+
+
+@table
+def dm_speed() -> str:
+    d = js("dm_mnist_speed_cpu.json")
+    body = [[r["ipc"], r["variant"], r["batch_real"], f"{r['s_per_iteration']:.2f}",
+             f"{r['real_images_per_s']:.0f}" if r.get("real_images_per_s") else "-",
+             f"{r['speedup_vs_reference_style']:.1f}x" if r.get("speedup_vs_reference_style") else "-"]
+            for r in d["rows"]]
+    return caption("DM, MNIST, fresh ConvNet per iteration, DSA; median of 5 iterations after the first",
+                   machine(d["machine"]), "benchmarks/results/dm_mnist_speed_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(
+            ["IPC", "variant", "real batch", "s / iteration", "real img / s", "vs reference-style"], body)
+
+
+@table
+def syn_speed() -> str:
+    d = js("syn_speed_cpu.json")
+    body = [[r["method"], r["ipc"], r["variant"], f"{r['syn']:.2f}", f"{r['real']:.2f}", f"{r['total']:.2f}"]
+            for r in d["runs"]]
+    return caption("real batch 64 per class, MNIST-shaped data; median seconds of iterations 3-7, "
+                   "each variant in its own process", OLD_CPU, "benchmarks/results/syn_speed_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(
+            ["method", "IPC", "variant", "synthetic path s", "real path s", "iteration s"], body)
+
+
+@table
+def dm_cost() -> str:
+    rows = js("dm_mnist_cost_cpu.json")["rows"] + js("dm_mnist_cost_bs64_cpu.json")["rows"]
+    d = js("dm_mnist_cost_cpu.json")
+    body = [[f"{r['ipc']}, {r['batch_real']}", f"{r['gflops_per_iteration']:.1f}",
+             f"{r['flops_per_iteration'] * 20000 / 1e15:.2f} PFLOP", f"{r['peak_rss_mib']:,.0f} MiB"] for r in rows]
+    return caption("FLOPs counted with `FlopCounterMode` over one iteration (real forward + synthetic "
+                   "forward and backward); peak RSS of a process running 3 compiled iterations",
+                   machine(d["machine"]), "benchmarks/results/dm_mnist_cost*_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(["IPC, real batch", "GFLOP / iteration", "20,000 iterations", "peak RSS"], body)
+
+
+@table
+def compile_ab() -> str:
+    recs = jsonl("compile_ab_cpu.jsonl")
+    body = [[r["mode"], f"{r['total_s']:.0f} s", f"{r['median_s']:.2f} s", f"{r['first_s']:.1f} s"] for r in recs]
+    return caption("100 DM iterations (IPC 10, real batch 64, pixel-herding start), alternating "
+                   "`for m in eager-syn compiled eager-syn compiled; do python benchmarks/compile_ab.py $m; done`",
+                   OLD_CPU, "benchmarks/results/compile_ab_cpu.jsonl") + md(
+        ["synthetic path", "100 iterations", "median / iteration", "first iteration"], body)
+
+
+@table
+def embed_speed() -> str:
+    d = js("embed_speed_cpu.json")
+    body = [[v["mkldnn"], v["compile"], v["chunk"], v.get("layout_optimization", "-"), f"{v['s_per_2560']:.2f}",
+             f"{d['flops_per_2560'] / v['s_per_2560'] / 1e9:.0f}"] for v in d["variants"]]
+    return caption("no-grad ConvNet embedding of 2,560 MNIST images (one DM real batch at 256 per class)",
+                   machine(d.get("machine")), "benchmarks/results/embed_speed_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(["oneDNN", "compile", "chunk", "layout opt.", "s", "GFLOP/s"], body)
+
+
+@table
+def netpool_speed() -> str:
+    d = js("netpool_speed_cpu.json")
+    body = [[r["variant"], f"{r['median_iteration_seconds']:.2f}", f"{r['gflop_per_iteration']:.1f}"] for r in d["rows"]]
+    return caption("DM, IPC 10, real batch 64, everything compiled, median of 15 iterations",
+                   machine(d["machine"]), "benchmarks/results/netpool_speed_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(["variant", "s / iteration", "GFLOP / iteration"], body)
+
+
+@table
+def mhist_speed() -> str:
+    a, b = js("mhist_speed_64_cpu.json"), js("mhist_speed_224_cpu.json")
+    load = [[r["size"], f"{r['decode_s']:.1f} s", f"{r['cached_load_s']:.2f} s", f"{r['speedup']:.0f}x",
+             f"{r['cache_mib']:.0f} MiB"] for r in a["rows"] if r["part"] == "load"]
+    its = [[r["size"], r["model"], r["variant"], r["batch_real"], f"{r['s_per_iteration']:.2f}",
+            f"{r['gflop_per_iteration']:.0f}", f"{r['gflop_per_s']:.0f}"]
+           for d in (a, b) for r in d["rows"] if r["part"] == "iteration"]
+    return caption("MHIST, DM at IPC 10; median seconds", machine(a["machine"]),
+                   "benchmarks/results/mhist_speed_{64,224}_cpu.json") + \
+        f"Commands: `{a['command']}`; `{b['command']}`\n\n" + \
+        md(["px", "decode all 3,152 files", "decoded-tensor cache", "speed-up", "cache size"], load) + "\n\n" + \
+        md(["px", "model", "variant", "real batch", "s / iteration", "GFLOP / it", "GFLOP/s"], its)
+
+
+# ---------------------------------------------------------------- pages
+
+
+def render(template: Path) -> str:
+    out = []
+    for line in template.read_text().splitlines():
+        m = re.fullmatch(r"\{\{\s*(\w+)\s*\}\}", line.strip())
+        out.append(TABLES[m.group(1)]() if m else line)
+    head = (f"<!-- generated by `python benchmarks/make_pages.py` from {rel(template)} and "
+            f"benchmarks/results/; edit those, not this file -->\n")
+    return head + "\n".join(out).rstrip() + "\n"
+
+
+def cli_reference() -> str:
+    """docs/cli.md: every command and option, from the parser itself."""
+    sys.path.insert(0, str(REPO / "src"))
+    import argparse as ap_
+
+    from synthset.cli import build_parser
+    from synthset.methods import METHODS
+    out = ["<!-- generated by `python benchmarks/make_pages.py` from synthset's parser; "
+           "do not edit -->", "# Command-line reference", "",
+           "Every option of every command, as `synthset COMMAND --help` prints it. Options of a "
+           "method's own are listed under `distill --method M`.", ""]
+
+    def options(parser, skip=()) -> list[str]:
+        lines = []
+        for group in parser._action_groups:
+            acts = [a for a in group._group_actions if a.help != ap_.SUPPRESS
+                    and not isinstance(a, ap_._HelpAction) and a.dest not in skip]
+            if not acts:
+                continue
+            lines += [f"*{group.title}*", "", "| option | meaning |", "| --- | --- |"]
+            for a in acts:
+                names = ", ".join(f"`{o}`" for o in a.option_strings) or f"`{a.metavar or a.dest}`"
+                if a.metavar and a.option_strings:
+                    names += f" {a.metavar}"
+                text = (a.help or "").replace("|", "\\|") % {"default": a.default} if "%(" in (a.help or "") \
+                    else (a.help or "").replace("|", "\\|")
+                if a.choices and not isinstance(a, ap_._SubParsersAction):
+                    text += f" (one of: {', '.join(map(str, a.choices))})"
+                lines.append(f"| {names} | {text} |")
+            lines.append("")
+        return lines
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, ap_._SubParsersAction))
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    for name, p in sub.choices.items():
+        out += [f"## synthset {name}", "", helps.get(name, ""), "", "```", p.format_usage().strip()
+                .replace("usage: ", ""), "```", ""]
+        out += options(p)
+    for method in sorted(METHODS.names(), key=lambda m: METHODS.get(m).order):
+        dp = next(a for a in build_parser(method)._actions if isinstance(a, ap_._SubParsersAction)).choices["distill"]
+        groups = [g for g in dp._action_groups if g.title and g.title.startswith("options of --method")]
+        if groups and groups[0]._group_actions:
+            out += [f"## distill --method {method}", "", METHODS.get(method).summary, ""]
+            out += options(type("P", (), {"_action_groups": groups})())
+    return "\n".join(out).rstrip() + "\n"
+
+
+def pages() -> dict[Path, str]:
+    out = {DOCS / t.name: render(t) for t in sorted(PAGES.glob("*.md"))}
+    out[REPO / "docs" / "cli.md"] = cli_reference()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="write docs/results/ from benchmarks/results/")
+    ap.add_argument("--check", action="store_true", help="only compare; exit 1 on a difference")
+    args = ap.parse_args()
+    stale = []
+    for path, text in pages().items():
+        old = path.read_text() if path.exists() else ""
+        if old != text:
+            stale.append(path)
+            if args.check:
+                sys.stdout.writelines(difflib.unified_diff(old.splitlines(True), text.splitlines(True),
+                                                           str(path), "regenerated", n=1))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+    if args.check and stale:
+        print(f"\nstale: {', '.join(map(rel, stale))}; run python benchmarks/make_pages.py")
+        return 1
+    print("up to date" if not stale else f"wrote {', '.join(map(rel, stale))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
