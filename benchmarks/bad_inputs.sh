@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Feeds the CLI each bad input named in the foundation issue and records what a user sees.
+# Feeds the CLI each bad input a user can give and records what a user sees.
 #   bash benchmarks/bad_inputs.sh > benchmarks/results/bad_inputs.txt
 set -u
+python "$(dirname "$0")/header.py" bash "$0" "$@"  # the shared benchmark header, first line
 SHARED=${SHARED:-../shared/data}
 T=$(mktemp -d)
 export SYNTHSET_CACHE=$T/cache

@@ -49,6 +49,8 @@ from synthset.flops import count_flops
 from synthset.methods import METHODS
 from synthset.models import build_model
 from synthset.synthetic import SyntheticSet
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 
 PAPER = {"dm": {1: 89.7, 10: 97.5, 50: 98.6}}
 CPU = torch.device("cpu")
@@ -89,7 +91,7 @@ def write(path: str, obj: dict) -> None:
 
 
 def base_record(args) -> dict:
-    return {"command": " ".join(["python"] + sys.argv), "machine": machine(),
+    return {**header(sys.argv),
             "torch": torch.__version__, "rows": []}
 
 

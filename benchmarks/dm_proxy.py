@@ -33,6 +33,8 @@ from synthset.methods import METHODS
 
 from synthset.methods.datadam import DataDAMOptions  # noqa: E402
 from synthset.methods.matching import MatchingOptions  # noqa: E402
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 
 # DataDAM's own keys (the matching loop's options stay with the engine's in the old flat form)
 DAM_KEYS = ({f.name for f in dataclasses.fields(DataDAMOptions)}
@@ -95,7 +97,7 @@ def main():
                "accuracy": rep["models"]["ConvNet"]["mean"], "std": rep["models"]["ConvNet"]["std"],
                "eval_runs": args.runs, "eval_epochs": args.epochs,
                "runs": rep["models"]["ConvNet"]["runs"],
-               "command": " ".join(sys.argv), "machine": machine()}
+               **header(sys.argv)}
         print(json.dumps(row), flush=True)
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")

@@ -14,7 +14,8 @@ import time
 import torch
 
 import sys as _sys; _sys.path.insert(0, __import__('os').path.dirname(__file__))  # legacy_api
-from legacy_api import DistillConfig, MatchConfig, ema_update, for_dataset, machine, match_loop
+from legacy_api import DistillConfig, MatchConfig, ema_update, for_dataset, machine, match_loop  # noqa: F401
+from header import header  # noqa: E402
 from synthset.config import CoresetConfig, DataConfig, EvalConfig, TrainConfig
 from synthset.data import load_dataset
 
@@ -51,7 +52,7 @@ def main():
         m = rep["models"]["ConvNet"]
         row = {"iterations": n, "lr_schedule": schedule, "lr_img": lr, "set": name,
                "distill_seconds": seconds, "accuracy": m["mean"], "std": m["std"], "runs": m["runs"],
-               "command": " ".join(["python"] + sys.argv), "machine": machine()}
+               **header(sys.argv)}
         print(json.dumps(row), flush=True)
         with open(out, "a") as f:
             f.write(json.dumps(row) + "\n")

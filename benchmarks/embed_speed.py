@@ -19,6 +19,8 @@ torch.backends.mkldnn.enabled = mkldnn
 import torch._inductor.config as ic
 ic.layout_optimization = layout
 from synthset.models import build_model
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 net = build_model("ConvNet", 1, 10, (28, 28), generator=torch.Generator().manual_seed(0))
 for p in net.parameters():
     p.requires_grad_(False)
@@ -44,7 +46,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    res = {"command": " ".join(sys.argv), "flops_per_2560": 2560 * 96.8e6, "variants": []}
+    res = {**header(sys.argv), "flops_per_2560": 2560 * 96.8e6, "variants": []}
     for v in VARIANTS:
         rec = {"mkldnn": v[0], "compile": v[1], "chunk": v[2], "layout_optimization": v[3]}
         rec.update(run_child(CHILD, v))

@@ -27,6 +27,8 @@ from synthset.device import resolve_device, synchronize
 from synthset.distill import distill
 from synthset.evaluate import evaluate_run
 from synthset.models import build_model
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 
 VARIANTS = {
     "fp32": {},
@@ -78,7 +80,7 @@ def main():
     device = resolve_device(args.device)
     sset = distill(DataConfig(name="mnist"), DistillConfig(method="random", ipc=10, seed=0), log=lambda m: None)
     x, y = sset.images.to(device), sset.labels.to(device)
-    res = {"command": " ".join(sys.argv), "machine": machine(), "device": str(device), "variants": {}}
+    res = {**header(sys.argv), "device": str(device), "variants": {}}
     out = Path(args.out)
     base = for_dataset(TrainConfig(), "mnist")
     for name, kw in VARIANTS.items():

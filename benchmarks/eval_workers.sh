@@ -6,7 +6,8 @@ set -euo pipefail
 OUT=${1:-benchmarks/results/eval_workers_cpu.json}
 T=$(mktemp -d)
 synthset distill --method random --ipc 10 --out $T/set > /dev/null
-res="{\"command\": \"bash benchmarks/eval_workers.sh\", \"machine\": \"$(lscpu | grep 'Model name' | sed 's/.*: *//'), $(nproc) cores\""
+head=$(python "$(dirname "$0")/header.py" bash benchmarks/eval_workers.sh "$@")
+res="${head%\}}"
 for w in 1 2; do
   cp -r $T/set $T/w$w
   s=$(date +%s.%N)

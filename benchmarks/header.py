@@ -27,3 +27,9 @@ def header(argv: list[str]) -> dict:
     return {"command": shlex.join(["python", *argv]), "machine": machine(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "versions": versions(),
             "commit": commit(), "date": datetime.date.today().isoformat()}
+
+
+if __name__ == "__main__":  # for shell benchmarks: python benchmarks/header.py bash THEIR_SCRIPT ARGS
+    import json
+    import sys
+    print(json.dumps({**header(sys.argv[1:]), "command": shlex.join(sys.argv[1:])}))

@@ -1,4 +1,4 @@
-"""What makes MHIST at 64 / 128 / 224 px practical on a CPU (issue 5): one measurement per
+"""What makes MHIST at 64 / 128 / 224 px practical on a CPU: one measurement per
 lever, written to JSON as it comes.
 
 - load: decoding all 3,152 images from the image files vs reading the decoded-tensor cache.
@@ -30,6 +30,8 @@ from synthset.device import peak_memory_mib
 
 
 from synthset.methods import METHODS
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 
 MODELS = {64: "ConvNetD4", 128: "ConvNetD5", 224: "ConvNetD7"}
 VARIANTS = {  # name -> MatchConfig overrides (real batch 64 per class unless stated)
@@ -112,7 +114,7 @@ def main() -> None:
     for v in args.variants:
         if v not in VARIANTS:
             ap.error(f"unknown variant {v!r}; choose from {list(VARIANTS)}")
-    res = {"command": " ".join(["python"] + sys.argv), "machine": machine(),
+    res = {**header(sys.argv),
            "torch": torch.__version__, "rows": []}
     if "load" in args.parts:
         part_load(args, res)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# MHIST study (issue 5): random, herding, k-center, DM and DataDAM at IPC 1/10/50 at one
+# MHIST study: random, herding, k-center, DM and DataDAM at IPC 1/10/50 at one
 # resolution, ConvNet deep enough for it (64: ConvNetD4, 128: ConvNetD5, 224: ConvNetD7),
 # each a run directory under benchmarks/results/mhist${RES}_study/; every step skips what is
 # done (evaluate resumes per run). Accuracy, balanced accuracy and ROC-AUC land in eval.json.
@@ -22,6 +22,7 @@ set -euo pipefail
 RES=${RES:-64}
 case $RES in 64) MODEL=ConvNetD4 ;; 128) MODEL=ConvNetD5 ;; 224) MODEL=ConvNetD7 ;; *) MODEL=${MODEL:?set MODEL} ;; esac
 S=${STUDY:-benchmarks/results/mhist${RES}_study}
+mkdir -p "$S" && python "$(dirname "$0")/header.py" bash "$0" "$@" >> "$S/headers.jsonl"  # what ran, where
 IPCS=${IPCS:-1 10 50}
 DATA=(--dataset mhist --image-size "$RES")
 if [ "${DEVICE:-cpu}" = cpu ]; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MNIST study behind `synthset report` (issue 6): random, herding, k-center, DM and
+# The MNIST study behind `synthset report`: random, herding, k-center, DM and
 # DataDAM sets, each a run directory under benchmarks/results/mnist_study/, evaluated with
 # the protocol; every step skips what is already done (evaluate resumes per run).
 #
@@ -16,6 +16,7 @@
 # sets are the 14-minute time-to-accuracy sets (benchmarks/results/{dm,datadam}_tta/t840s).
 set -euo pipefail
 S=${STUDY:-benchmarks/results/mnist_study}
+mkdir -p "$S" && python "$(dirname "$0")/header.py" bash "$0" "$@" >> "$S/headers.jsonl"  # what ran, where
 if [ "${DEVICE:-cpu}" = cpu ]; then
   EVAL=(--compile --workers 2 --device cpu); DEV=(--device cpu)
 else  # DEVICE=cuda on a GPU machine

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from child import run_child
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 
 VARIANTS = {"fresh": {}, "pool10-b256": {"net_pool": 10, "net_train_batch": 256},
             "pool10-b64": {"net_pool": 10, "net_train_batch": 64}}
@@ -48,7 +50,7 @@ def main() -> None:
             % str(Path(__file__).parent))
     rows = [run_child(code, [name, args.iterations]) for name in VARIANTS]
     from legacy_api import machine
-    json.dump({"command": " ".join(sys.argv), "machine": machine(), "rows": rows}, open(args.out, "w"), indent=2)
+    json.dump({**header(sys.argv), "rows": rows}, open(args.out, "w"), indent=2)
     for r in rows:
         print(r)
 

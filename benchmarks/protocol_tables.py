@@ -28,6 +28,8 @@ from synthset.device import resolve_device
 from synthset.evaluate import evaluate, format_table, summarize, train_full
 from synthset.methods import METHODS
 from synthset.synthetic import SyntheticSet
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 
 SUITES = {
     # (dataset, image_size, model, method, ipc, runs)
@@ -91,7 +93,7 @@ def main():
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {"jobs": []}
-    results.update({"command": " ".join(sys.argv), "machine": machine(), "device": str(device)})
+    results.update({**header(sys.argv), "device": str(device)})
     done = {(j["method"], j["ipc"]) for j in results["jobs"]}
     only = set(args.only.split(",")) if args.only else None
 

@@ -10,6 +10,8 @@ import argparse
 import json
 
 from synthset.synthetic import SyntheticSet
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 
 
 def main() -> None:
@@ -24,7 +26,7 @@ def main() -> None:
             raise SystemExit(f"{path}: images/labels do not match the start {args.start} "
                              f"({tuple(s.images.shape)} vs {tuple(start.images.shape)})")
         drift = (s.images - start.images).pow(2).mean().sqrt() / start.images.pow(2).mean().sqrt()
-        print(json.dumps({"set": path, "iterations": s.metadata.get("iterations"),
+        print(json.dumps({**header(sys.argv), "set": path, "iterations": s.metadata.get("iterations"),
                           "relative_rms_drift": round(drift.item(), 5)}))
 
 

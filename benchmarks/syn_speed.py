@@ -25,6 +25,8 @@ from synthset.methods import METHODS
 from synthset.engine.fast import CompiledEmbed, CompiledSynLoss
 from synthset.methods.matching import class_means
 from synthset.models import build_model
+import sys as _hs; _hs.path.insert(0, __import__('os').path.dirname(__file__))  # noqa: E702
+from header import header  # noqa: E402
 torch.manual_seed(0)
 g = torch.Generator().manual_seed(0)
 classes, size = 10, (28, 28)
@@ -75,7 +77,7 @@ def main():
     ap.add_argument("--iterations", type=int, default=7)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     args = ap.parse_args()
-    res = {"command": " ".join(sys.argv), "note": "median seconds per part over iterations 3..N",
+    res = {**header(sys.argv), "note": "median seconds per part over iterations 3..N",
            "runs": []}
     for method in args.methods:
         for ipc in args.ipc:

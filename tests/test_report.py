@@ -13,7 +13,7 @@ from synthset.report.plots import accuracy_vs_flops
 from synthset.data.mnist import INFO
 from synthset.flops import inference_flops, train_step_flops
 from synthset.models import build_model
-from synthset.report import accuracy_table, build_report, cost_table, crossarch, load_run
+from synthset.report import accuracy_table, accuracy_tables, build_report, cost_table, crossarch, load_run
 
 
 def model_flops(model, info):
@@ -81,17 +81,22 @@ def study(tmp_path):
 
 
 def test_accuracy_table_cells_are_the_runs_mean_and_std(study):
+    """One table per protocol (runs x epochs), stated in its title; cells carry no protocol."""
     recs = [load_run(p) for p in study]
-    t = accuracy_table(recs, "mnist")
-    rows = {r[0]: r for r in t.rows}
-    assert t.header[:3] == ["method", "IPC 1", "IPC 10"]
-    assert rows["dm"][1] == f"{np.mean([88, 90, 89]):.2f} ± {np.std([88, 90, 89]):.2f} (3x1000 ep)"
+    tables = accuracy_tables(recs, "mnist")
+    assert [t.title for t in tables] == ["mnist: accuracy (ConvNet, 3 runs x 1000 epochs)",
+                                         "mnist: accuracy (ConvNet, 2 runs x 1000 epochs)"]
+    three, two = ({r[0]: r for r in t.rows} for t in tables)
+    assert tables[0].header[:2] == ["method", "IPC 1"]
+    assert three["dm"][1] == f"{np.mean([88, 90, 89]):.2f} ± {np.std([88, 90, 89]):.2f}"
     # the 1000-epoch evaluation wins over a 3-run 300-epoch one of the same set
-    assert rows["dm"][2] == "97.25 ± 0.25 (2x1000 ep)"
-    assert rows["random"][2] == "-" and rows["random"][-1] == "64.9 / 95.1"
-    assert rows["dm"][-1] == "89.7 / 97.5"
-    assert rows["full data (60000 images)"][1].startswith("99.20 ± 0.20")
-    assert rows["full data (60000 images)"][-1] == "99.6"
+    assert tables[1].header[:3] == ["method", "IPC 1", "IPC 10"]
+    assert two["dm"][2] == "97.25 ± 0.25" and two["dm"][1] == "-"
+    assert two["random"][1] == "62.00 ± 2.00" and two["random"][-1] == "64.9 / 95.1"
+    assert two["dm"][-1] == "89.7 / 97.5"
+    full = "full data (60000 images; 2 runs x 20 epochs)"
+    assert three[full][1].startswith("99.20 ± 0.20") and two[full][-1] == "99.6"
+    assert "(" not in "".join(c for t in tables for row in t.rows for c in row[1:-1])
 
 
 def test_training_flops_ratio_is_the_closed_form(study):
@@ -102,7 +107,7 @@ def test_training_flops_ratio_is_the_closed_form(study):
     # IPC 10: 100 images x 1000 epochs against 60,000 images x 20 epochs
     assert rows["dm IPC 10"][-1] == f"{100 * 100 * 1000 / (60000 * 20):.3g}% (12x fewer)"
     assert full[0] == pytest.approx(per_img * 60000 * 20)
-    dm10 = [p for p in points if p.series == "dm" and p.x_label == "IPC 10"][0]
+    dm10 = [p for p in points if p.series == "dm (1000 ep)" and p.x_label == "IPC 10"][0]
     assert dm10.flops == pytest.approx(per_img * 100 * 1000) and dm10.mean == pytest.approx(97.25)
     assert rows["dm IPC 1"][3] == "3 TFLOP" and rows["dm IPC 1"][4] == "900 MiB"
 
@@ -128,8 +133,8 @@ def test_plot_series_keep_sets_of_different_options_apart(study, tmp_path):
     f2.factor, f2.path = 2, tmp_path / "dm10-f2"
     _, points, _ = cost_table(recs + [f2], "mnist")
     series = {(p.series, p.x_label) for p in points if p.method == "dm"}
-    assert series == {("dm [dm1]", "IPC 1"), ("dm [dm10]", "IPC 10"), ("dm [dm10-lr5]", "IPC 10"),
-                      ("dm (factor 2)", "IPC 10")}
+    assert series == {("dm [dm1] (1000 ep)", "IPC 1"), ("dm [dm10] (1000 ep)", "IPC 10"),
+                      ("dm [dm10-lr5] (1000 ep)", "IPC 10"), ("dm (factor 2) (1000 ep)", "IPC 10")}
     out = accuracy_vs_flops(points, None, tmp_path / "p.png", model="ConvNet")
     with Image.open(out) as im:
         assert im.format == "PNG"
@@ -143,6 +148,19 @@ def test_plot_labels_tell_apart_one_ipc_evaluated_for_different_epochs(study, tm
     recs.append(load_run(tmp_path / "random10"))
     _, points, _ = cost_table(recs, "mnist")
     assert {p.x_label for p in points} == {"IPC 1", "IPC 10, 1000 ep", "IPC 10, 300 ep"}
+
+
+def test_plot_series_never_join_evaluations_of_different_length(tmp_path):
+    """DM at IPC 1 evaluated for 1000 epochs and DM at IPC 10 for 300: two labelled series,
+    not one line through mixed protocols; the cost table states epochs per row then."""
+    recs = [load_run(make_run(tmp_path / "dm1", "dm", 1, [88.0, 90.0])),
+            load_run(make_run(tmp_path / "dm10", "dm", 10, [95.0, 96.0], epochs=300))]
+    table, points, _ = cost_table(recs, "mnist")
+    assert {(p.series, p.x_label) for p in points} == {("dm (1000 ep)", "IPC 1"), ("dm (300 ep)", "IPC 10")}
+    assert table.header[5] == "train FLOPs (ConvNet)" and table.rows[0][5].endswith("(1000 ep)")
+    same = [load_run(make_run(tmp_path / "dm1b", "dm", 1, [88.0, 90.0]))]
+    table, _, _ = cost_table(same, "mnist")
+    assert table.header[5] == "train FLOPs (ConvNet, 1000 epochs)" and "ep)" not in table.rows[0][5]
 
 
 def test_report_html_is_self_contained_and_the_figures_are_pngs(study, tmp_path):
@@ -170,7 +188,7 @@ def test_report_draws_a_missing_grid_from_the_saved_set(study, tmp_path):
 def test_compare_and_report_commands(study, tmp_path, capsys):
     assert main(["compare", *map(str, study)]) == 0
     out = capsys.readouterr().out
-    assert "mnist: accuracy (ConvNet)" in out and "97.25 ± 0.25" in out
+    assert "mnist: accuracy (ConvNet, 2 runs x 1000 epochs)" in out and "97.25 ± 0.25" in out
     assert main(["report", *map(str, study), "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "report.html").exists()
     assert main(["report", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "r2")]) == 2
@@ -205,7 +223,8 @@ def test_crossarch_row_uses_one_epoch_budget(tmp_path):
     table, labels, models, values = crossarch([rec], "mnist")
     assert set(models) == {"ConvNet", "LeNet", "MLP"}
     assert dict(zip(models, values[0])) == {"ConvNet": 95.0, "MLP": 80.0, "LeNet": 90.0}
-    assert all("(2x300)" in c for c in table.rows[0][1:])
+    assert table.title == "mnist: cross-architecture accuracy (2 runs x 300 epochs)"
+    assert all("(" not in c for c in table.rows[0][1:])  # the protocol is the title's, not a cell's
 
 
 def test_an_older_run_directory_loads_with_its_recorded_flops_only(tmp_path):
@@ -300,10 +319,9 @@ def test_rows_join_the_sets_of_one_option_across_ipcs_by_directory_name(tmp_path
     recs.append(load_run(make_run(tmp_path / "rand_a", "random", 1, [50.0, 52.0])))
     recs.append(load_run(make_run(tmp_path / "rand_b", "random", 10, [80.0, 82.0])))
     rows = {row[0]: row[1:4] for row in accuracy_table(recs, "mnist").rows}
-    assert rows["dm [dm-ipc10, dm-ipc50]"][1:] == ["91.00 ± 1.00 (2x1000 ep)", "97.00 ± 1.00 (2x1000 ep)"]
-    assert rows["dm [dm-ipc10-d4, dm-ipc50-d4]"][1:] == ["94.00 ± 1.00 (2x1000 ep)",
-                                                        "98.00 ± 1.00 (2x1000 ep)"]
-    assert rows["dm [dm-ipc50-b128]"][1:] == ["-", "94.00 ± 0.00 (2x1000 ep)"]
+    assert rows["dm [dm-ipc10, dm-ipc50]"][1:] == ["91.00 ± 1.00", "97.00 ± 1.00"]
+    assert rows["dm [dm-ipc10-d4, dm-ipc50-d4]"][1:] == ["94.00 ± 1.00", "98.00 ± 1.00"]
+    assert rows["dm [dm-ipc50-b128]"][1:] == ["-", "94.00 ± 0.00"]
     assert rows["random"][0].startswith("51.00") and rows["random"][1].startswith("81.00")
 
 

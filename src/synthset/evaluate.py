@@ -228,7 +228,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
               "n_train": int(images.shape[0]),
               "device": str(device), "machine": machine(),
               # the largest over this process and every run's own process, kept across
-              # resumed sessions through eval_runs.jsonl
+              # resumed runs through eval_runs.jsonl
               "peak_memory_mib": max([round(peak_memory_mib(device), 1)]
                                      + [r.peak_memory_mib for r in done.values() if r.peak_memory_mib])}
     if out_dir:

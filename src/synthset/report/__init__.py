@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .render import build_report, compare
 from .runs import FlopsPoint, ModelResult, RunRecord, load_run
-from .tables import Table, accuracy_table, config_table, cost_table, crossarch, protocol_model
+from .tables import Table, accuracy_table, accuracy_tables, config_table, cost_table, crossarch, protocol_model
 
-__all__ = ["FlopsPoint", "ModelResult", "RunRecord", "Table", "accuracy_table", "build_report",
+__all__ = ["FlopsPoint", "ModelResult", "RunRecord", "Table", "accuracy_table", "accuracy_tables", "build_report",
            "compare", "config_table", "cost_table", "crossarch", "load_run", "protocol_model"]

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from .runs import load_run, method_order
-from .tables import (Table, accuracy_table, config_table, cost_table, crossarch, majority,
+from .tables import (Table, accuracy_tables, config_table, cost_table, crossarch, majority,
                      protocol_model)
 
 
@@ -24,9 +24,7 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path, *, title: str 
     sections: list[tuple[str, list]] = []  # (heading, [Table | ("img", path, caption)])
     for dataset in sorted({r.dataset for r in records}):
         items: list = []
-        acc = accuracy_table(records, dataset)
-        if acc:
-            items.append(acc)
+        items += accuracy_tables(records, dataset)
         cost, points, full_point = cost_table(records, dataset)
         if cost:
             items.append(cost)
@@ -106,8 +104,7 @@ def compare(run_dirs: list[str | Path]) -> str:
     records = [load_run(p) for p in run_dirs]
     parts = []
     for dataset in sorted({r.dataset for r in records}):
-        acc = accuracy_table(records, dataset)
-        if acc:
+        for acc in accuracy_tables(records, dataset):
             parts += [acc.text(), acc.note, ""]
         cost, _, _ = cost_table(records, dataset)
         if cost:

@@ -89,14 +89,44 @@ def protocol_model(records: list[RunRecord]) -> Optional[str]:
     return "ConvNet" if "ConvNet" in counts else max(counts, key=counts.get)
 
 
-def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
+def protocol(res: ModelResult) -> tuple[int, int]:
+    """(runs, epochs) of an evaluation: the protocol its mean and std belong to."""
+    return len(res.accuracy), res.epochs
+
+
+def _protocol_text(runs: int, epochs: int) -> str:
+    return f"{runs} run{'s' if runs != 1 else ''} x {epochs} epochs"
+
+
+def accuracy_tables(records: list[RunRecord], dataset: str) -> list[Table]:
+    """The accuracy table once per evaluation protocol (runs x epochs) of the protocol model
+    among the synthetic sets: a mean over 2 runs of 300 epochs and one over 5 runs of 1000
+    never share a table, and each table's title states its protocol."""
+    recs = [r for r in records if r.dataset == dataset]
+    model = protocol_model(recs)
+    if model is None:
+        return []
+    found = sorted({protocol(r.results[model]) for r in recs
+                    if r.kind == "synthetic" and model in r.results}, key=lambda p: (-p[1], -p[0]))
+    tables = [accuracy_table(records, dataset, p) for p in found]
+    if not tables:  # only full-data runs
+        tables = [accuracy_table(records, dataset, None)]
+    return [t for t in tables if t is not None]
+
+
+def accuracy_table(records: list[RunRecord], dataset: str,
+                   only: Optional[tuple[int, int]] = None) -> Optional[Table]:
     """Methods x IPC for the protocol model, beside the paper and the full-data reference;
-    for imbalanced data, balanced accuracy and ROC-AUC in the same cell."""
+    for imbalanced data, balanced accuracy and ROC-AUC in the same cell. ``only``: the
+    (runs, epochs) of the sets to show (default: the protocol of the most sets)."""
     recs = [r for r in records if r.dataset == dataset]
     model = protocol_model(recs)
     if model is None:
         return None
     syn = [r for r in recs if r.kind == "synthetic" and model in r.results]
+    if only is None and syn:
+        only = Counter(protocol(r.results[model]) for r in syn).most_common(1)[0][0]
+    syn = [r for r in syn if protocol(r.results[model]) == only]
     ipcs = sorted({r.ipc for r in syn})
     binary = any(res.auc for r in recs for res in r.results.values())
     paper = references(dataset)
@@ -109,7 +139,7 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
             b = ModelResult.stat(res.balanced)
             a = ModelResult.stat(res.auc)
             s += f" / {b[0]:.1f} / {a[0]:.1f}"
-        return s + f" ({len(res.accuracy)}x{res.epochs} ep{', TTA' if res.tta else ''})"
+        return s
 
     # One row per method and factor: a multi-formation set is not the paper's set, so it gets
     # its own row (and no paper figure) instead of sharing, and overwriting, the plain cell.
@@ -131,6 +161,8 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
             name = _with_factor(method, factor)
             if ambiguous:
                 name += " [" + ", ".join(slot[k].path.name for k in ipcs if k in slot) + "]"
+            if any(slot[k].results[model].tta for k in slot):
+                name += " (TTA)"
             row = [name] + [cell(slot[k].results[model]) if k in slot else "-" for k in ipcs]
             if paper:
                 ref = paper.get(method) if factor == 1 else None
@@ -140,11 +172,14 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
     for r in recs:
         if r.kind == "full" and model in r.results:
             res = r.results[model]
-            row = [f"full data ({r.n_images} images)"] + [cell(res)] + [""] * (len(ipcs) - 1)
+            row = ([f"full data ({r.n_images} images; {_protocol_text(*protocol(res))})"]
+                   + [cell(res)] + [""] * (max(len(ipcs), 1) - 1))
             if paper:
                 row.append(str(paper["full"][0]) if "full" in paper else "-")
             rows.append(row)
-    notes = [f"{model}, test accuracy % mean ± std over runs (runs x epochs), final epoch."]
+    if not ipcs:
+        header = ["method", "accuracy"] + (["paper"] if paper else [])
+    notes = [f"{model}, test accuracy % mean ± std over runs, final epoch."]
     if binary:
         notes.append("Cells: accuracy ± std / balanced accuracy / ROC-AUC.")
     if any(res.tta for r in recs for res in r.results.values()):
@@ -155,7 +190,8 @@ def accuracy_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
     if paper:
         srcs = sorted({v[1] for v in paper.values()})
         notes.append("Paper column: " + "; ".join(srcs) + ".")
-    return Table(f"{dataset}: accuracy ({model})", header, rows, " ".join(notes))
+    shown = f", {_protocol_text(*only)}" if only else ""
+    return Table(f"{dataset}: accuracy ({model}{shown})", header, rows, " ".join(notes))
 
 
 def crossarch(records: list[RunRecord], dataset: str) -> Optional[tuple[Table, list, list, list]]:
@@ -167,7 +203,7 @@ def crossarch(records: list[RunRecord], dataset: str) -> Optional[tuple[Table, l
     names = MODELS.names()
     models = sorted({m for r in recs for m in r.results},
                     key=lambda m: names.index(m) if m in names else len(names))
-    rows, values, labels = [], [], []
+    rows, values, labels, protocols = [], [], [], []
     for r in sorted(recs, key=lambda r: (method_order(r.method), r.ipc or 0)):
         # one epoch budget across the row where possible, so architectures compare fairly
         counts: dict[int, int] = {}
@@ -176,11 +212,19 @@ def crossarch(records: list[RunRecord], dataset: str) -> Optional[tuple[Table, l
         e_row = max(counts, key=lambda e: (counts[e], e)) if counts else None
         cells = {m: r.by_epochs.get((m, e_row), r.results[m]) for m in r.results}
         labels.append(r.label)
-        rows.append([r.label] + [f"{cells[m].cell()} ({len(cells[m].accuracy)}x{cells[m].epochs})"
+        per_row = Counter(protocol(c) for c in cells.values()).most_common(1)[0][0]
+        protocols.append(per_row)
+        rows.append([r.label] + [cells[m].cell() + ("" if protocol(cells[m]) == per_row else
+                                                     f" ({_protocol_text(*protocol(cells[m]))})")
                                  if m in cells else "-" for m in models])
         values.append([ModelResult.stat(cells[m].accuracy)[0] if m in cells else None for m in models])
-    t = Table(f"{dataset}: cross-architecture accuracy", ["set"] + models, rows,
-              "Test accuracy % mean ± std (runs x epochs) of each architecture trained on the set.")
+    if len(set(protocols)) == 1:
+        title = f"{dataset}: cross-architecture accuracy ({_protocol_text(*protocols[0])})"
+    else:  # the protocol of each row in its label, the table's title cannot hold one
+        title = f"{dataset}: cross-architecture accuracy"
+        rows = [[f"{row[0]} ({_protocol_text(*p)})"] + row[1:] for row, p in zip(rows, protocols)]
+    t = Table(title, ["set"] + models, rows,
+              "Test accuracy % mean ± std of each architecture trained on the set.")
     return t, labels, models, values
 
 
@@ -232,9 +276,11 @@ def cost_table(records: list[RunRecord], dataset: str) -> tuple[Optional[Table],
             series = _with_factor(r.method, r.factor)
             if (r.method, r.factor) in crowded:
                 series += f" [{_without_ipc(r.path.name, r.ipc)}]"
+            series += f" ({res.epochs} ep)"  # a line never joins evaluations of different length
             points.append((series, r.method, (r.ipc, res.epochs), train, mean, std))
     # The plot's top axis names each x position by its IPC; where one IPC sits at several
     # positions (sets evaluated for different epochs), the epochs tell them apart.
+    raw_points = list(points)
     epochs_of: dict[int, set] = {}
     for _, _, (ipc, epochs), *_ in points:
         epochs_of.setdefault(ipc, set()).add(epochs)
@@ -257,6 +303,12 @@ def cost_table(records: list[RunRecord], dataset: str) -> tuple[Optional[Table],
               "element-wise ops as zero); coresets count their feature network.")
     header = ["set", "iterations", "distill time", "distill FLOPs", "peak memory",
               f"train FLOPs ({model})", "train time/run", "vs full data"]
+    epochs = {e for _, _, (_, e), *_ in raw_points}
+    if len(epochs) == 1 and rows:
+        e = epochs.pop()
+        header[5] = f"train FLOPs ({model}, {e} epochs)"
+        rows = [row[:5] + [row[5].replace(f" ({e} ep)", "")] + row[6:] if row[0] != "full data"
+                else row for row in rows]
     return Table(f"{dataset}: cost", header, rows, note), points, full_point
 
 
