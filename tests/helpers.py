@@ -18,6 +18,8 @@ CORESET_KEYS = {f.name for f in dataclasses.fields(CoresetConfig)}
 
 def distill_config(method: str = "dm", ipc: int = 1, seed: int = 0, **kw) -> DistillConfig:
     engine = {k: v for k, v in kw.items() if k in ENGINE_KEYS}
+    # numbers are checked in fp32, the reference, whatever the machine's auto would pick
+    engine.setdefault("precision", "fp32")
     coreset = {k: v for k, v in kw.items() if k in CORESET_KEYS}
     options = {k: v for k, v in kw.items() if k not in ENGINE_KEYS | CORESET_KEYS}
     METHODS.get(method).options(options)  # unknown keys fail here

@@ -2,6 +2,7 @@
 interrupted evaluation resumes from its log."""
 import json
 import re
+import time
 
 import pytest
 import torch
@@ -133,8 +134,10 @@ def test_test_batch_changes_memory_not_results(tiny_train, tiny_test):
 def test_dihedral_changes_training_and_joins_the_run_key_only_when_set(tiny_train, tiny_test):
     from synthset.evaluate import _config_key
     # the key a default config had before the field existed: existing run logs still resume
-    assert _config_key(EvalConfig(), 100) == "a8ffe56cc8085de2"
-    assert _config_key(EvalConfig(train=TrainConfig(dihedral=True)), 100) != "a8ffe56cc8085de2"
+    # (evaluate keys runs by the precision auto resolved to, fp32 where bf16 is not native)
+    fp32 = TrainConfig(precision="fp32")
+    assert _config_key(EvalConfig(train=fp32), 100) == "a8ffe56cc8085de2"
+    assert _config_key(EvalConfig(train=TrainConfig(precision="fp32", dihedral=True)), 100) != "a8ffe56cc8085de2"
     x, y = tiny_train.normalized()[:50], tiny_train.labels[:50]
     runs = [evaluate_run("MLP", x, y, tiny_test, TrainConfig(epochs=2, augment=False, dihedral=d),
                          seed=0, run=0, device=torch.device("cpu"), progress=False)
@@ -188,3 +191,38 @@ def test_tta_joins_the_run_key_only_when_set_and_the_report_shows_both(tmp_path,
     again = evaluate(x, y, tiny_test, cfg, device=torch.device("cpu"), out_dir=tmp_path, progress=False,
                      log=lambda s: pytest.fail(f"re-ran a logged run: {s}"))
     assert again["models"]["MLP"]["single_view"] == m["single_view"]
+
+
+def test_auto_precision_is_fp32_without_native_bf16_and_keys_runs_like_fp32(monkeypatch, tiny_train, tiny_test, tmp_path):
+    from synthset import autotune
+    from synthset.evaluate import evaluate
+    monkeypatch.setattr(autotune, "cpu", lambda: {"model": "test CPU", "flags": ["avx2", "fma"]})
+    cpu = torch.device("cpu")
+    assert not autotune.native_bf16(cpu)
+    x, y = tiny_train.normalized()[:50], tiny_train.labels[:50]
+    cfg = EvalConfig(models=("MLP",), runs=1, train=TrainConfig(epochs=2, augment=False))
+    rep = evaluate(x, y, tiny_test, cfg, device=cpu, out_dir=tmp_path, progress=False, log=lambda m: None)
+    assert rep["models"]["MLP"]["precision"] == {"precision": "fp32", "source": "no native bf16"}
+    # an explicit fp32 evaluation of the same set finds the auto run and trains nothing new
+    fixed = EvalConfig(models=("MLP",), runs=1, train=TrainConfig(epochs=2, augment=False, precision="fp32"))
+    again = evaluate(x, y, tiny_test, fixed, device=cpu, out_dir=tmp_path, progress=False, log=lambda m: None)
+    assert again["models"]["MLP"]["runs"] == rep["models"]["MLP"]["runs"]
+    assert len((tmp_path / "eval_runs.jsonl").read_text().splitlines()) == 1
+
+
+def test_auto_precision_times_both_where_bf16_is_native_and_caches_the_choice(monkeypatch, tmp_path):
+    from synthset import autotune
+    monkeypatch.setenv("SYNTHSET_CACHE", str(tmp_path))
+    monkeypatch.setattr(autotune, "cpu", lambda: {"model": "test CPU", "flags": ["avx512f", "avx512_bf16"]})
+    cpu = torch.device("cpu")
+    calls = []
+
+    def bench(p):
+        calls.append(p)
+        return lambda: time.sleep(0.002 if p == "bf16" else 0.02)
+    got = autotune.choose("train", "MLP 1x28x28", cpu, "auto", bench, log=lambda m: None)
+    assert got["precision"] == "bf16" and got["source"] == "timed" and calls == ["fp32", "bf16"]
+    again = autotune.choose("train", "MLP 1x28x28", cpu, "auto", bench, log=lambda m: None)
+    assert again["precision"] == "bf16" and again["source"] == "cache" and len(calls) == 2
+    assert autotune.choose("train", "MLP 1x28x28", cpu, "fp32", bench)["precision"] == "fp32"
+    assert json.loads((tmp_path / "autotune.json").read_text())

@@ -8,6 +8,7 @@ number is the test accuracy after the last epoch (never a best-epoch pick).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import sys
@@ -18,6 +19,7 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import augment
 from .config import EvalConfig, TrainConfig
@@ -68,7 +70,8 @@ def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
     scores, plain = [], []
     synchronize(device)
     t0 = time.perf_counter()
-    with onednn_off() if device.type == "cpu" else contextlib.nullcontext():
+    # fp32 inference without oneDNN was faster on the CPUs measured; bf16 needs oneDNN's kernels
+    with onednn_off() if device.type == "cpu" and precision == "fp32" else contextlib.nullcontext():
         for i in range(0, len(test), batch):
             x = test.normalized(torch.arange(i, min(i + batch, len(test))), device=device)
             probs = []
@@ -174,6 +177,47 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
                           .encode()).hexdigest()[:16]
 
 
+def resolve_precision(cfg: EvalConfig, images: torch.Tensor, device: torch.device,
+                      log: Callable[[str], None] = print) -> dict[str, dict]:
+    """Per model, the training step's precision from ``cfg.train.precision`` (``auto``:
+    ``synthset.autotune.choose``, timing a few steps of the protocol's step on a batch of
+    the set's shape, compiled if the run is)."""
+    from .autotune import choose
+    t = cfg.train
+    shape = tuple(images.shape[1:])
+    bs = min(t.batch_size, images.shape[0])
+    out = {}
+    for model in cfg.models:
+        detail = (f"{model} {'x'.join(map(str, shape))} batch {bs} compile={t.compile} "
+                  f"channels_last={t.channels_last}")
+        out[model] = choose("train", detail, device, t.precision,
+                            lambda p, model=model: _train_bench(model, shape, bs, t, p, device),
+                            log=log)
+    return out
+
+
+def _train_bench(model: str, shape, batch: int, cfg: TrainConfig, precision: str, device):
+    """One SGD step of the protocol (forward, cross-entropy, backward, update) at ``precision``."""
+    g = torch.Generator().manual_seed(0)
+    net = build_model(model, shape[0], 10, shape[1:], generator=g).to(device).train()
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    fwd = torch.compile(net) if cfg.compile else net
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum)
+    x = torch.randn(batch, *shape, generator=g).to(device)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), generator=g).to(device)
+
+    def step():
+        with autocast(device, precision)():
+            loss = F.cross_entropy(fwd(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
 def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: EvalConfig, *,
              device: torch.device, out_dir: Optional[Path] = None, progress: bool = True,
              log: Callable[[str], None] = print, workers: int = 1, tag: str = "",
@@ -191,7 +235,15 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     the same stream as ``train_full``. ``config_extra`` joins the saved config (the full-data
     reference records its dataset there, which the report reads).
     """
-    key = _config_key(cfg, images.shape[0], tag)
+    precisions = resolve_precision(cfg, images, device, log)
+    chosen = {m: p["precision"] for m, p in precisions.items()}
+    # the runs of a config are those of the same arithmetic: auto is keyed by what it chose
+    # (so an auto run that chose fp32 resumes, and is resumed by, an explicit fp32 run)
+    if len(set(chosen.values())) == 1:
+        key = _config_key(dataclasses.replace(cfg, train=dataclasses.replace(
+            cfg.train, precision=next(iter(chosen.values())))), images.shape[0], tag)
+    else:
+        key = _config_key(cfg, images.shape[0], tag + "|" + json.dumps(chosen, sort_keys=True))
     done: dict[tuple[str, int], RunResult] = {}
     log_path = out_dir / "eval_runs.jsonl" if out_dir else None
     if log_path and log_path.exists():
@@ -214,16 +266,20 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
             with open(log_path, "a") as f:
                 f.write(json.dumps({**asdict(res), "config_key": key}) + "\n")
 
+    train_cfg = {m: dataclasses.replace(cfg.train, precision=precisions[m]["precision"])
+                 for m in cfg.models}
     if workers > 1 and device.type == "cpu" and len(todo) > 1:
-        _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag, progress)
+        _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag, progress,
+                           train_cfg)
     else:
         for m, r in todo:
-            record(evaluate_run(m, images, labels, test, cfg.train, seed=cfg.seed, run=r,
+            record(evaluate_run(m, images, labels, test, train_cfg[m], seed=cfg.seed, run=r,
                                 device=device, progress=progress, tag=tag))
     results: dict[str, dict] = {}
     for model in cfg.models:
         runs = [done[(model, r)] for r in range(cfg.runs)]
         results[model] = summarize(runs, n_train=images.shape[0], info=test.info, model=model)
+        results[model]["precision"] = precisions[model]
     report = {"models": results, "config": {**cfg.to_dict(), **(config_extra or {})},
               "n_train": int(images.shape[0]),
               "device": str(device), "machine": machine(),
@@ -261,11 +317,12 @@ def _run_with_threads(task: tuple) -> RunResult:
 
 
 def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record,
-                       tag: str = "", progress: bool = True) -> None:
+                       tag: str = "", progress: bool = True, train_cfg=None) -> None:
     import multiprocessing as mp
     threads = task_threads(torch.get_num_threads(), workers, len(todo))
     every = max(1, cfg.train.epochs // 10) if progress else 0
-    tasks = [(t, every, (m, images, labels, test, cfg.train),
+    train_cfg = train_cfg or {m: cfg.train for m, _ in todo}
+    tasks = [(t, every, (m, images, labels, test, train_cfg[m]),
               dict(seed=cfg.seed, run=r, device=torch.device("cpu"), progress=False, tag=tag))
              for t, (m, r) in zip(threads, todo)]
     # A Pool, not a ProcessPoolExecutor: leaving the block on an exception (Ctrl-C, or the

@@ -31,9 +31,11 @@ def weights(net) -> dict[str, torch.Tensor]:
 class CompiledEmbed:
     """A torch.compile'd no-grad ``features(net, x)`` (default: the embedding), in chunks.
 
-    On CPU it runs with oneDNN convolutions off and inductor's layout optimisation off:
-    on a 2-core AVX2 AMD EPYC that made the 2,560-image real forward 2.56x faster than
-    eager (benchmarks/embed_speed.py); the maths is the same fp32 convolution.
+    In fp32 on CPU it runs with oneDNN convolutions off and inductor's layout optimisation
+    off: on a 2-core AVX2 AMD EPYC that made the 2,560-image real forward 2.56x faster than
+    eager (benchmarks/embed_speed.py); the maths is the same fp32 convolution. In bf16 it
+    runs under autocast with oneDNN on (its bf16 kernels; without them bf16 convolutions
+    were 8x slower on an AVX-512 BF16 EPYC).
     """
 
     def __init__(self, template, device: torch.device, *, chunk: int = 640, features=None) -> None:
@@ -42,21 +44,24 @@ class CompiledEmbed:
         features = features or (lambda net, x: (net.embed(x),))
         wrapper = _Features(template, features)
         self.cpu = device.type == "cpu"
+        self.device_type = device.type
         self.chunk = chunk
         self.fn = torch.compile(lambda state, x: functional_call(wrapper, state, (x,)))
 
-    def _context(self):
+    def _context(self, precision: str):
         stack = contextlib.ExitStack()
         stack.enter_context(torch.no_grad())
-        if self.cpu:
+        if precision == "bf16":
+            stack.enter_context(torch.autocast(self.device_type, dtype=torch.bfloat16))
+        elif self.cpu:
             import torch._inductor.config as inductor_config
             stack.enter_context(onednn_off())
             stack.enter_context(inductor_config.patch(layout_optimization=False))
         return stack
 
-    def features(self, net, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def features(self, net, x: torch.Tensor, precision: str = "fp32") -> tuple[torch.Tensor, ...]:
         state = weights(net)
-        with self._context():
+        with self._context(precision):
             parts = [tuple(f.float() for f in self.fn(state, x[i:i + self.chunk]))
                      for i in range(0, x.shape[0], self.chunk)]
         return tuple(torch.cat(fs) for fs in zip(*parts))

@@ -51,6 +51,9 @@ class RunContext:
     by_class: list[torch.Tensor]  # per-class indices (CPU)
     by_class_device: list[torch.Tensor]
     aux: Any = None
+    # the precision of each pass ("real": no-grad real forward, "syn": synthetic forward +
+    # backward), resolved from --precision (auto: synthset.autotune) before the first step
+    precision: dict = None  # type: ignore[assignment]
 
     @property
     def engine(self):
@@ -64,9 +67,20 @@ class RunContext:
     def classes(self) -> int:
         return self.train.info.num_classes
 
+    def __post_init__(self) -> None:
+        if self.precision is None:
+            fixed = self.engine.precision if self.engine.precision != "auto" else "fp32"
+            self.precision = {"real": fixed, "syn": fixed}
+
     @property
     def autocast(self):
-        return autocast(self.device, self.engine.precision)
+        """The synthetic pass's autocast (with autograd)."""
+        return autocast(self.device, self.precision["syn"])
+
+    @property
+    def real_autocast(self):
+        """The real batch's no-grad forward's autocast."""
+        return autocast(self.device, self.precision["real"])
 
     def build_net(self, generator: Optional[torch.Generator], *, frozen: bool = True):
         """A freshly initialised ``--model`` in train mode (frozen: no parameter gradients)."""
@@ -103,6 +117,27 @@ def make_context(method, train: ImageData, config: DistillConfig, options, devic
                       lr_img=ec.lr_img if ec.lr_img is not None else method.default_lr_img,
                       pool=train.images.to(device), by_class=by_class,
                       by_class_device=[ix.to(device) for ix in by_class])
+
+
+def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> dict:
+    """Each pass's precision from ``--precision`` (``auto``: ``synthset.autotune.choose``, timed
+    through the method's own benches on the run's shapes, so the compiled paths the run
+    uses are the ones warmed up). Sets ``ctx.precision``; returns what to record."""
+    from ..autotune import choose
+    ec, info = ctx.engine, ctx.info
+    shape = f"{ec.model} {info.channels}x{info.size[0]}x{info.size[1]}"
+    out = {}
+    for kind, n in (("real", ctx.n_real), ("syn", ctx.n_syn)):
+        detail = (f"{method.name} {shape} {ctx.classes}x{n} per class "
+                  f"compile={ec.compile} channels_last={ec.channels_last}")
+        requested = ec.precision if (ec.precision != "auto" or method.bf16_auto) else "fp32"
+        out[kind] = choose(f"distill-{kind}", detail, ctx.device, requested,
+                           lambda p, kind=kind: method.bench(ctx, kind, p), log=log)
+    ctx.precision = {k: v["precision"] for k, v in out.items()}
+    if ec.precision == "auto":
+        log(f"precision auto: real pass {ctx.precision['real']}, synthetic pass "
+            f"{ctx.precision['syn']} ({out['real']['source']})")
+    return out
 
 
 def initial_state(ctx: RunContext, generator: torch.Generator,
@@ -268,6 +303,7 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
     ctx = make_context(method, train, config, options, device)
     per_it = method.iteration_flops(ctx)  # before any work: a bad configuration fails here
     ctx.aux = method.prepare(ctx)
+    paths = resolve_precision(method, ctx, log)
     state = initial_state(ctx, generator, start)
     if resume and run_dir is not None:
         resume_state(state, ctx, method, run_dir, log)
@@ -293,4 +329,5 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
                                   "loop_seconds": loop.seconds(),
                                   "final_loss": state.history[-1] if state.history else None,
                                   "median_iteration_seconds": its[len(its) // 2] if its else None,
+                                  "precision": paths,
                                   "iteration_seconds": loop.iteration_seconds})  # benchmarks

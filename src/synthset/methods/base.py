@@ -61,6 +61,32 @@ class LearnedMethod(Method):
     def step(self, ctx, state, generator: torch.Generator) -> float:
         raise NotImplementedError
 
+    # whether --precision auto may pick bf16 for this method's passes (where it is native)
+    bf16_auto: bool = True
+
+    def bench(self, ctx, kind: str, precision: str):
+        """A zero-argument step of pass ``kind`` ("real": a no-grad forward of one class batch
+        of real-sized images; "syn": a forward + backward of the synthetic batch) at
+        ``precision``, on throwaway weights and inputs, for ``--precision auto`` to time."""
+        from ..device import autocast
+        info, classes = ctx.info, ctx.classes
+        g = torch.Generator().manual_seed(0)
+        net = ctx.build_net(g, frozen=kind == "real")
+        n = ctx.n_real if kind == "real" else ctx.n_syn
+        x = ctx.memory_format(torch.randn(classes * n, info.channels, *info.size, generator=g)
+                              .to(ctx.device))
+        ac = autocast(ctx.device, precision)
+
+        def real():
+            with torch.no_grad(), ac():
+                net.embed(x)
+
+        def syn():
+            with ac():
+                loss = net(x).float().square().mean()
+            loss.backward()
+        return real if kind == "real" else syn
+
     def iteration_flops(self, ctx) -> int:
         raise NotImplementedError
 

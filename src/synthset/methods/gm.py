@@ -75,6 +75,8 @@ def _loops(ctx) -> tuple[int, int]:
 
 class GradientMatching(LearnedMethod):
     Options: ClassVar[type] = GMOptions
+    # auto keeps fp32: per-layer gradient distances were not validated in bf16
+    bf16_auto = False
     default_iterations = 1000
     default_batch_real = 256
     default_lr_img = 0.1

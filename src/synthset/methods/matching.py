@@ -108,13 +108,13 @@ class EmbeddingMatching(LearnedMethod):
         raise NotImplementedError
 
     def real_means(self, net, real: torch.Tensor, classes: int, options=None, *, chunk: int = 0,
-                   autocast=None, embed_real=None) -> tuple[torch.Tensor, ...]:
+                   autocast=None, embed_real=None, precision: str = "fp32") -> tuple[torch.Tensor, ...]:
         """Per-class means of the real batch's features, without autograd; ``embed_real``, if
-        given, is the compiled path (``engine.fast.CompiledEmbed``). ``options`` None: the
-        method's defaults."""
+        given, is the compiled path (``engine.fast.CompiledEmbed``, run at ``precision``).
+        ``options`` None: the method's defaults."""
         options = options or self.Options()
         if embed_real is not None:
-            real_f = embed_real.features(net, real)
+            real_f = embed_real.features(net, real, precision)
         else:
             real_f = features_no_grad(lambda n, v: self.features(n, v, options), net, real,
                                       chunk=chunk, autocast=autocast)
@@ -168,7 +168,8 @@ class EmbeddingMatching(LearnedMethod):
                                 generator=generator, device=ctx.device)
         real_aug = ctx.memory_format(augment.apply(real, params, classes, ec.dsa))
         means = self.real_means(net, real_aug, classes, o, chunk=o.embed_chunk or ctx.n_real,
-                                autocast=ctx.autocast, embed_real=aux.embed_real)
+                                autocast=ctx.real_autocast, embed_real=aux.embed_real,
+                                precision=ctx.precision["real"])
         for inner in range(o.inner_steps):
             syn_aug = ctx.memory_format(augment.apply(state.decoded()[0], params, classes, ec.dsa))
             if aux.syn_loss is not None:
@@ -182,6 +183,36 @@ class EmbeddingMatching(LearnedMethod):
         if aux.pool is not None:
             aux.pool.train(index, generator)
         return value
+
+    def bench(self, ctx, kind: str, precision: str):
+        """One step of the run's own real or synthetic pass (compiled if the run is) on
+        throwaway weights and inputs: the real pass on one chunk of the class batch."""
+        from ..device import autocast
+        o, aux, info, classes = ctx.options, ctx.aux, ctx.info, ctx.classes
+        g = torch.Generator().manual_seed(0)
+        net = ctx.build_net(g)
+        ac = autocast(ctx.device, precision)
+        if kind == "real":
+            per_class = max(1, min(ctx.n_real, (o.embed_chunk or (640 if aux.embed_real else
+                                                                   ctx.n_real * classes)) // classes))
+            real = ctx.memory_format(torch.randn(classes * per_class, info.channels, *info.size,
+                                                 generator=g).to(ctx.device))
+            return lambda: self.real_means(net, real, classes, o, chunk=real.shape[0], autocast=ac,
+                                           embed_real=aux.embed_real, precision=precision)
+        real = ctx.memory_format(torch.randn(classes * 4, info.channels, *info.size, generator=g)
+                                 .to(ctx.device))
+        means = self.real_means(net, real, classes, o)
+        syn = ctx.memory_format(torch.randn(classes * ctx.n_syn, info.channels, *info.size,
+                                            generator=g).to(ctx.device)).requires_grad_()
+
+        def step():
+            if aux.syn_loss is not None:
+                with ac():
+                    loss = aux.syn_loss(net, means, syn)
+            else:
+                loss = self.syn_loss(net, means, syn, classes, o, autocast=ac)
+            loss.backward()
+        return step
 
     def iteration_flops(self, ctx) -> int:
         """FLOPs of one iteration (real forward + inner_steps x synthetic forward and

@@ -22,17 +22,29 @@ def register_model(name: str):
 NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
 
 
+class GroupNorm32(nn.GroupNorm):
+    """GroupNorm whose statistics are computed in fp32 under bf16 autocast (the output keeps
+    the input's dtype): a per-channel mean and variance over a few hundred bf16 values
+    loses digits that the normalised activations then carry. A no-op in fp32."""
+
+    def forward(self, x):
+        if x.dtype == torch.float32:
+            return super().forward(x)
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float()).to(x.dtype)
+
+
 def make_norm(kind: str, channels: int) -> nn.Module:
     """The field's norms: instance norm is GroupNorm with one group per channel (affine),
     as in the DC/DM reference ConvNet; layer norm is GroupNorm with one group."""
     if kind == "instancenorm":
-        return nn.GroupNorm(channels, channels, affine=True)
+        return GroupNorm32(channels, channels, affine=True)
     if kind == "batchnorm":
         return nn.BatchNorm2d(channels)
     if kind == "layernorm":
-        return nn.GroupNorm(1, channels, affine=True)
+        return GroupNorm32(1, channels, affine=True)
     if kind == "groupnorm":
-        return nn.GroupNorm(min(4, channels), channels, affine=True)
+        return GroupNorm32(min(4, channels), channels, affine=True)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")

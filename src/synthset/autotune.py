@@ -1,0 +1,122 @@
+"""``--precision auto``: the fastest arithmetic this machine has for each pass of a run,
+chosen by timing the candidates on the run's own shapes and cached per machine.
+
+Candidates: fp32 always (the accuracy reference); bf16 autocast only where the hardware
+computes bf16 natively: a CPU with ``avx512_bf16`` or ``amx_bf16`` (elsewhere bf16 is
+emulated and measured 12-20x slower than fp32), or a CUDA GPU that supports it (taken
+without timing). On a CPU with both, each pass is timed for a few steps: the real batch's
+no-grad forward, the synthetic batch's forward + backward, the evaluation's training step.
+The choice is cached in ``autotune.json`` under the cache folder, keyed by CPU model and
+flags, torch version, pass, model, input shape and whether it is compiled, and printed and
+recorded with the run. On the CPU, fp32 keeps the backend each pass was tuned with (the
+real path without oneDNN when compiled); bf16 runs with oneDNN, the only backend with bf16
+convolution kernels here.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from .device import autocast, synchronize
+from .provenance import cpu
+
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively (not by emulation)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return any(f in cpu()["flags"] for f in NATIVE_BF16_FLAGS)
+
+
+def cache_file() -> Path:
+    root = os.environ.get("SYNTHSET_CACHE") or Path.home() / ".cache" / "synthset"
+    return Path(root) / "autotune.json"
+
+
+def machine_key(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}|torch {torch.__version__}"
+    c = cpu()
+    return f"{c['model']}|{','.join(c['flags'])}|threads {torch.get_num_threads()}|torch {torch.__version__}"
+
+
+def _read() -> dict:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write(key: str, value: dict) -> None:
+    data = _read()
+    data[key] = value
+    path = cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".part")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    except OSError:  # a read-only cache costs a re-tune next time, nothing else
+        pass
+
+
+def time_call(fn: Callable[[], object], device: torch.device, *, warmup: int = 2,
+              repeat: int = 3) -> float:
+    """Median seconds of ``fn()`` after ``warmup`` calls (compilation happens there)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        synchronize(device)
+        t = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+def choose(kind: str, detail: str, device: torch.device, requested: str,
+           bench: Callable[[str], Callable[[], object]], *,
+           log: Callable[[str], None] = print) -> dict:
+    """The precision of one pass: ``requested`` if it is fp32/bf16; for ``auto``, fp32 where
+    bf16 is not native, bf16 on a GPU that has it, and on a CPU that has it the faster of the
+    two as timed by ``bench(precision)`` (a zero-argument step), cached. Returns
+    ``{"precision", "source", "seconds"}``."""
+    if requested != "auto":
+        return {"precision": requested, "source": "requested"}
+    if not native_bf16(device):
+        return {"precision": "fp32", "source": "no native bf16"}
+    if device.type == "cuda":
+        return {"precision": "bf16", "source": "native bf16 (GPU)"}
+    key = f"{machine_key(device)}|{kind}|{detail}"
+    cached = _read().get(key)
+    if cached and cached.get("precision") in ("fp32", "bf16"):
+        return {**cached, "source": "cache"}
+    seconds = {}
+    for precision in ("fp32", "bf16"):
+        with torch.random.fork_rng(devices=[]):  # timing must not move the run's random state
+            seconds[precision] = time_call(bench(precision), device)
+    best = min(seconds, key=seconds.get)
+    result = {"precision": best, "seconds": seconds}
+    _write(key, result)
+    log(f"autotune {kind} ({detail}): fp32 {seconds['fp32']:.3f} s, bf16 {seconds['bf16']:.3f} s "
+        f"per step -> {best} (cached in {cache_file()})")
+    return {**result, "source": "timed"}
+
+
+def context(device: torch.device, precision: str, *, onednn: Optional[bool] = None):
+    """The autocast (and, on the CPU, oneDNN switch) of a pass run at ``precision``."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(autocast(device, precision)())
+    if device.type == "cpu" and onednn is not None:
+        from .device import onednn_state
+        stack.enter_context(onednn_state(onednn))
+    return stack
