@@ -560,6 +560,56 @@ def mhist_speed() -> str:
         md(["px", "model", "variant", "real batch", "s / iteration", "GFLOP / it", "GFLOP/s"], its)
 
 
+@table
+def precision_speed() -> str:
+    d = js("precision/speed_cpu.json")
+    body = []
+    for r in d["rows"]:
+        prec = "/".join(sorted(set(r["precision"].values()))) if r["precision"] else "fp32"
+        peak = d["matmul_gflops"]["bf16" if prec == "bf16" else "fp32"]
+        gf = r.get("gflop_per_s")
+        body.append([r["method"], r["ipc"], r["batch_real"], r["variant"], prec,
+                     f"{r['s_per_iteration']:.2f}", f"{r['speedup_vs_reference_style']:.2f}x",
+                     f"{gf:.0f}" if gf else "-", f"{100 * gf / peak:.0f}%" if gf else "-"])
+    mm = d["matmul_gflops"]
+    return caption("median seconds per iteration of 5 after the first (which compiles); FLOPs "
+                   "counted per iteration (real forward + synthetic forward and backward)",
+                   machine(d["machine"]), "benchmarks/results/precision/speed_cpu.json") + \
+        f"Command: `{d['command']}`. Matrix-multiply peak (2048 x 2048) in the same run: " \
+        f"fp32 {mm['fp32']:.0f} GFLOP/s, bf16 {mm['bf16']:.0f} GFLOP/s.\n\n" + md(
+            ["method", "IPC", "real batch", "path", "precision", "s / iteration", "vs reference-style",
+             "GFLOP/s", "of the matmul peak"], body)
+
+
+@table
+def precision_eval() -> str:
+    d = js("precision/eval_cpu.json")
+    body = [[r["precision"], r["resolved"]["ConvNet"]["precision"] if isinstance(r["resolved"], dict)
+             and "ConvNet" in r["resolved"] else r["resolved"]["precision"],
+             f"{r['mean']:.2f} ± {r['std']:.2f}", " / ".join(f"{x:.2f}" for x in r["runs"]),
+             f"{np.mean(r['train_seconds']):.0f} s"] for r in d["rows"]]
+    return caption(f"ConvNet, {len(d['rows'][0]['runs'])} runs x {d['rows'][0]['epochs']} epochs, DSA, "
+                   f"`--compile`, the same seeds in both rows; the set: {d['set']}",
+                   machine(d["machine"]), "benchmarks/results/precision/eval_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(
+            ["--precision", "ran as", "accuracy", "runs", "training time / run"], body)
+
+
+@table
+def precision_distill() -> str:
+    d = js("precision/distill_cpu.json")
+    body = [[r["precision"], "/".join(f"{k} {v}" for k, v in r["resolved"].items()),
+             f"{r['median_iteration_seconds']:.2f}", f"{r['distill_seconds']:.0f} s",
+             f"{r['mean']:.2f} ± {r['std']:.2f}", " / ".join(f"{x:.2f}" for x in r["runs"])]
+            for r in d["rows"]]
+    return caption(f"the `{d['recipe']}` recipe made at each precision (same seed); each set "
+                   f"evaluated in fp32, ConvNet, {len(d['rows'][0]['runs'])} runs x "
+                   f"{d['rows'][0]['eval_epochs']} epochs, the same seeds",
+                   machine(d["machine"]), "benchmarks/results/precision/distill_cpu.json") + \
+        f"Command: `{d['command']}`\n\n" + md(
+            ["--precision", "passes ran as", "s / iteration", "distillation", "accuracy", "runs"], body)
+
+
 # ---------------------------------------------------------------- pages
 
 

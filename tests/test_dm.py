@@ -289,3 +289,18 @@ def test_cosine_schedule_steps_and_resumes_exactly(tiny_train, tmp_path):
         EngineConfig(lr_schedule="cosine")
     with pytest.raises(ValueError, match="lr_schedule must be"):
         EngineConfig(lr_schedule="step", iterations=3)
+
+
+def test_bf16_passes_follow_fp32_closely_and_auto_is_recorded(tiny_train):
+    """bf16 autocast (with the norms' statistics in fp32) moves the images the way fp32 does;
+    the precision each pass ran at is recorded with the set."""
+    run = dict(device=CPU, log=lambda m: None, progress=False)
+    start, fp32, bf16 = (match_loop(DM(), tiny_train, _cfg(iterations=n, checkpoint_every=0, precision=p),
+                                    generator=torch.Generator().manual_seed(0), **run)
+                         for n, p in ((0, "fp32"), (3, "fp32"), (3, "bf16")))
+    moved = (fp32.images - start.images).norm()
+    assert (bf16.images - fp32.images).norm() < 0.1 * moved
+    assert bf16.metadata["precision"]["real"] == {"precision": "bf16", "source": "requested"}
+    auto = match_loop(DM(), tiny_train, _cfg(iterations=1, checkpoint_every=0, precision="auto"),
+                      generator=torch.Generator().manual_seed(0), **run)
+    assert auto.metadata["precision"]["syn"]["precision"] in ("fp32", "bf16")

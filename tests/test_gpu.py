@@ -26,3 +26,18 @@ def test_dm_iterations_and_resume_on_cuda(tiny_train, tmp_path):
     out = match_loop(DM(), tiny_train, cfg, device=CUDA, run_dir=tmp_path, log=lambda m: None,
                      generator=torch.Generator().manual_seed(0), progress=False)
     assert out.images.device.type == "cpu" and torch.isfinite(out.images).all()
+
+
+def test_auto_precision_on_cuda_is_bf16_autocast_and_runs(tiny_train, tiny_test):
+    from synthset import autotune
+    got = autotune.choose("train", "x", CUDA, "auto", lambda p: (lambda: None))
+    assert got["precision"] == ("bf16" if torch.cuda.is_bf16_supported() else "fp32")
+    cfg = distill_config("dm", 1, iterations=2, batch_real=16, precision="auto", compile=True)
+    out = match_loop(DM(), tiny_train, cfg, device=CUDA, log=lambda m: None,
+                     generator=torch.Generator().manual_seed(0), progress=False)
+    assert out.metadata["precision"]["real"]["precision"] == got["precision"]
+    assert torch.isfinite(out.images).all()
+    x, y = tiny_train.normalized()[:50], tiny_train.labels[:50]
+    run = evaluate_run("ConvNet", x, y, tiny_test, TrainConfig(epochs=2, precision=got["precision"]),
+                       seed=0, run=0, device=CUDA, progress=False)
+    assert 0 <= run.accuracy <= 100

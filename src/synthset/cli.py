@@ -332,6 +332,34 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from .audit import AuditConfig, audit
+    from .device import resolve_device
+    cfg = AuditConfig(held_out=args.held_out, features=not args.no_features, grid=args.grid,
+                      mia_models=args.mia_models, mia_shadows=args.mia_shadows,
+                      mia_audited=args.mia_audited, mia_epochs=args.mia_epochs)
+    rep = audit(args.run_dir, cfg, device=resolve_device(args.device), data_root=args.data_root)
+    m = rep["memorisation"]
+    px = m["pixel"]
+    print(f"{rep['n_synthetic']} synthetic images against {rep['n_train']} training images "
+          f"(baseline: {rep['n_held_out']} held-out test images)")
+    print(f"  pixel:   near copies {100 * px['near_copy_fraction']:.1f}%, median nearest distance "
+          f"{px['synthetic_to_train']['median']:.3f} (held-out: {px['held_out_to_train']['median']:.3f})")
+    if "feature" in m:
+        ft = m["feature"]
+        print(f"  feature: near copies {100 * ft['near_copy_fraction']:.1f}%, median nearest distance "
+              f"{ft['synthetic_to_train']['median']:.3f} (held-out: {ft['held_out_to_train']['median']:.3f})")
+    print(f"  median SSIM to the nearest training image: {m['ssim_to_nearest']['median']:.3f}")
+    if "drift_from_start" in m:
+        print(f"  moved from its start: {100 * m['drift_from_start']['relative_rms']:.1f}% of its RMS")
+    for row in (rep["membership"] or {}).get("rows", []):
+        parts = [f"{a} AUC {row[a]['auc']:.3f}, TPR@1%FPR {100 * row[a]['tpr_at_0.01_fpr']:.1f}%"
+                 for a in ("loss", "lira_offline") if a in row]
+        print(f"  membership, {row['kind']}: " + "; ".join(parts))
+    print(f"wrote {Path(args.run_dir) / 'audit.json'} and audit_pairs.png. {rep['reading']}")
+    return 0
+
+
 def cmd_report(args) -> int:
     import shlex
 
@@ -455,6 +483,26 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
                         "torch.save({'data': [[images, labels]]}) (default: png)")
     p.add_argument("--out", required=True, help="folder (png) or .pt file (dcbench) to write")
     p.set_defaults(fn=cmd_export)
+
+    p = sub.add_parser("audit", help="how close a set is to the real images it was made from")
+    p.add_argument("run_dir", help="a run directory")
+    p.add_argument("--held-out", type=int, default=2000,
+                   help="held-out real (test) images for the real-to-real baseline (default: 2000)")
+    p.add_argument("--no-features", action="store_true",
+                   help="pixel space only (skip the trained ConvNet's embedding)")
+    p.add_argument("--grid", type=int, default=10, help="closest pairs to draw (default: 10)")
+    p.add_argument("--mia-models", type=int, default=0,
+                   help="membership inference: models trained per set (default: 0, skipped); "
+                        "the set is remade from a random half of the training split")
+    p.add_argument("--mia-shadows", type=int, default=4,
+                   help="membership inference: shadow sets for the offline LiRA attack (default: 4)")
+    p.add_argument("--mia-audited", type=int, default=500,
+                   help="members and non-members scored, each (default: 500)")
+    p.add_argument("--mia-epochs", type=int, default=300,
+                   help="training epochs of the attacked models (default: 300)")
+    p.add_argument("--data-root", default=None, help="data root, if not the one the set was made from")
+    _common(p)
+    p.set_defaults(fn=cmd_audit)
 
     p = sub.add_parser("report", help="HTML + Markdown report (tables, plots, grids) over run directories")
     p.add_argument("run_dirs", nargs="+", help="distill runs and/or `synthset train --out` folders")

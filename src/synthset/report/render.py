@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from .runs import load_run, method_order
-from .tables import (Table, accuracy_tables, config_table, cost_table, crossarch, majority,
+from .tables import (Table, accuracy_tables, audit_table, membership_table, config_table, cost_table, crossarch, majority,
                      protocol_model)
 
 
@@ -34,6 +34,9 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path, *, title: str 
                 p = accuracy_vs_flops(points, full_point, out / f"{dataset}_accuracy_vs_flops.png",
                                       model=model, reference=majority(dataset))
                 items.append(("img", p, "Accuracy against the FLOPs of training on each set"))
+        for extra in (audit_table(records, dataset), membership_table(records, dataset)):
+            if extra:
+                items.append(extra)
         ca = crossarch(records, dataset)
         if ca:
             table, labels, models, values = ca

@@ -76,6 +76,7 @@ class RunRecord:
     factor: int = 1  # multi-formation: n_images counts the factor^2 x ipc decoded images
     # per model, the FLOPs its evaluation recorded (inference_per_image, train_per_image_step)
     flops: dict[str, dict] = field(default_factory=dict)
+    audit: Optional[dict] = None  # audit.json of `synthset audit`, if run
 
     @property
     def label(self) -> str:
@@ -203,7 +204,8 @@ def load_run(path: str | Path) -> RunRecord:
                          method=meta.get("method", "?"), ipc=ipc, n_images=n, results=results,
                          by_epochs=by_epochs,
                          metadata=meta, config=legacy_distill(meta.get("distill", {})), curve=curve,
-                         eval_log=_read_jsonl(path / "log.jsonl"), factor=factor, flops=flops)
+                         eval_log=_read_jsonl(path / "log.jsonl"), factor=factor, flops=flops,
+                         audit=_read_json(path / "audit.json") if (path / "audit.json").exists() else None)
     if ev.exists():
         d = _read_json(ev)
         data = d.get("config", {}).get("data", {})

@@ -340,3 +340,53 @@ def config_table(records: list[RunRecord]) -> Table:
         rows.append([r.label, str(r.path), desc])
     return Table("runs and configs", ["set", "run directory", "config"], rows,
                  "Full configs: synthetic.json / config.json / eval.json in each run directory.")
+
+
+def audit_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
+    """What `synthset audit` found: how close each set is to the training images."""
+    recs = [r for r in records if r.dataset == dataset and r.audit]
+    if not recs:
+        return None
+    rows = []
+    for r in sorted(recs, key=lambda r: (method_order(r.method), r.ipc or 0)):
+        m = r.audit["memorisation"]
+        px, ft = m["pixel"], m.get("feature")
+        drift = m.get("drift_from_start")
+        rows.append([r.label, f"{100 * px['near_copy_fraction']:.1f}%",
+                     f"{px['synthetic_to_train']['median']:.2f} / {px['held_out_to_train']['median']:.2f}",
+                     f"{100 * ft['near_copy_fraction']:.1f}%" if ft else "-",
+                     f"{ft['synthetic_to_train']['median']:.2f} / {ft['held_out_to_train']['median']:.2f}" if ft else "-",
+                     f"{m['ssim_to_nearest']['median']:.3f}",
+                     f"{100 * drift['relative_rms']:.1f}%" if drift else "-"])
+    return Table(f"{dataset}: memorisation audit", [
+        "set", "near copies (pixel)", "median NN distance: set / held-out (pixel)",
+        "near copies (feature)", "median NN distance: set / held-out (feature)",
+        "median SSIM to nearest", "moved from start"], rows,
+        "Nearest training image of each synthetic image, against held-out real images' nearest "
+        "training image; a near copy is closer than 99% of held-out images are. No privacy "
+        "guarantee: a model trained on a set can leak membership without any near copy.")
+
+
+def membership_table(records: list[RunRecord], dataset: str) -> Optional[Table]:
+    """`synthset audit --mia-models K`: the attacks' AUC and TPR at low FPR per kind of set."""
+    recs = [r for r in records if r.dataset == dataset and r.audit and r.audit.get("membership")]
+    if not recs:
+        return None
+    rows, protocol = [], ""
+    for r in recs:
+        mem = r.audit["membership"]
+        protocol = mem["protocol"]
+        for row in mem["rows"]:
+            for attack in ("loss", "lira_offline"):
+                if attack in row:
+                    a = row[attack]
+                    rows.append([f"{r.label}: {row['kind']}", attack,
+                                 f"{a['auc']:.3f} [{a['auc_ci'][0]:.3f}, {a['auc_ci'][1]:.3f}]",
+                                 f"{100 * a['tpr_at_0.01_fpr']:.1f}%",
+                                 f"{100 * a['tpr_at_0.001_fpr']:.1f}%" if a["fpr_0.001_resolvable"] else "-"])
+    return Table(f"{dataset}: membership inference", ["set", "attack", "ROC-AUC [95% CI]",
+                                                      "TPR at 1% FPR", "TPR at 0.1% FPR"], rows,
+                 f"{protocol}. 'set': the run's method remade on the members; 'random': a random "
+                 "real subset of the same size; 'full': a model trained on all members. An AUC "
+                 "near 0.5 means the attack could not tell members apart; it is not a proof that "
+                 "no attack can (Carlini et al. 2022; Zhao & Zhang, ICLR 2025).")
