@@ -23,6 +23,7 @@ RES = REPO / "benchmarks" / "results"
 PAGES = REPO / "benchmarks" / "pages"
 DOCS = REPO / "docs" / "results"
 TABLES: dict[str, Callable[[], str]] = {}
+sys.path.insert(0, str(REPO / "src"))  # the pages read results with synthset's own loader
 
 # Results written before runs recorded their CPU flags name the machine of their notes.
 OLD_CPU = "2-core AMD EPYC (AVX2, no AVX-512/AMX; flags not recorded in the file)"
@@ -88,7 +89,6 @@ class Run:
     """One run directory: its set's metadata and its evaluations by (model, epochs)."""
 
     def __init__(self, path: str):
-        sys.path.insert(0, str(REPO / "src"))
         from synthset.report.runs import load_run
         self.path = RES / path
         self.rec = load_run(self.path)
@@ -625,7 +625,6 @@ def render(template: Path) -> str:
 
 def cli_reference() -> str:
     """docs/cli.md: every command and option, from the parser itself."""
-    sys.path.insert(0, str(REPO / "src"))
     import argparse as ap_
 
     from synthset.cli import build_parser

@@ -111,12 +111,11 @@ class AuditConfig:
     mia_full_epochs: int = 10
 
     def __post_init__(self) -> None:
-        if self.held_out < 10:
-            raise ValueError(f"held_out must be >= 10 images, got {self.held_out}")
-        if self.grid < 0:
-            raise ValueError(f"grid must be >= 0, got {self.grid}")
-        if self.mia_models < 0 or self.mia_shadows < 0 or self.mia_audited < 1:
-            raise ValueError("mia_models and mia_shadows must be >= 0, mia_audited >= 1")
+        from .config import check
+        check(self.held_out >= 10, f"held_out must be >= 10 images, got {self.held_out}")
+        check(self.grid >= 0, f"grid must be >= 0, got {self.grid}")
+        check(self.mia_models >= 0 and self.mia_shadows >= 0 and self.mia_audited >= 1,
+              "mia_models and mia_shadows must be >= 0, mia_audited >= 1")
 
 
 def memorisation(syn: torch.Tensor, train: ImageData, held_out: torch.Tensor, *,

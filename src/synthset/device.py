@@ -52,12 +52,8 @@ def onednn_off():
     AVX2 machine this made no-grad ConvNet forwards 1.24x faster (eager) and 2.56x with
     torch.compile (benchmarks/embed_speed.py); training steps were slower, so it is used
     for inference-only passes."""
-    was = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
+    with onednn_state(False):
         yield
-    finally:
-        torch.backends.mkldnn.enabled = was
 
 
 def peak_memory_mib(device: torch.device) -> float:

@@ -54,6 +54,20 @@ def lira_offline_scores(phi: torch.Tensor, shadow_out_phi: torch.Tensor, *,
     return (phi.double() - mu) / sd
 
 
+def out_gaussian(shadow_phi: torch.Tensor, out: torch.Tensor, *, min_std: float = 1e-3):
+    """Per example, the mean and (population) std of ``shadow_phi`` (S, N) over the shadows
+    that left it out (``out``, (S, N) bool): the offline attack's OUT Gaussian. An example
+    no shadow left out takes the mean over all; one left out by fewer than two, the std."""
+    sp = shadow_phi.double()
+    n_out = out.sum(0)
+    w_mu = torch.where(n_out > 0, out, torch.ones_like(out)).double()
+    w_sd = torch.where(n_out > 1, out, torch.ones_like(out)).double()
+    mu = (sp * w_mu).sum(0) / w_mu.sum(0)
+    mu_sd = (sp * w_sd).sum(0) / w_sd.sum(0)
+    sd = (((sp - mu_sd) ** 2 * w_sd).sum(0) / w_sd.sum(0)).sqrt()
+    return mu, sd.clamp_min(min_std)
+
+
 def tpr_at_fpr(scores: torch.Tensor, is_member: torch.Tensor, fpr: float) -> float:
     """The highest true-positive rate of a threshold on ``scores`` whose false-positive rate
     is at most ``fpr`` (members score high)."""
@@ -183,11 +197,6 @@ def membership_attack(kind: str, train, config, train_cfg, *, model: str = "Conv
            "epochs": train_cfg.epochs, "audited": int(len(pick)),
            "loss": attack_report(loss_scores(loss), is_member)}
     if shadows:
-        sp, si = torch.stack(shadow_phi), torch.stack(shadow_in)
-        # per example, the shadows that left it out (the offline attack's OUT models)
-        mu = torch.stack([sp[~si[:, i], i].mean() if (~si[:, i]).any() else sp[:, i].mean()
-                          for i in range(sp.shape[1])])
-        sd = torch.stack([sp[~si[:, i], i].std(unbiased=False) if (~si[:, i]).sum() > 1
-                          else sp[:, i].std(unbiased=False) for i in range(sp.shape[1])]).clamp_min(1e-3)
-        out["lira_offline"] = attack_report((phi.double() - mu.double()) / sd.double(), is_member)
+        mu, sd = out_gaussian(torch.stack(shadow_phi), ~torch.stack(shadow_in))
+        out["lira_offline"] = attack_report((phi.double() - mu) / sd, is_member)
     return out
