@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,14 @@ class DSAParams:
 
     op: str
     values: dict[str, torch.Tensor]
+
+    def at(self, positions: Optional[torch.Tensor]) -> "DSAParams":
+        """The parameters of the given positions of every group (a rank's shard of the
+        real batch keeps the transforms those positions have in the whole batch); None: all."""
+        if positions is None:
+            return self
+        return DSAParams(op=self.op, values={k: v[:, positions.to(v.device)]
+                                             for k, v in self.values.items()})
 
     def take(self, groups: int, n: int) -> dict[str, torch.Tensor]:
         """Parameters for a batch of ``groups * n`` images (group-major)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 import threading
@@ -302,7 +303,8 @@ def cmd_train(args) -> int:
           f"{cfg.runs} runs x {cfg.train.epochs} epochs, augment={cfg.train.augment}, on {device}")
     try:
         report = evaluate(train.images, train.labels, test, cfg, device=device, out_dir=out,
-                          workers=args.workers, tag="full", config_extra={"data": data.to_dict()})
+                          workers=args.workers, tag="full", config_extra={"data": data.to_dict()},
+                          data_parallel=True)
     except KeyboardInterrupt:
         kept = f"finished runs are kept in {out / 'eval_runs.jsonl'}; " if out else ""
         print(f"\ninterrupted: {kept}run the same command again to continue", file=sys.stderr)
@@ -553,6 +555,45 @@ def _sigterm_as_interrupt() -> Callable[[], Any]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
+# the commands that run under torchrun (synthset.distributed); the others need one process
+DISTRIBUTED = ("distill", "evaluate", "train")
+
+
+def _join_world(args) -> None:
+    """Under torchrun: join the process group (gloo on CPU, NCCL on CUDA, each rank on the
+    GPU of its local rank); ranks other than 0 print nothing (rank 0 speaks for the run)."""
+    from . import distributed
+    if not distributed.launched():
+        return
+    if args.command not in DISTRIBUTED:
+        raise ValueError(f"{args.command} runs in one process; run it without torchrun "
+                         f"(under torchrun: {', '.join(DISTRIBUTED)})")
+    if getattr(args, "workers", 1) > 1:
+        raise ValueError(f"--workers {args.workers} forks local processes, and under torchrun "
+                         f"each rank is already one: drop --workers (the ranks share the runs)")
+    import torch
+    world = distributed.init(args.device)
+    if args.device != "cpu" and torch.cuda.is_available():
+        args.device = f"cuda:{world.local_rank}"
+    if not world.is_main:
+        sys.stdout = open(os.devnull, "w")
+        sys.stderr = _WithoutProgress(sys.stderr)
+
+
+class _WithoutProgress:
+    """A stream that drops progress-bar redraws (carriage returns) and keeps the rest
+    (errors, warnings): what the ranks other than 0 show."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return len(text) if "\r" in text else self.stream.write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .data.base import DataError
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -565,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "recipe", None):
             apply_recipe(args, argv)
+        _join_world(args)
         return args.fn(args)
     except (ValueError, DataError, FloatingPointError) as e:
         print(f"synthset {args.command}: error: {e}", file=sys.stderr)
@@ -574,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         restore()
+        from .distributed import shutdown
+        shutdown()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import torch
 from .config import DataConfig, DistillConfig
 from .data import load_dataset
 from .device import peak_memory_mib
+from .distributed import current
 from .engine import runner
 from .engine.rundir import owned
 from .methods import METHODS
@@ -51,8 +52,12 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     options = method.options(config.options)
     # the saved config names the method as registered and holds every option, defaults included
     config = dataclasses.replace(config, method=method.name, options=dataclasses.asdict(options))
+    world = current()
     if out_dir is None:
         return _make(method, data, config, options, device=device, run_dir=None, resume=False,
+                     log=log, progress=progress)
+    if not world.is_main:  # under torchrun rank 0 owns the run directory and sends its checkpoint
+        return _make(method, data, config, options, device=device, run_dir=None, resume=resume,
                      log=log, progress=progress)
     with owned(out_dir, resume=resume, overwrite=overwrite) as run_dir:
         sset = _make(method, data, config, options, device=device, run_dir=run_dir,
@@ -79,4 +84,5 @@ def _make(method, data, config, options, *, device, run_dir, resume, log, progre
                                   "distill_seconds": seconds, "device": str(device),
                                   "machine": machine(), "n_train_real": len(train),
                                   "peak_memory_mib": round(peak_memory_mib(device), 1),
+                                  "world_size": current().size,
                                   **out.metadata})

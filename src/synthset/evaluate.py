@@ -104,15 +104,18 @@ def _percent(s: dict) -> dict:
 def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: ImageData,
                  cfg: TrainConfig, *, seed: int, run: int, device: torch.device,
                  progress: bool = True, tag: str = "",
-                 on_epoch: Optional[Callable[[int, float], None]] = None) -> RunResult:
+                 on_epoch: Optional[Callable[[int, float], None]] = None,
+                 world=None) -> RunResult:
     """One run: a freshly initialised ``model`` trained on (images, labels), then tested.
-    ``tag`` separates the seed streams of different kinds of run (e.g. "full")."""
+    ``tag`` separates the seed streams of different kinds of run (e.g. "full"); ``world``
+    (several ranks): the run is trained data-parallel over them (``train_network``)."""
     s = run_seed(seed, model, run, *([tag] if tag else []))
     g = torch.Generator().manual_seed(s)
     info = test.info
     net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
     tr = train_network(net, images, labels, info, cfg, generator=g, device=device,
-                       desc=f"{model} {tag or 'run'} {run}", progress=progress, on_epoch=on_epoch)
+                       desc=f"{model} {tag or 'run'} {run}", progress=progress, on_epoch=on_epoch,
+                       world=world)
     te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision,
                       channels_last=cfg.channels_last, tta=cfg.tta)
     sc = _percent(te)
@@ -221,7 +224,7 @@ def _train_bench(model: str, shape, batch: int, cfg: TrainConfig, precision: str
 def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: EvalConfig, *,
              device: torch.device, out_dir: Optional[Path] = None, progress: bool = True,
              log: Callable[[str], None] = print, workers: int = 1, tag: str = "",
-             config_extra: Optional[dict] = None) -> dict:
+             config_extra: Optional[dict] = None, data_parallel: bool = False) -> dict:
     """Runs x models of the protocol. With ``out_dir``, each finished run is appended to
     ``eval_runs.jsonl`` at once and finished runs of the same config are not redone, so
     an interrupted evaluation resumes where it stopped. Writes ``eval.json``.
@@ -234,8 +237,20 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     ``tag`` separates seed streams: ``"full"`` for the full-data reference (``synthset train``),
     the same stream as ``train_full``. ``config_extra`` joins the saved config (the full-data
     reference records its dataset there, which the report reads).
+
+    Under torchrun (``synthset.distributed``): the runs are spread over the ranks, one run
+    per rank at a time, each with the seed it has in one process, and gathered to rank 0
+    after every round, which alone writes; ``data_parallel``: every run is trained by all
+    ranks together (DDP; the full-data reference). Rank 0 chooses the precision for all.
     """
-    precisions = resolve_precision(cfg, images, device, log)
+    from .distributed import current
+    world = current()
+    if workers > 1 and world.active:
+        raise ValueError(f"--workers {workers} forks local processes, and under torchrun each of "
+                         f"the {world.size} ranks is already one: drop --workers (the ranks share "
+                         f"the runs) or run without torchrun")
+    precisions = world.broadcast(resolve_precision(cfg, images, device, log)
+                                 if world.is_main else None)
     chosen = {m: p["precision"] for m, p in precisions.items()}
     # the runs of a config are those of the same arithmetic: auto is keyed by what it chose
     # (so an auto run that chose fp32 resumes, and is resumed by, an explicit fp32 run)
@@ -256,9 +271,12 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
                 rec.pop("config_key")
                 done[(rec["model"], rec["run"])] = RunResult(**rec)
     todo = [(m, r) for m in cfg.models for r in range(cfg.runs) if (m, r) not in done]
+    done, todo = world.broadcast((done, todo))  # rank 0's log decides (no shared disk needed)
 
     def record(res: RunResult) -> None:
         done[(res.model, res.run)] = res
+        if not world.is_main:
+            return
         log(f"{res.model} run {res.run}: {res.accuracy:.2f}% (balanced {res.balanced_accuracy:.2f}%) "
             f"in {res.train_seconds:.1f}s")
         if log_path:
@@ -268,7 +286,23 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
 
     train_cfg = {m: dataclasses.replace(cfg.train, precision=precisions[m]["precision"])
                  for m in cfg.models}
-    if workers > 1 and device.type == "cpu" and len(todo) > 1:
+    if world.active and not data_parallel:
+        for i in range(0, len(todo), world.size):  # a round: one run per rank
+            mine = todo[i + world.rank] if i + world.rank < len(todo) else None
+            res = None if mine is None else evaluate_run(
+                mine[0], images, labels, test, train_cfg[mine[0]], seed=cfg.seed, run=mine[1],
+                device=device, progress=False, tag=tag)
+            for r in world.gather(res) or []:
+                if r is not None:
+                    record(r)
+        done = world.broadcast(done)
+    elif world.active:
+        for m, r in todo:
+            res = evaluate_run(m, images, labels, test, train_cfg[m], seed=cfg.seed, run=r,
+                               device=device, progress=progress and world.is_main, tag=tag,
+                               world=world)
+            record(res)
+    elif workers > 1 and device.type == "cpu" and len(todo) > 1:
         _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag, progress,
                            train_cfg)
     else:
@@ -287,7 +321,9 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
               # resumed runs through eval_runs.jsonl
               "peak_memory_mib": max([round(peak_memory_mib(device), 1)]
                                      + [r.peak_memory_mib for r in done.values() if r.peak_memory_mib])}
-    if out_dir:
+    if world.active:
+        report["world_size"] = world.size
+    if out_dir and world.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
     return report

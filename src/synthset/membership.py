@@ -161,13 +161,14 @@ def trained_models(images, labels, info, cfg, *, model: str, k: int, seed: int, 
 
 def membership_attack(kind: str, train, config, train_cfg, *, model: str = "ConvNet",
                       audited: int = 500, models: int = 2, shadows: int = 4, seed: int = 0,
-                      device=torch.device("cpu"), log=print) -> dict:
+                      device=torch.device("cpu"), test=None, log=print) -> dict:
     """The membership protocol for one kind of set (``make_set``): members are a random half
     of the training split; the target set is made from them; ``models`` protocol models are
     trained on it; ``audited`` members and ``audited`` non-members are scored by the loss
     attack (mean loss over the models) and by offline LiRA against ``shadows`` shadow sets
     made the same way from other random halves (each audited example is OUT of the shadows
-    whose half left it out)."""
+    whose half left it out). With ``test`` (the test split), the target models' mean test
+    accuracy is reported beside the attack: what the set is worth to its user."""
     n = len(train)
     member = halves(n, seed)
     g = torch.Generator().manual_seed(seed + 1)
@@ -178,15 +179,21 @@ def membership_attack(kind: str, train, config, train_cfg, *, model: str = "Conv
     is_member = member[pick].long()
     x, y = train.normalized(pick), train.labels[pick]
 
-    def phis(mask, s):
+    accuracy = []
+
+    def phis(mask, s, target=False):
         images, labels = make_set(kind, subset(train, mask), config, device=device, seed=s, log=log)
         nets = trained_models(images, labels, train.info, train_cfg, model=model, k=models, seed=s,
                               device=device)
+        if target and test is not None:
+            from .evaluate import test_network
+            accuracy.extend(100 * test_network(net, test, device=torch.device("cpu"))["accuracy"]
+                            for net in nets)
         stats = [losses_and_phi(net, x, y) for net in nets]
         return torch.stack([a for a, _ in stats]).mean(0), torch.stack([b for _, b in stats]).mean(0)
 
     log(f"membership ({kind}): target on members")
-    loss, phi = phis(member, seed)
+    loss, phi = phis(member, seed, target=True)
     shadow_phi, shadow_in = [], []
     for s in range(shadows):
         mask = halves(n, seed + 1000 + s)
@@ -196,6 +203,8 @@ def membership_attack(kind: str, train, config, train_cfg, *, model: str = "Conv
     out = {"kind": kind, "model": model, "models": models, "shadows": shadows,
            "epochs": train_cfg.epochs, "audited": int(len(pick)),
            "loss": attack_report(loss_scores(loss), is_member)}
+    if accuracy:
+        out["target_test_accuracy"] = sum(accuracy) / len(accuracy)
     if shadows:
         mu, sd = out_gaussian(torch.stack(shadow_phi), ~torch.stack(shadow_in))
         out["lira_offline"] = attack_report((phi.double() - mu) / sd, is_member)

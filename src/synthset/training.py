@@ -28,18 +28,35 @@ def run_seed(seed: int, *keys: int | str) -> int:
 def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                   info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
                   device: torch.device, desc: str = "train", progress: bool = True,
-                  on_epoch: Optional[Callable[[int, float], None]] = None) -> dict:
+                  on_epoch: Optional[Callable[[int, float], None]] = None,
+                  world=None) -> dict:
     """Train ``net`` in place. ``images`` are normalised floats or uint8 (normalised per
-    batch, so the full training set stays compact). Returns timing and the last loss."""
+    batch, so the full training set stays compact). Returns timing and the last loss.
+
+    ``world`` (a ``synthset.distributed.World`` of several ranks): data-parallel training,
+    ``DistributedDataParallel`` over a ``DistributedSampler`` shard of each epoch, each rank
+    a 1/size share of the protocol's batch (the global batch stays ``batch_size``), its own
+    augmentation stream; the weights stay the same on every rank."""
     net.to(device).train()
     images, labels = images.to(device), labels.to(device)
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    fwd = torch.compile(net) if cfg.compile else net
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
     n = images.shape[0]
     bs = min(cfg.batch_size, n)
+    model, sampler = net, None
+    if world is not None and world.active:
+        from torch.nn.parallel import DistributedDataParallel
+        from torch.utils.data import DistributedSampler
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        seed = int(torch.randint(2 ** 31, (1,), generator=generator))  # the same on every rank
+        sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank,
+                                     shuffle=True, seed=seed)
+        generator = torch.Generator().manual_seed(run_seed(seed, "rank", world.rank))
+        bs = max(1, math.ceil(bs / world.size))
+        n = len(sampler)  # this rank's images per epoch (the sampler pads to equal shares)
+    fwd = torch.compile(model) if cfg.compile else model
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(n / bs)
     decay_at = cfg.epochs // 2
     dsa = cfg.dsa
@@ -52,7 +69,11 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
         if ep == decay_at and decay_at > 0:
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * 0.1
-        order = torch.randperm(n, generator=generator).to(device) if steps_per_epoch > 1 else None
+        if sampler is not None:
+            sampler.set_epoch(ep)
+            order = torch.tensor(list(sampler), device=device)
+        else:
+            order = torch.randperm(n, generator=generator).to(device) if steps_per_epoch > 1 else None
         loss_sum = torch.zeros((), device=device)
         for b in range(steps_per_epoch):
             idx = order[b * bs:(b + 1) * bs] if order is not None else None

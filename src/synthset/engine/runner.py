@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..config import DataConfig, DistillConfig, EvalConfig, TrainConfig
 from ..data.base import ImageData, class_indices, normalize
 from ..device import autocast
+from ..distributed import World
 from ..formation import decode, encode, tile_size
 from ..models import build_model
 from ..synthetic import MethodOutput
@@ -54,6 +55,9 @@ class RunContext:
     # the precision of each pass ("real": no-grad real forward, "syn": synthetic forward +
     # backward), resolved from --precision (auto: synthset.autotune) before the first step
     precision: dict = None  # type: ignore[assignment]
+    # the ranks of a torchrun run (synthset.distributed): each forwards its shard of the
+    # real batch; everything else is the same on every rank
+    world: World = field(default_factory=World)
 
     @property
     def engine(self):
@@ -92,18 +96,37 @@ class RunContext:
             p.requires_grad_(not frozen)
         return net.to(memory_format=torch.channels_last) if self.engine.channels_last else net
 
-    def real_batch(self, generator: torch.Generator, n: Optional[int] = None) -> torch.Tensor:
-        """``n`` (default ``n_real``) random real images of every class, class-major, normalised."""
+    def real_shard(self, generator: torch.Generator, n: Optional[int] = None
+                   ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``n`` (default ``n_real``) random real images of every class, this rank's part:
+        every rank draws the same indices (one generator stream) and keeps its
+        ``World.positions`` among them. Returns the images (class-major, normalised) and
+        the positions (for the siamese augmentation; None in a world of one: all)."""
         n = n or self.n_real
         pick = torch.stack([ix[torch.randperm(len(ix), generator=generator)[:n].to(self.device)]
                             for ix in self.by_class_device])
-        return normalize(self.pool[pick.flatten()], self.info.mean, self.info.std)
+        pos = None
+        if self.world.active:
+            pos = self.world.positions(n)
+            pick = pick[:, pos.to(self.device)]
+        return normalize(self.pool[pick.flatten()], self.info.mean, self.info.std), pos
+
+    def reduce_means(self, tensors, positions: Optional[torch.Tensor]) -> list:
+        """Per-rank means over ``positions`` of the ``n_real`` -> the means over the whole
+        batch on every rank (weighted sum over ranks). A world of one: unchanged."""
+        tensors = list(tensors)
+        if positions is None:
+            return tensors
+        out = [t * (len(positions) / self.n_real) for t in tensors]
+        self.world.sum_(out)
+        return out
 
     def memory_format(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.engine.channels_last else x
 
 
-def make_context(method, train: ImageData, config: DistillConfig, options, device) -> RunContext:
+def make_context(method, train: ImageData, config: DistillConfig, options, device,
+                 world: World = World()) -> RunContext:
     """Resolve the method's defaults and check the sizes (before any work)."""
     ec = config.engine
     by_class = class_indices(train, config.ipc)
@@ -116,7 +139,7 @@ def make_context(method, train: ImageData, config: DistillConfig, options, devic
                       n_real=min(batch_real, min(len(ix) for ix in by_class)), n_syn=n_syn,
                       lr_img=ec.lr_img if ec.lr_img is not None else method.default_lr_img,
                       pool=train.images.to(device), by_class=by_class,
-                      by_class_device=[ix.to(device) for ix in by_class])
+                      by_class_device=[ix.to(device) for ix in by_class], world=world)
 
 
 def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> dict:
@@ -127,6 +150,10 @@ def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> di
     ec, info = ctx.engine, ctx.info
     shape = f"{ec.model} {info.channels}x{info.size[0]}x{info.size[1]}"
     out = {}
+    if not ctx.world.is_main:  # rank 0 times and decides; the ranks must run the same arithmetic
+        out = ctx.world.broadcast(None)
+        ctx.precision = {k: v["precision"] for k, v in out.items()}
+        return out
     for kind, n in (("real", ctx.n_real), ("syn", ctx.n_syn)):
         detail = (f"{method.name} {shape} {ctx.classes}x{n} per class "
                   f"compile={ec.compile} channels_last={ec.channels_last}")
@@ -134,6 +161,7 @@ def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> di
         out[kind] = choose(f"distill-{kind}", detail, ctx.device, requested,
                            lambda p, kind=kind: method.bench(ctx, kind, p), log=log)
     ctx.precision = {k: v["precision"] for k, v in out.items()}
+    ctx.world.broadcast(out)
     if ec.precision == "auto":
         log(f"precision auto: real pass {ctx.precision['real']}, synthetic pass "
             f"{ctx.precision['syn']} ({out['real']['source']})")
@@ -168,13 +196,16 @@ def _hook(aux, name: str, *args):
     return fn(*args) if fn is not None else None
 
 
-def resume_state(state: RunState, ctx: RunContext, method, run_dir: Path, log) -> None:
-    """Load ``run_dir``'s checkpoint into ``state``; ValueError if its config differs."""
-    path = run_dir / checkpoint.CHECKPOINT
-    if not path.exists():
+def resume_state(state: RunState, ctx: RunContext, method, run_dir: Optional[Path], log) -> None:
+    """Load ``run_dir``'s checkpoint into ``state``; ValueError if its config differs. Under
+    torchrun rank 0 reads it and sends it to the others (which need no run directory); the
+    checkpoint holds nothing per rank, so a run resumes on any number of ranks."""
+    path = run_dir / checkpoint.CHECKPOINT if run_dir is not None else None
+    found = ctx.world.broadcast(path is not None and path.exists())
+    if not found:
         log("no checkpoint found; starting from scratch")
         return
-    tensors, meta = checkpoint.read(path)
+    tensors, meta = ctx.world.broadcast(checkpoint.read(path) if ctx.world.is_main else None)
     norm = method.normalize_options
     if checkpoint.comparable(meta["config"], norm) != checkpoint.comparable(ctx.config.to_dict(), norm):
         raise ValueError(f"the checkpoint in {run_dir} was made with a different configuration; "
@@ -209,7 +240,7 @@ class Loop:
         return self.state.prior_seconds + time.perf_counter() - self.t0
 
     def save(self, iteration: int, generator_state: torch.Tensor) -> None:
-        if self.run_dir is not None:
+        if self.run_dir is not None and self.ctx.world.is_main:
             checkpoint.save(self.run_dir, self.state, iteration=iteration,
                             generator_state=generator_state, seconds=self.seconds(),
                             config=self.ctx.config.to_dict(), extra=_hook(self.ctx.aux, "state"))
@@ -233,11 +264,13 @@ class Loop:
         ec, done, state = self.ctx.engine, self.state.iteration, self.state
         if ec.checkpoint_every and done % ec.checkpoint_every == 0 and done < self.ctx.iterations:
             self.save(done, state.generator.get_state())
-        if ec.eval_every and done % ec.eval_every == 0 and self.run_dir is not None and self.data:
+        if (ec.eval_every and done % ec.eval_every == 0 and self.run_dir is not None and self.data
+                and self.ctx.world.is_main):
             self.evaluate(done, state.history[-1])
         if self.on_step is not None:
             self.on_step(done, state.result(), self.seconds())
-        if self.budget is not None and self.seconds() >= self.budget:
+        # the ranks stop at the same iteration: rank 0's clock decides
+        if self.budget is not None and self.ctx.world.broadcast(self.seconds() >= self.budget):
             self.stopped_by = "max_time"
             return False
         return True
@@ -300,12 +333,13 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
     """Run a learned ``method`` on ``train`` and return its images. ``start(k)`` gives the
     ``--init herding`` images; ``on_step(iterations_done, images, seconds)`` is called after
     each iteration (snapshots)."""
-    ctx = make_context(method, train, config, options, device)
+    from ..distributed import current
+    ctx = make_context(method, train, config, options, device, current())
     per_it = method.iteration_flops(ctx)  # before any work: a bad configuration fails here
     ctx.aux = method.prepare(ctx)
     paths = resolve_precision(method, ctx, log)
     state = initial_state(ctx, generator, start)
-    if resume and run_dir is not None:
+    if resume and (run_dir is not None or ctx.world.active):
         resume_state(state, ctx, method, run_dir, log)
     loop = Loop(method, ctx, state, run_dir=run_dir, data=data, log=log, progress=progress,
                 on_step=on_step)

@@ -5,6 +5,7 @@ training set, as in the DC paper)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from pathlib import Path
 
@@ -93,6 +94,13 @@ def selection_flops(train: ImageData, cfg: CoresetConfig) -> int:
     return total
 
 
+def fingerprint(train: ImageData) -> str:
+    """12 hex digits of a SHA-256 over the split's pixels and labels."""
+    h = hashlib.sha256(train.images.contiguous().numpy().tobytes())
+    h.update(train.labels.numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) -> torch.nn.Module:
     """The feature extractor: random or trained on the full split (cached on disk, since
     herding and k-center at every IPC share it)."""
@@ -103,7 +111,9 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
     if cfg.features == "random":
         return net
     epochs = feature_epochs(train, cfg)
-    key = f"{info.name}-{info.size[0]}-{len(train)}-{cfg.feature_model}-e{epochs}-s{seed}"
+    # the data's fingerprint is in the key: two subsets of one size (membership halves) differ
+    key = (f"{info.name}-{info.size[0]}-{len(train)}-{fingerprint(train)}-{cfg.feature_model}"
+           f"-e{epochs}-s{seed}")
     path = cache_dir() / "feature_nets" / f"{key}.safetensors"
     from safetensors.torch import load_file, save_file
     if path.exists():

@@ -99,19 +99,23 @@ class GradientMatching(LearnedMethod):
     def match_loss(self, ctx, state, net, params, generator) -> torch.Tensor:
         """One round's loss: sum over classes of the gradient distance, real vs synthetic."""
         classes, ec = ctx.classes, ctx.engine
-        real = ctx.real_batch(generator)
+        real, pos = ctx.real_shard(generator)  # under torchrun: this rank's positions
         syn = state.decoded()[0]
         if self.siamese:
             p = augment.sample(ec.dsa, classes, max(ctx.n_real, ctx.n_syn), tuple(ctx.info.size),
                                generator=generator, device=ctx.device)
-            real = augment.apply(real, p, classes, ec.dsa)
+            real = augment.apply(real, p.at(pos), classes, ec.dsa)
             syn = augment.apply(syn, p, classes, ec.dsa)
         with ctx.autocast():
             g_real = self.class_gradients(net, params, ctx.memory_format(real), classes,
                                           create_graph=False)
             g_syn = self.class_gradients(net, params, ctx.memory_format(syn), classes,
                                          create_graph=True)
-        return sum(gradient_distance([g.detach() for g in r], s) for r, s in zip(g_real, g_syn))
+        # the gradient of the whole batch's mean loss: the ranks' shard gradients, weighted
+        flat = ctx.reduce_means([g.detach() for r in g_real for g in r], pos)
+        k = len(params)
+        g_real = [flat[c * k:(c + 1) * k] for c in range(classes)]
+        return sum(gradient_distance(r, s) for r, s in zip(g_real, g_syn))
 
     def train_net(self, ctx, state, net, opt_net, epochs: int, generator) -> None:
         """``epochs`` of SGD on the current synthetic set (DSA-augmented for DSA)."""

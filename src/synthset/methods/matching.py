@@ -163,13 +163,14 @@ class EmbeddingMatching(LearnedMethod):
             net = aux.pool.nets[index]
         else:
             net = ctx.build_net(generator)
-        real = ctx.real_batch(generator)
+        real, pos = ctx.real_shard(generator)  # under torchrun: this rank's positions
         params = augment.sample(ec.dsa, classes, max(ctx.n_real, ctx.n_syn), tuple(ctx.info.size),
                                 generator=generator, device=ctx.device)
-        real_aug = ctx.memory_format(augment.apply(real, params, classes, ec.dsa))
+        real_aug = ctx.memory_format(augment.apply(real, params.at(pos), classes, ec.dsa))
         means = self.real_means(net, real_aug, classes, o, chunk=o.embed_chunk or ctx.n_real,
                                 autocast=ctx.real_autocast, embed_real=aux.embed_real,
                                 precision=ctx.precision["real"])
+        means = tuple(ctx.reduce_means(means, pos))  # the whole batch's class means
         for inner in range(o.inner_steps):
             syn_aug = ctx.memory_format(augment.apply(state.decoded()[0], params, classes, ec.dsa))
             if aux.syn_loss is not None:
