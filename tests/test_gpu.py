@@ -41,3 +41,21 @@ def test_auto_precision_on_cuda_is_bf16_autocast_and_runs(tiny_train, tiny_test)
     run = evaluate_run("ConvNet", x, y, tiny_test, TrainConfig(epochs=2, precision=got["precision"]),
                        seed=0, run=0, device=CUDA, progress=False)
     assert 0 <= run.accuracy <= 100
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL needs one GPU per rank: 2 GPUs")
+def test_two_nccl_ranks_make_the_one_gpu_set(tmp_path, shared_root):
+    import subprocess
+    import sys
+
+    from synthset.synthetic import SyntheticSet
+    args = ["distill", "--method", "dm", "--ipc", "2", "--iterations", "4", "--batch-real", "64",
+            "--precision", "fp32", "--data-root", str(shared_root), "--device", "cuda"]
+    for ranks, out in ((1, tmp_path / "one"), (2, tmp_path / "two")):
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc-per-node={ranks}", "-m", "synthset"]
+        res = subprocess.run([*launcher, *args, "--out", str(out)], capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-3000:]
+    two = SyntheticSet.load(tmp_path / "two")
+    assert two.metadata["world_size"] == 2
+    assert float((SyntheticSet.load(tmp_path / "one").images - two.images).abs().max()) < 1e-3

@@ -84,5 +84,4 @@ def _make(method, data, config, options, *, device, run_dir, resume, log, progre
                                   "distill_seconds": seconds, "device": str(device),
                                   "machine": machine(), "n_train_real": len(train),
                                   "peak_memory_mib": round(peak_memory_mib(device), 1),
-                                  "world_size": current().size,
                                   **out.metadata})

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import datetime
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import torch
@@ -30,6 +31,9 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    # what this process's all-reduces moved and waited (the run records rank 0's)
+    comm: dict = field(default_factory=lambda: {"all_reduces": 0, "bytes": 0, "seconds": 0.0},
+                       compare=False)
 
     @property
     def is_main(self) -> bool:
@@ -49,7 +53,11 @@ class World:
         if not self.active or not tensors:
             return
         flat = torch.cat([t.reshape(-1).float() for t in tensors])
+        t0 = time.perf_counter()
         dist.all_reduce(flat)
+        self.comm["seconds"] += time.perf_counter() - t0
+        self.comm["all_reduces"] += 1
+        self.comm["bytes"] += flat.numel() * flat.element_size()
         i = 0
         for t in tensors:
             t.copy_(flat[i:i + t.numel()].view_as(t))

@@ -364,4 +364,8 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
                                   "final_loss": state.history[-1] if state.history else None,
                                   "median_iteration_seconds": its[len(its) // 2] if its else None,
                                   "precision": paths,
+                                  **({"world_size": ctx.world.size, "communication": {
+                                      **ctx.world.comm, "per_iteration_bytes":
+                                      ctx.world.comm["bytes"] / max(1, len(loop.iteration_seconds))}}
+                                     if ctx.world.active else {}),
                                   "iteration_seconds": loop.iteration_seconds})  # benchmarks
