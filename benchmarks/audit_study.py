@@ -51,7 +51,7 @@ def kind_config(kind: str, args) -> DistillConfig:
     init = kind.split("-")[1]
     return DistillConfig(method="dm", ipc=args.ipc, seed=0, engine=EngineConfig(
         iterations=args.iterations, init=init, model=args.model, batch_real=args.batch_real,
-        precision="auto", checkpoint_every=0))
+        precision="auto", checkpoint_every=0, compile=args.compile))
 
 
 def make(train, cfg: DistillConfig, seed: int):
@@ -78,6 +78,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--full-epochs", type=int, default=10, help="epochs of the all-members model")
     ap.add_argument("--feature-epochs", type=int, default=None, help="the feature net's epochs")
     ap.add_argument("--held-out", type=int, default=2000)
+    ap.add_argument("--compile", action="store_true", help="DM's compiled paths (same images, faster)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv[1:])
     out_path = Path(args.out)
@@ -85,7 +86,7 @@ def main(argv: list[str]) -> None:
     res.setdefault("rows", {})
     precision = "bf16" if native_bf16(CPU) else "fp32"
     res["header"] = header(argv)
-    res["protocol"] = {k: v for k, v in vars(args).items() if k not in ("out", "kinds")}
+    res["protocol"] = {k: v for k, v in vars(args).items() if k not in ("out", "kinds", "compile")}
     res["protocol"]["train_precision"] = precision
 
     def save():

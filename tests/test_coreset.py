@@ -47,3 +47,13 @@ def test_embedding_batch_bounds_pixels_not_images(tiny_train):
     net = build_model("ConvNet", 1, 10, (28, 28), generator=torch.Generator().manual_seed(0))
     cpu = torch.device("cpu")
     torch.testing.assert_close(embed_all(net, tiny_train, cpu, batch=7), embed_all(net, tiny_train, cpu))
+
+
+def test_feature_net_cache_tells_two_subsets_of_one_size_apart(tiny_train):
+    """Membership shadows are random halves of one size: each must get its own feature net."""
+    from conftest import subset
+
+    from synthset.methods.coreset import fingerprint
+    a, b = subset(tiny_train, 10, seed=0), subset(tiny_train, 10, seed=1)
+    assert len(a) == len(b) and fingerprint(a) != fingerprint(b)
+    assert fingerprint(a) == fingerprint(subset(tiny_train, 10, seed=0))

@@ -96,7 +96,12 @@ def test_two_ranks_make_the_one_process_set(method, tiny_root, tmp_path):
     extra = ["--outer-loop", "1"] if method == "dsa" else []
     iterations = 2 if method == "dsa" else 4
     synthset(*distill_args(tiny_root, tmp_path / "one", method, iterations, *extra))
-    two = synthset(*distill_args(tiny_root, tmp_path / "two", method, iterations, *extra), ranks=2)
+    # DM also evaluates every 2 iterations on rank 0 alone (no collectives meanwhile)
+    watch = ["--eval-every", "2", "--eval-epochs", "1"] if method == "dm" else []
+    two = synthset(*distill_args(tiny_root, tmp_path / "two", method, iterations, *extra, *watch),
+                   ranks=2)
+    if watch:
+        assert len((tmp_path / "two" / "log.jsonl").read_text().splitlines()) == 2
     a, b = images(tmp_path / "one"), images(tmp_path / "two")
     diff = float((a - b).abs().max())
     print(f"{method}: max |one process - two ranks| = {diff:.3g}")

@@ -224,7 +224,8 @@ def _train_bench(model: str, shape, batch: int, cfg: TrainConfig, precision: str
 def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: EvalConfig, *,
              device: torch.device, out_dir: Optional[Path] = None, progress: bool = True,
              log: Callable[[str], None] = print, workers: int = 1, tag: str = "",
-             config_extra: Optional[dict] = None, data_parallel: bool = False) -> dict:
+             config_extra: Optional[dict] = None, data_parallel: bool = False,
+             world=None) -> dict:
     """Runs x models of the protocol. With ``out_dir``, each finished run is appended to
     ``eval_runs.jsonl`` at once and finished runs of the same config are not redone, so
     an interrupted evaluation resumes where it stopped. Writes ``eval.json``.
@@ -242,9 +243,11 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     per rank at a time, each with the seed it has in one process, and gathered to rank 0
     after every round, which alone writes; ``data_parallel``: every run is trained by all
     ranks together (DDP; the full-data reference). Rank 0 chooses the precision for all.
+    ``world``: the ranks to use (default: torchrun's, if any; ``World()`` keeps it to this
+    process, as the distillation's periodic evaluation on rank 0 does).
     """
     from .distributed import current
-    world = current()
+    world = current() if world is None else world
     if workers > 1 and world.active:
         raise ValueError(f"--workers {workers} forks local processes, and under torchrun each of "
                          f"the {world.size} ranks is already one: drop --workers (the ranks share "

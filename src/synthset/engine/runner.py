@@ -316,7 +316,8 @@ class Loop:
         tcfg = DATASETS.get(self.data.name).train_config(TrainConfig(epochs=ec.eval_epochs))
         rep = evaluate(images, labels, self._test,
                        EvalConfig(models=(ec.model,), runs=ec.eval_runs, train=tcfg),
-                       device=self.ctx.device, progress=False, log=lambda m: None)
+                       device=self.ctx.device, progress=False, log=lambda m: None,
+                       world=World())  # rank 0 alone: no collectives while the others iterate
         m = rep["models"][ec.model]
         with open(self.run_dir / LOG, "a") as f:
             f.write(json.dumps({"iteration": iteration, "loss": loss,

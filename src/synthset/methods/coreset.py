@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -126,9 +127,9 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
     train_network(net, train.images, train.labels, info, tcfg, generator=g, device=device,
                   desc="feature net")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
-              str(path) + ".part")
-    Path(str(path) + ".part").replace(path)
+    part = f"{path}.{os.getpid()}.part"  # torchrun ranks train the same net side by side
+    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, part)
+    Path(part).replace(path)
     return net
 
 
