@@ -34,10 +34,7 @@ from synthset.audit import memorisation, pairs_grid  # noqa: E402
 from synthset.autotune import native_bf16  # noqa: E402
 from synthset.config import CoresetConfig, DataConfig, DistillConfig, EngineConfig, TrainConfig  # noqa: E402
 from synthset.data import DATASETS, load_dataset  # noqa: E402
-from synthset.distill import run_method  # noqa: E402
-from synthset.formation import decode  # noqa: E402
-from synthset.membership import membership_attack  # noqa: E402
-from synthset.methods import METHODS  # noqa: E402
+from synthset.membership import make_set, membership_attack  # noqa: E402
 from synthset.methods.coreset import feature_net  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -55,11 +52,7 @@ def kind_config(kind: str, args) -> DistillConfig:
 
 
 def make(train, cfg: DistillConfig, seed: int):
-    method = METHODS.get(cfg.method)
-    out = run_method(method, train, cfg, method.options(cfg.options), device=CPU,
-                     generator=torch.Generator().manual_seed(seed), log=lambda m: None,
-                     progress=False)
-    return decode(out.images, out.labels, out.factor)
+    return make_set("set", train, cfg, device=CPU, seed=seed, log=lambda m: None)
 
 
 def main(argv: list[str]) -> None:

@@ -52,13 +52,10 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     options = method.options(config.options)
     # the saved config names the method as registered and holds every option, defaults included
     config = dataclasses.replace(config, method=method.name, options=dataclasses.asdict(options))
-    world = current()
-    if out_dir is None:
-        return _make(method, data, config, options, device=device, run_dir=None, resume=False,
-                     log=log, progress=progress)
-    if not world.is_main:  # under torchrun rank 0 owns the run directory and sends its checkpoint
-        return _make(method, data, config, options, device=device, run_dir=None, resume=resume,
-                     log=log, progress=progress)
+    # under torchrun rank 0 owns the run directory and sends the others its checkpoint
+    if out_dir is None or not current().is_main:
+        return _make(method, data, config, options, device=device, run_dir=None,
+                     resume=resume and out_dir is not None, log=log, progress=progress)
     with owned(out_dir, resume=resume, overwrite=overwrite) as run_dir:
         sset = _make(method, data, config, options, device=device, run_dir=run_dir,
                      resume=resume, log=log, progress=progress)
