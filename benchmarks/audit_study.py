@@ -132,6 +132,7 @@ def main(argv: list[str]) -> None:
                                     shadows=args.shadows, seed=0, device=CPU, test=test)
         row["membership"] = mia
         row["seconds"] = time.perf_counter() - t0
+        row["machine"] = res["header"]["machine"]  # rows of one file may come from several runs
         res["rows"][kind] = row
         save()
         print(f"{kind}: {row['seconds']:.0f} s, loss AUC {mia['loss']['auc']:.3f}, LiRA AUC "

@@ -560,9 +560,8 @@ def mhist_speed() -> str:
         md(["px", "model", "variant", "real batch", "s / iteration", "GFLOP / it", "GFLOP/s"], its)
 
 
-@table
-def precision_speed() -> str:
-    d = js("precision/speed_cpu.json")
+def _precision_speed(name: str) -> str:
+    d = js(f"precision/{name}")
     body = []
     for r in d["rows"]:
         prec = "/".join(sorted(set(r["precision"].values()))) if r["precision"] else "fp32"
@@ -574,7 +573,7 @@ def precision_speed() -> str:
     mm = d["matmul_gflops"]
     return caption("median seconds per iteration of 5 after the first (which compiles); FLOPs "
                    "counted per iteration (real forward + synthetic forward and backward)",
-                   machine(d["machine"]), "benchmarks/results/precision/speed_cpu.json") + \
+                   machine(d["machine"]), f"benchmarks/results/precision/{name}") + \
         f"Command: `{d['command']}`. Matrix-multiply peak (2048 x 2048) in the same run: " \
         f"fp32 {mm['fp32']:.0f} GFLOP/s, bf16 {mm['bf16']:.0f} GFLOP/s.\n\n" + md(
             ["method", "IPC", "real batch", "path", "precision", "s / iteration", "vs reference-style",
@@ -582,17 +581,36 @@ def precision_speed() -> str:
 
 
 @table
-def precision_eval() -> str:
-    d = js("precision/eval_cpu.json")
+def precision_speed() -> str:
+    return _precision_speed("speed_cpu.json")
+
+
+@table
+def precision_speed_amx() -> str:
+    return _precision_speed("speed_amx_cpu.json")
+
+
+def _precision_eval(name: str) -> str:
+    d = js(f"precision/{name}")
     body = [[r["precision"], r["resolved"]["ConvNet"]["precision"] if isinstance(r["resolved"], dict)
              and "ConvNet" in r["resolved"] else r["resolved"]["precision"],
              f"{r['mean']:.2f} ± {r['std']:.2f}", " / ".join(f"{x:.2f}" for x in r["runs"]),
              f"{np.mean(r['train_seconds']):.0f} s"] for r in d["rows"]]
     return caption(f"ConvNet, {len(d['rows'][0]['runs'])} runs x {d['rows'][0]['epochs']} epochs, DSA, "
                    f"`--compile`, the same seeds in both rows; the set: {d['set']}",
-                   machine(d["machine"]), "benchmarks/results/precision/eval_cpu.json") + \
+                   machine(d["machine"]), f"benchmarks/results/precision/{name}") + \
         f"Command: `{d['command']}`\n\n" + md(
             ["--precision", "ran as", "accuracy", "runs", "training time / run"], body)
+
+
+@table
+def precision_eval() -> str:
+    return _precision_eval("eval_cpu.json")
+
+
+@table
+def precision_eval_amx() -> str:
+    return _precision_eval("eval_amx_cpu.json")
 
 
 @table
@@ -654,7 +672,12 @@ def _audit(name: str) -> str:
              f"reduced membership protocol: {pr['models']} model(s) per set x {pr['epochs']} epochs "
              f"({pr['train_precision']}), all-members model {pr['full_epochs']} epochs, "
              f"{pr['shadows']} shadow sets, {pr['audited']} members + {pr['audited']} non-members audited")
-    return caption(proto, machine(h["machine"]), rel(path)) + f"Command: `{h['command']}`\n\n" + md(
+    machines: dict[str, list[str]] = {}  # rows can come from runs on different machines
+    for kind, r in rows.items():
+        machines.setdefault(machine(r.get("machine", h["machine"])), []).append(KIND_LABEL.get(kind, kind))
+    mach = machine(h["machine"]) if len(machines) == 1 else "; ".join(
+        f"{m} ({', '.join(kinds)})" for m, kinds in machines.items())
+    return caption(proto, mach, rel(path)) + f"Command: `{h['command']}`\n\n" + md(
         ["set", "test acc. (%)", "near copies (pixel)", "NN dist. / held-out (pixel)",
          "near copies (feature)", "NN dist. / held-out (feature)", "SSIM to NN", "drift from start",
          "loss attack AUC [95% CI]", "LiRA (offline) AUC [95% CI]", "TPR @ 1% FPR", "TPR @ 0.1% FPR"],

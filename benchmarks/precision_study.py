@@ -36,6 +36,7 @@ from synthset import augment  # noqa: E402
 from synthset.config import DataConfig, DSAConfig, EvalConfig, TrainConfig  # noqa: E402
 from synthset.data import DATASETS, load_dataset  # noqa: E402
 from synthset.data.base import normalize  # noqa: E402
+from synthset.device import reuse_freed_memory  # noqa: E402
 from synthset.distill import distill, run_method  # noqa: E402
 from synthset.evaluate import evaluate  # noqa: E402
 from synthset.methods import METHODS  # noqa: E402
@@ -103,35 +104,47 @@ def ours(method_name, train, ipc: int, n_real: int, iterations: int, **engine) -
     return out.metadata
 
 
+REFERENCE = "reference-style per-class loop, eager fp32"
+HEAP = "reference-style loop, freed memory kept in the heap"
+
+
 def part_speed(args) -> None:
     train = load_dataset(DataConfig(name="mnist"), "train")
     res = {**header(sys.argv), "matmul_gflops": {"fp32": matmul_peak(torch.float32),
                                                  "bf16": matmul_peak(torch.bfloat16)}, "rows": []}
     print(res["matmul_gflops"], flush=True)
-    for method_name, n_real in (("dm", 256), ("datadam", 64)):
+    configs = [(m, n_real, ipc) for m, n_real in (("dm", 256), ("datadam", 64)) for ipc in args.ipc]
+    refs = {}
+
+    def record(method_name, n_real, ipc, variant, secs, meta):
+        s_it = statistics.median(secs[1:])  # the first pays compilation
+        row = {"method": method_name, "ipc": ipc, "batch_real": n_real, "variant": variant,
+               "s_per_iteration": s_it, "iteration_seconds": secs,
+               "precision": {k: v["precision"] for k, v in meta.get("precision", {}).items()},
+               "flops_per_iteration": meta.get("flops_per_iteration")}
+        refs.setdefault((method_name, ipc), s_it)
+        row["speedup_vs_reference_style"] = refs[(method_name, ipc)] / s_it
+        res["rows"].append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "iteration_seconds"}), flush=True)
+        write(args.out, res)
+
+    n = args.iterations + 1
+    # The reference rows first, with glibc's default allocator as the public code runs; then
+    # synthset's allocator setting (process-wide: synthset's runs set it themselves) and
+    # the reference again under it, so the table shows what the allocator alone gives.
+    for method_name, n_real, ipc in configs:
         method = METHODS.get(method_name)
-        for ipc in args.ipc:
-            ref = None
-            for variant in ("reference-style per-class loop, eager fp32", "--compile fp32",
-                            "--compile auto"):
-                n = args.iterations + 1
-                if variant.startswith("reference"):
-                    secs, meta = reference_style(method, method.options({}), train, ipc, n_real, n), {}
-                else:
-                    meta = ours(method_name, train, ipc, n_real, n, compile=True,
-                                precision=variant.split()[-1])
-                    secs = meta["iteration_seconds"]
-                s_it = statistics.median(secs[1:])  # the first pays compilation
-                row = {"method": method_name, "ipc": ipc, "batch_real": n_real, "variant": variant,
-                       "s_per_iteration": s_it, "iteration_seconds": secs,
-                       "precision": {k: v["precision"] for k, v in meta.get("precision", {}).items()},
-                       "flops_per_iteration": meta.get("flops_per_iteration")}
-                if variant.startswith("reference"):
-                    ref = row
-                row["speedup_vs_reference_style"] = ref["s_per_iteration"] / s_it
-                res["rows"].append(row)
-                print(json.dumps({k: v for k, v in row.items() if k != "iteration_seconds"}), flush=True)
-                write(args.out, res)
+        record(method_name, n_real, ipc, REFERENCE,
+               reference_style(method, method.options({}), train, ipc, n_real, n), {})
+    res["reuse_freed_memory"] = reuse_freed_memory()
+    for method_name, n_real, ipc in configs:
+        method = METHODS.get(method_name)
+        record(method_name, n_real, ipc, HEAP,
+               reference_style(method, method.options({}), train, ipc, n_real, n), {})
+        for precision in ("fp32", "auto"):
+            meta = ours(method_name, train, ipc, n_real, n, compile=True, precision=precision)
+            record(method_name, n_real, ipc, f"--compile {precision}", meta["iteration_seconds"], meta)
+    res["rows"].sort(key=lambda r: configs.index((r["method"], r["batch_real"], r["ipc"])))
     flops = {(r["method"], r["ipc"]): r["flops_per_iteration"] for r in res["rows"] if r["flops_per_iteration"]}
     for r in res["rows"]:
         f = flops.get((r["method"], r["ipc"]))

@@ -52,3 +52,32 @@ def test_generator_makes_init_reproducible():
 def test_unknown_model_lists_choices():
     with pytest.raises(ValueError, match="unknown model 'Nope'.*ConvNet"):
         build_model("Nope", 1, 10, (28, 28))
+
+
+@pytest.mark.parametrize("cin,kw", [(1, {"padding": 3}), (3, {"padding": 1}), (3, {"padding": 1, "stride": 2}),
+                                    (1, {"padding": 0, "dilation": 2})])
+def test_few_channel_conv_is_the_library_convolution(cin, kw):
+    """The im2col first layer gives nn.Conv2d's output and gradients (input and weights)."""
+    from synthset.models.base import FewChannelConv2d
+    torch.manual_seed(0)
+    ref = torch.nn.Conv2d(cin, 16, 3, **kw)
+    few = FewChannelConv2d(cin, 16, 3, **kw)
+    few.load_state_dict(ref.state_dict())
+    x = torch.randn(4, cin, 28, 28, requires_grad=True)
+    outs = []
+    for conv in (ref, few):
+        x.grad = None
+        conv.zero_grad()
+        y = conv(x)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append((y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for a, b in zip(*outs):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, atol=1e-5 * float(a.abs().max()), rtol=1e-4)  # fp32 sum order
+
+
+def test_convnet_first_layer_is_few_channel_and_keeps_its_names():
+    from synthset.models.base import FewChannelConv2d
+    net = build_model("ConvNet", 1, 10, (28, 28), generator=torch.Generator().manual_seed(0))
+    assert type(net.features[0][0]) is FewChannelConv2d and type(net.features[1][0]) is torch.nn.Conv2d
+    assert "features.0.0.weight" in net.state_dict()

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from . import augment
 from .config import TrainConfig
 from .data.base import DatasetInfo, normalize
-from .device import autocast, synchronize
+from .device import autocast, reuse_freed_memory, synchronize
 
 
 def run_seed(seed: int, *keys: int | str) -> int:
@@ -37,6 +37,7 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     ``DistributedDataParallel`` over a ``DistributedSampler`` shard of each epoch, each rank
     a 1/size share of the protocol's batch (the global batch stays ``batch_size``), its own
     augmentation stream; the weights stay the same on every rank."""
+    reuse_freed_memory()
     net.to(device).train()
     images, labels = images.to(device), labels.to(device)
     if cfg.channels_last:

@@ -334,7 +334,9 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
     """Run a learned ``method`` on ``train`` and return its images. ``start(k)`` gives the
     ``--init herding`` images; ``on_step(iterations_done, images, seconds)`` is called after
     each iteration (snapshots)."""
+    from ..device import reuse_freed_memory
     from ..distributed import current
+    reuse_freed_memory()
     ctx = make_context(method, train, config, options, device, current())
     per_it = method.iteration_flops(ctx)  # before any work: a bad configuration fails here
     ctx.aux = method.prepare(ctx)

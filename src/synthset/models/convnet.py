@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import MODELS, SynthNet, feature_dim, make_norm
+from .base import MODELS, SynthNet, conv2d, feature_dim, make_norm
 
 
 class ConvNet(SynthNet):
@@ -23,7 +23,7 @@ class ConvNet(SynthNet):
         c = channels
         for d in range(depth):
             pad = 3 if (d == 0 and channels == 1 and (h, w) == (28, 28)) else 1
-            block = [nn.Conv2d(c, width, 3, padding=pad), make_norm(norm, width), nn.ReLU(inplace=True)]
+            block = [conv2d(c, width, 3, padding=pad), make_norm(norm, width), nn.ReLU(inplace=True)]
             if pooling == "avgpool":
                 block.append(nn.AvgPool2d(2))
             elif pooling == "maxpool":

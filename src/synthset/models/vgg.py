@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import SynthNet, feature_dim, make_norm, register_model
+from .base import SynthNet, conv2d, feature_dim, make_norm, register_model
 
 CFG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 
@@ -22,7 +22,7 @@ class VGG(SynthNet):
                 layers = []
                 continue
             pad = 3 if (i == 0 and channels == 1 and tuple(size) == (28, 28)) else 1
-            layers += [nn.Conv2d(c, v, 3, padding=pad), make_norm(norm, v), nn.ReLU(inplace=True)]
+            layers += [conv2d(c, v, 3, padding=pad), make_norm(norm, v), nn.ReLU(inplace=True)]
             c = v
         self.features = nn.ModuleList(stages)
         self.classifier = nn.Linear(feature_dim(self, channels, size), num_classes)
