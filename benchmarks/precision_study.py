@@ -61,6 +61,19 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
     return 2 * n ** 3 * repeat / (time.perf_counter() - t) / 1e9
 
 
+def library_convolutions(net: torch.nn.Module) -> torch.nn.Module:
+    """``net`` with its im2col first layer (``FewChannelConv2d``) back as the ``nn.Conv2d``
+    the public code uses, same weights."""
+    for block in net.features:
+        conv = block[0]
+        if type(conv) is not torch.nn.Conv2d:
+            plain = torch.nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                                    padding=conv.padding)
+            plain.load_state_dict(conv.state_dict())
+            block[0] = plain
+    return net
+
+
 def reference_style(method, options, train, ipc: int, n_real: int, iterations: int) -> list[float]:
     """Iterations structured like the public code: per class, eager fp32, one real (no grad)
     and one synthetic forward, the method's own features and loss on that class's means."""
@@ -73,7 +86,8 @@ def reference_style(method, options, train, ipc: int, n_real: int, iterations: i
     out = []
     for _ in range(iterations):
         t = time.perf_counter()
-        net = build_model("ConvNet", info.channels, info.num_classes, info.size, generator=g)
+        net = library_convolutions(build_model("ConvNet", info.channels, info.num_classes,
+                                               info.size, generator=g))
         for p in net.parameters():
             p.requires_grad_(False)
         loss = torch.zeros(())
@@ -113,7 +127,8 @@ def part_speed(args) -> None:
     res = {**header(sys.argv), "matmul_gflops": {"fp32": matmul_peak(torch.float32),
                                                  "bf16": matmul_peak(torch.bfloat16)}, "rows": []}
     print(res["matmul_gflops"], flush=True)
-    configs = [(m, n_real, ipc) for m, n_real in (("dm", 256), ("datadam", 64)) for ipc in args.ipc]
+    configs = [(m, n_real, ipc) for m, n_real in (("dm", 256), ("datadam", 64)) for ipc in args.ipc
+               if m in args.methods]
     refs = {}
 
     def record(method_name, n_real, ipc, variant, secs, meta):
@@ -204,6 +219,8 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--root", default="runs/precision")
     ap.add_argument("--ipc", type=int, nargs="+", default=[1, 10, 50])
+    ap.add_argument("--methods", nargs="+", default=["dm", "datadam"], choices=["dm", "datadam"],
+                    help="speed: the methods timed")
     ap.add_argument("--iterations", type=int, default=5, help="timed iterations per variant")
     ap.add_argument("--precisions", nargs="+", default=["fp32", "auto"])
     ap.add_argument("--runs", type=int, default=5)

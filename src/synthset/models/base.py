@@ -37,14 +37,18 @@ class GroupNorm32(nn.GroupNorm):
 
 class FewChannelConv2d(nn.Conv2d):
     """A convolution with few input channels (a network's first layer on 1- or 3-channel
-    images), computed on the CPU as an explicit im2col matrix product. oneDNN's weight
-    gradient for one input channel ran at ~4 GFLOP/s in bf16 on a 2-core Intel Xeon with
-    AMX: 61 of a ConvNet training step's 171 ms (100 MNIST images); as a matrix product it
-    is two small GEMMs, and the step took 113 ms. The same maths (and parameter names) as
-    ``nn.Conv2d``; other devices use the library convolution."""
+    images), computed on the CPU as an explicit im2col matrix product when its input needs
+    no gradient (training a network on data; a no-grad forward). oneDNN's weight gradient
+    for one input channel ran at ~4 GFLOP/s in bf16 on a 2-core Intel Xeon with AMX: 61 of
+    a ConvNet training step's 171 ms (100 MNIST images); as a matrix product it is two small
+    GEMMs, and the step took 113 ms. An input that needs a gradient (synthetic images) keeps
+    the library convolution: im2col's input gradient (col2im) made DataDAM's synthetic pass
+    slower. The same maths (and parameter names) as ``nn.Conv2d``; other devices use the
+    library convolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or self.groups != 1 or self.padding_mode != "zeros":
+        if (x.device.type != "cpu" or x.requires_grad or self.groups != 1
+                or self.padding_mode != "zeros"):
             return super().forward(x)
         n, _, h, w = x.shape
         (kh, kw), (ph, pw), (sh, sw), (dh, dw) = self.kernel_size, self.padding, self.stride, self.dilation
