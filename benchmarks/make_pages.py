@@ -604,6 +604,33 @@ def _precision_eval(name: str) -> str:
 
 
 @table
+def tta_amx() -> str:
+    """Sets made within a fixed time on the AMX CPU, with every evaluation run done so far."""
+    body, mach, cmds = [], None, []
+    for run_dir in sorted((RES / "tta_amx").glob("*/synthetic.json")):
+        meta = json.loads(run_dir.read_text())["metadata"]
+        mach = meta.get("machine", mach)
+        log = run_dir.with_name("eval_runs.jsonl")
+        runs = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        acc = [r["accuracy"] for r in runs]
+        d = meta["distill"]
+        body.append([run_dir.parent.name, f"{meta['iterations']:,}", f"{meta['loop_seconds'] / 60:.1f} min",
+                     f"{meta['median_iteration_seconds']:.2f} s",
+                     f"{np.mean(acc):.2f} ± {np.std(acc):.2f}" if acc else "not evaluated yet",
+                     f"{len(acc)} of 5", " / ".join(f"{a:.2f}" for a in acc) or "-"])
+        cmds.append(f"`synthset distill --recipe mnist-dm-ipc10-f2 --iterations 100000 --max-time 15m "
+                    f"--compile --out {rel(run_dir.parent)}` (factor {d.get('engine', {}).get('factor', '?')}), "
+                    f"then `synthset evaluate {rel(run_dir.parent)} --runs 5 --epochs 1000 --compile`")
+    if not body:
+        return "*Not measured yet.*"
+    return caption("MNIST IPC 10, distillation stopped by `--max-time 15m`; ConvNet, 1000 epochs per "
+                   "evaluation run, DSA; the evaluation ran beside other jobs (1 thread), so its "
+                   "times are not speed figures", machine(mach), "benchmarks/results/tta_amx/") + \
+        "Commands: " + "; ".join(cmds) + "\n\n" + md(
+            ["set", "iterations", "distillation loop", "s / iteration", "accuracy", "runs done", "runs"], body)
+
+
+@table
 def precision_eval() -> str:
     return _precision_eval("eval_cpu.json")
 
