@@ -604,6 +604,16 @@ def _precision_eval(name: str) -> str:
 
 
 @table
+def precision_eval() -> str:
+    return _precision_eval("eval_cpu.json")
+
+
+@table
+def precision_eval_amx() -> str:
+    return _precision_eval("eval_amx_cpu.json")
+
+
+@table
 def tta_amx() -> str:
     """Sets made within a fixed time on the AMX CPU, with every evaluation run done so far."""
     body, mach, cmds = [], None, []
@@ -624,20 +634,10 @@ def tta_amx() -> str:
     if not body:
         return "*Not measured yet.*"
     return caption("MNIST IPC 10, distillation stopped by `--max-time 15m`; ConvNet, 1000 epochs per "
-                   "evaluation run, DSA; the evaluation ran beside other jobs (1 thread), so its "
-                   "times are not speed figures", machine(mach), "benchmarks/results/tta_amx/") + \
+                   "evaluation run, DSA; the evaluation runs were not timed alone (the first ran "
+                   "beside other jobs on 1 thread), so their times are not speed figures", machine(mach), "benchmarks/results/tta_amx/") + \
         "Commands: " + "; ".join(cmds) + "\n\n" + md(
             ["set", "iterations", "distillation loop", "s / iteration", "accuracy", "runs done", "runs"], body)
-
-
-@table
-def precision_eval() -> str:
-    return _precision_eval("eval_cpu.json")
-
-
-@table
-def precision_eval_amx() -> str:
-    return _precision_eval("eval_amx_cpu.json")
 
 
 @table
