@@ -613,6 +613,13 @@ def precision_eval_amx() -> str:
     return _precision_eval("eval_amx_cpu.json")
 
 
+# the distillation options of each time-to-accuracy set (its run directory's name)
+TTA_AMX_OPTIONS = {
+    "dm-ipc10": "--method dm --ipc 10 --batch-real 64 --init herding --features pixels --ema 0.97",
+    "dm-ipc10-f2": "--recipe mnist-dm-ipc10-f2",
+}
+
+
 @table
 def tta_amx() -> str:
     """Sets made within a fixed time on the AMX CPU, with every evaluation run done so far."""
@@ -628,8 +635,9 @@ def tta_amx() -> str:
                      f"{meta['median_iteration_seconds']:.2f} s",
                      f"{np.mean(acc):.2f} ± {np.std(acc):.2f}" if acc else "not evaluated yet",
                      f"{len(acc)} of 5", " / ".join(f"{a:.2f}" for a in acc) or "-"])
-        cmds.append(f"`synthset distill --recipe mnist-dm-ipc10-f2 --iterations 100000 --max-time 15m "
-                    f"--compile --out {rel(run_dir.parent)}` (factor {d.get('engine', {}).get('factor', '?')}), "
+        options = TTA_AMX_OPTIONS.get(run_dir.parent.name, "--recipe mnist-dm-ipc10-f2")
+        cmds.append(f"`synthset distill {options} --iterations 100000 --max-time 15m "
+                    f"--compile --out {rel(run_dir.parent)}` (factor {d.get('engine', {}).get('factor', 1)}), "
                     f"then `synthset evaluate {rel(run_dir.parent)} --runs 5 --epochs 1000 --compile`")
     if not body:
         return "*Not measured yet.*"
