@@ -157,8 +157,8 @@ def test_compiled_real_embedding_matches_eager(tiny_train):
         assert torch.allclose(fast(net, x), embed_no_grad(net, x), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", ["dm", "datadam"])
-def test_compiled_synthetic_loss_and_gradient_match_eager(name, tiny_train):
+@pytest.mark.parametrize("name,layout", [("dm", "inductor"), ("datadam", "inductor"), ("datadam", "nchw")])
+def test_compiled_synthetic_loss_and_gradient_match_eager(name, layout, tiny_train):
     from synthset.engine.fast import CompiledSynLoss
     from synthset.methods.matching import class_means
     method = METHODS.get(name)
@@ -167,6 +167,7 @@ def test_compiled_synthetic_loss_and_gradient_match_eager(name, tiny_train):
     fast = CompiledSynLoss(template, lambda n, x: method.features(n, x, cfg),
                            lambda feats, means: method.match(
                                means, tuple(class_means(f.float(), 10) for f in feats), cfg))
+    fast.layout = layout  # either layout is the same maths
     real = tiny_train.normalized(torch.cat([ix[:4] for ix in tiny_train.indices_by_class()]))
     for seed in (0, 1):  # a second fresh network reuses the compiled graphs
         net = build_model("ConvNet", 1, 10, (28, 28), generator=torch.Generator().manual_seed(seed))

@@ -226,3 +226,21 @@ def test_auto_precision_times_both_where_bf16_is_native_and_caches_the_choice(mo
     assert again["precision"] == "bf16" and again["source"] == "cache" and len(calls) == 2
     assert autotune.choose("train", "MLP 1x28x28", cpu, "fp32", bench)["precision"] == "fp32"
     assert json.loads((tmp_path / "autotune.json").read_text())
+
+
+def test_compiled_pass_layout_is_timed_on_the_cpu_cached_and_left_to_inductor_on_a_gpu(monkeypatch, tmp_path):
+    from synthset import autotune
+    monkeypatch.setenv("SYNTHSET_CACHE", str(tmp_path))
+    cpu = torch.device("cpu")
+    calls = []
+
+    def bench(layout):
+        calls.append(layout)
+        return lambda: time.sleep(0.002 if layout == "nchw" else 0.02)
+    got = autotune.choose_layout("distill-syn-layout", "datadam x", cpu, bench, log=lambda m: None)
+    assert got["layout"] == "nchw" and got["layout_source"] == "timed" and calls == ["inductor", "nchw"]
+    assert got["layout_seconds"]["inductor"] > got["layout_seconds"]["nchw"]
+    again = autotune.choose_layout("distill-syn-layout", "datadam x", cpu, bench, log=lambda m: None)
+    assert again["layout"] == "nchw" and again["layout_source"] == "cache" and len(calls) == 2
+    gpu = autotune.choose_layout("distill-syn-layout", "datadam x", torch.device("cuda"), bench)
+    assert gpu["layout"] == "inductor" and len(calls) == 2

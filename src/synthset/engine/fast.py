@@ -86,10 +86,18 @@ class CompiledSynLoss:
         def loss(state, syn, real_means):
             return loss_of(functional_call(wrapper, state, (syn,)), real_means)
 
-        self.fn = torch.compile(loss)
+        self._loss = loss
+        self._fns: dict[str, Callable] = {}
+        # "inductor": inductor's layout optimisation (channels-last convolutions), "nchw":
+        # off; ``autotune.choose_layout`` times both and sets the faster
+        self.layout = "inductor"
 
     def __call__(self, net, real_means: tuple[torch.Tensor, ...], syn: torch.Tensor) -> torch.Tensor:
-        return self.fn(weights(net), syn, tuple(real_means))
+        fn = self._fns.get(self.layout)
+        if fn is None:  # one compilation per layout, each reused for every network
+            fn = self._fns[self.layout] = torch.compile(
+                self._loss, options={"layout_optimization": self.layout == "inductor"})
+        return fn(weights(net), syn, tuple(real_means))
 
 
 def compiled_cross_entropy(template: torch.nn.Module):

@@ -146,13 +146,17 @@ def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> di
     """Each pass's precision from ``--precision`` (``auto``: ``synthset.autotune.choose``, timed
     through the method's own benches on the run's shapes, so the compiled paths the run
     uses are the ones warmed up). Sets ``ctx.precision``; returns what to record."""
-    from ..autotune import choose
+    from ..autotune import choose, choose_layout
+    from .fast import CompiledSynLoss
     ec, info = ctx.engine, ctx.info
     shape = f"{ec.model} {info.channels}x{info.size[0]}x{info.size[1]}"
     out = {}
+    syn_loss = getattr(ctx.aux, "syn_loss", None)
     if not ctx.world.is_main:  # rank 0 times and decides; the ranks must run the same arithmetic
         out = ctx.world.broadcast(None)
         ctx.precision = {k: v["precision"] for k, v in out.items()}
+        if "layout" in out["syn"]:
+            syn_loss.layout = out["syn"]["layout"]
         return out
     for kind, n in (("real", ctx.n_real), ("syn", ctx.n_syn)):
         detail = (f"{method.name} {shape} {ctx.classes}x{n} per class "
@@ -161,6 +165,15 @@ def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> di
         out[kind] = choose(f"distill-{kind}", detail, ctx.device, requested,
                            lambda p, kind=kind: method.bench(ctx, kind, p), log=log)
     ctx.precision = {k: v["precision"] for k, v in out.items()}
+    if isinstance(syn_loss, CompiledSynLoss) and ctx.device.type == "cpu":
+        detail = (f"{method.name} {shape} {ctx.classes}x{ctx.n_syn} per class "
+                  f"{ctx.precision['syn']} channels_last={ec.channels_last}")
+
+        def bench(layout):
+            syn_loss.layout = layout
+            return method.bench(ctx, "syn", ctx.precision["syn"])
+        out["syn"].update(choose_layout("distill-syn-layout", detail, ctx.device, bench, log=log))
+        syn_loss.layout = out["syn"]["layout"]
     ctx.world.broadcast(out)
     if ec.precision == "auto":
         log(f"precision auto: real pass {ctx.precision['real']}, synthetic pass "
