@@ -590,6 +590,11 @@ def precision_speed_amx() -> str:
     return _precision_speed("speed_amx_cpu.json")
 
 
+@table
+def precision_speed_amx_datadam() -> str:
+    return _precision_speed("speed_amx_datadam_cpu.json")
+
+
 def _precision_eval(name: str) -> str:
     d = js(f"precision/{name}")
     body = [[r["precision"], r["resolved"]["ConvNet"]["precision"] if isinstance(r["resolved"], dict)

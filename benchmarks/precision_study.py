@@ -108,6 +108,9 @@ def reference_style(method, options, train, ipc: int, n_real: int, iterations: i
 
 
 def ours(method_name, train, ipc: int, n_real: int, iterations: int, **engine) -> dict:
+    # each variant starts like a fresh process: compiled code of earlier variants (other
+    # shapes, precisions, layouts) would otherwise count against dynamo's recompile limit
+    torch._dynamo.reset()
     data, cfg = recipe("dm-paper").configs(
         distill={"method": method_name, "ipc": ipc},
         engine={"iterations": iterations, "batch_real": n_real, "checkpoint_every": 0, **engine})
