@@ -6,6 +6,7 @@ small next to the convolutions; the closed forms below make the same choice.
 """
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
@@ -42,15 +43,15 @@ def inference_flops(net: torch.nn.Module, input_shape: tuple[int, ...]) -> int:
 
 def train_step_flops(net: torch.nn.Module, input_shape: tuple[int, ...], batch: int = 2) -> float:
     """Forward + backward FLOPs per training image (measured on a small batch, the
-    input needs no gradient, as in evaluation training)."""
-    dev = next(net.parameters()).device
-    x = torch.zeros(batch, *input_shape, device=dev)
-    y = torch.zeros(batch, dtype=torch.long, device=dev)
+    input needs no gradient, as in evaluation training). Counted on a meta-device copy: the
+    network's own arithmetic, not a CPU kernel's rewriting of it (``FewChannelConv2d`` folds
+    its bias into the weight product there)."""
+    net = copy.deepcopy(net).to("meta")
+    x = torch.zeros(batch, *input_shape, device="meta")
+    y = torch.zeros(batch, dtype=torch.long, device="meta")
 
     def step():
         loss = torch.nn.functional.cross_entropy(net(x), y)
         loss.backward()
 
-    f = count_flops(step)
-    net.zero_grad(set_to_none=True)
-    return f / batch
+    return count_flops(step) / batch
