@@ -96,20 +96,30 @@ def choose(kind: str, detail: str, device: torch.device, requested: str,
         return {"precision": "fp32", "source": "no native bf16"}
     if device.type == "cuda":
         return {"precision": "bf16", "source": "native bf16 (GPU)"}
+    result, source = _fastest(kind, detail, device, "precision", ("fp32", "bf16"), bench, log)
+    return {**result, "source": source}
+
+
+def _fastest(kind: str, detail: str, device: torch.device, field: str, candidates: tuple[str, ...],
+             bench: Callable[[str], Callable[[], object]], log: Callable[[str], None],
+             seconds_field: str = "seconds") -> tuple[dict, str]:
+    """The candidate with the lowest ``time_call(bench(candidate))``, cached under
+    (machine, kind, detail): ``({field: best, seconds_field: {candidate: s}}, "timed")``, or
+    the cached entry and ``"cache"``."""
     key = f"{machine_key(device)}|{kind}|{detail}"
     cached = _read().get(key)
-    if cached and cached.get("precision") in ("fp32", "bf16"):
-        return {**cached, "source": "cache"}
+    if cached and cached.get(field) in candidates:
+        return cached, "cache"
     seconds = {}
-    for precision in ("fp32", "bf16"):
+    for candidate in candidates:
         with torch.random.fork_rng(devices=[]):  # timing must not move the run's random state
-            seconds[precision] = time_call(bench(precision), device)
+            seconds[candidate] = time_call(bench(candidate), device)
     best = min(seconds, key=seconds.get)
-    result = {"precision": best, "seconds": seconds}
+    result = {field: best, seconds_field: seconds}
     _write(key, result)
-    log(f"autotune {kind} ({detail}): fp32 {seconds['fp32']:.3f} s, bf16 {seconds['bf16']:.3f} s "
-        f"per step -> {best} (cached in {cache_file()})")
-    return {**result, "source": "timed"}
+    log(f"autotune {kind} ({detail}): " + ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items())
+        + f" per step -> {best} (cached in {cache_file()})")
+    return result, "timed"
 
 
 # inductor's layout optimisation (its default: channels-last around convolutions) or off (NCHW)
@@ -126,20 +136,8 @@ def choose_layout(kind: str, detail: str, device: torch.device,
     ``{"layout", "source", "layout_seconds"}``; on a GPU inductor's choice, untimed."""
     if device.type != "cpu":
         return {"layout": "inductor", "layout_source": "default (GPU)"}
-    key = f"{machine_key(device)}|{kind}|{detail}"
-    cached = _read().get(key)
-    if cached and cached.get("layout") in LAYOUTS:
-        return {**cached, "layout_source": "cache"}
-    seconds = {}
-    for layout in LAYOUTS:
-        with torch.random.fork_rng(devices=[]):
-            seconds[layout] = time_call(bench(layout), device)
-    best = min(seconds, key=seconds.get)
-    result = {"layout": best, "layout_seconds": seconds}
-    _write(key, result)
-    log(f"autotune {kind} ({detail}): " + ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items())
-        + f" per step -> {best} (cached in {cache_file()})")
-    return {**result, "layout_source": "timed"}
+    result, source = _fastest(kind, detail, device, "layout", LAYOUTS, bench, log, "layout_seconds")
+    return {**result, "layout_source": source}
 
 
 def context(device: torch.device, precision: str, *, onednn: Optional[bool] = None):

@@ -42,9 +42,9 @@ class FewChannelConv2d(nn.Conv2d):
     for one input channel ran at ~4 GFLOP/s in bf16 on a 2-core Intel Xeon with AMX: 61 of
     a ConvNet training step's 171 ms (100 MNIST images); as a matrix product it is two small
     GEMMs, and the step took 113 ms; with the bias folded into the weight product (below) a
-    1000-epoch evaluation run took 115 s instead of 138 s. An input that needs a gradient (synthetic images) keeps
-    the library convolution: im2col's input gradient (col2im) made DataDAM's synthetic pass
-    slower. The same maths (and parameter names) as ``nn.Conv2d``; other devices use the
+    1000-epoch evaluation run took 115 s instead of 138 s. An input that needs a gradient
+    (synthetic images) keeps the library convolution: im2col's input gradient (col2im) made
+    DataDAM's synthetic pass slower. The same maths (and parameter names) as ``nn.Conv2d``; other devices use the
     library convolution."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
