@@ -622,6 +622,8 @@ def precision_eval_amx() -> str:
 TTA_AMX_OPTIONS = {
     "dm-ipc10": "--method dm --ipc 10 --batch-real 64 --init herding --features pixels --ema 0.97",
     "dm-ipc10-f2": "--recipe mnist-dm-ipc10-f2",
+    "dm-ipc10-f2-pool10": "--recipe mnist-dm-ipc10-f2 --net-pool 10 --net-pool-refresh 10",
+    "dm-ipc50": "--method dm --ipc 50 --batch-real 64 --init herding --features pixels --ema 0.97",
 }
 
 
@@ -636,21 +638,23 @@ def tta_amx() -> str:
         runs = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
         acc = [r["accuracy"] for r in runs]
         d = meta["distill"]
-        body.append([run_dir.parent.name, f"{meta['iterations']:,}", f"{meta['loop_seconds'] / 60:.1f} min",
+        budget = d.get("engine", {}).get("max_time")
+        body.append([run_dir.parent.name, str(meta["ipc"]), budget, f"{meta['iterations']:,}", f"{meta['loop_seconds'] / 60:.1f} min",
                      f"{meta['median_iteration_seconds']:.2f} s",
                      f"{np.mean(acc):.2f} ± {np.std(acc):.2f}" if acc else "not evaluated yet",
                      f"{len(acc)} of 5", " / ".join(f"{a:.2f}" for a in acc) or "-"])
         options = TTA_AMX_OPTIONS.get(run_dir.parent.name, "--recipe mnist-dm-ipc10-f2")
-        cmds.append(f"`synthset distill {options} --iterations 100000 --max-time 15m "
+        cmds.append(f"`synthset distill {options} --iterations 100000 --max-time {budget} "
                     f"--compile --out {rel(run_dir.parent)}` (factor {d.get('engine', {}).get('factor', 1)}), "
                     f"then `synthset evaluate {rel(run_dir.parent)} --runs 5 --epochs 1000 --compile`")
     if not body:
         return "*Not measured yet.*"
-    return caption("MNIST IPC 10, distillation stopped by `--max-time 15m`; ConvNet, 1000 epochs per "
+    return caption("MNIST, distillation stopped by the stated `--max-time` budget; ConvNet, 1000 epochs per "
                    "evaluation run, DSA; the evaluation runs were not timed alone (the first ran "
                    "beside other jobs on 1 thread), so their times are not speed figures", machine(mach), "benchmarks/results/tta_amx/") + \
         "Commands: " + "; ".join(cmds) + "\n\n" + md(
-            ["set", "iterations", "distillation loop", "s / iteration", "accuracy", "runs done", "runs"], body)
+            ["set", "IPC", "budget", "iterations", "distillation loop", "s / iteration", "accuracy",
+             "runs done", "runs"], body)
 
 
 @table

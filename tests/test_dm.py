@@ -186,6 +186,24 @@ def test_compiled_synthetic_loss_and_gradient_match_eager(name, layout, tiny_tra
         assert (grads[0][1] - grads[1][1]).norm() < 1e-2 * grads[1][1].norm()
 
 
+def test_each_compiled_loss_compiles_past_dynamo_recompile_limit():
+    # Instances built from one ``def`` once shared a code object, so dynamo's per-code
+    # recompile limit sent later runs in the same process to eager code.
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    from synthset.engine.fast import CompiledSynLoss
+    template = build_model("MLP", 1, 10, (28, 28))
+    syn = torch.randn(10, 1, 28, 28, requires_grad=True)
+    with torch._dynamo.config.patch(recompile_limit=1):
+        before = counters["stats"]["unique_graphs"]
+        for k in range(3):  # new closures each time, as each distillation's prepare() makes
+            fast = CompiledSynLoss(template, lambda n, x, k=k: (n.embed(x) * (k + 1),),
+                                   lambda feats, means: (feats[0].mean(0) - means[0]).square().sum())
+            net = build_model("MLP", 1, 10, (28, 28), generator=torch.Generator().manual_seed(k))
+            fast(net, (torch.zeros(template.embed(syn).shape[1]),), syn).backward()
+        assert counters["stats"]["unique_graphs"] - before == 3
+
+
 def test_compiled_loop_follows_the_eager_loop(tiny_train):
     run = dict(device=CPU, log=lambda m: None, progress=False)
     start, eager, fast = (match_loop(DM(), tiny_train, _cfg(iterations=n, checkpoint_every=0, compile=c),

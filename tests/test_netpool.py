@@ -57,6 +57,29 @@ def test_training_changes_the_network_and_learns(tiny_train):
         assert not torch.equal(w0, pool.nets[i].classifier.weight)
 
 
+def test_training_runs_under_the_given_precision_and_still_learns(tiny_train):
+    """The pool's training step follows the run's forward+backward precision (bf16 autocast
+    where auto picked it): the context is entered once per step, weights stay fp32."""
+    entered = []
+
+    def bf16():
+        entered.append(1)
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    pool, g = _pool(tiny_train, size=1, refresh=10**6, steps=30, batch=64, lr=0.05), torch.Generator().manual_seed(0)
+    pool.begin()
+    i = pool.next(0, g)
+    x = tiny_train.normalized(torch.arange(len(tiny_train)))
+    with torch.no_grad():
+        before = (pool.nets[i](x).argmax(1) == tiny_train.labels).float().mean().item()
+    pool.train(i, g, autocast=bf16)
+    with torch.no_grad():
+        after = (pool.nets[i](x).argmax(1) == tiny_train.labels).float().mean().item()
+    assert len(entered) == 30
+    assert all(p.dtype == torch.float32 for p in pool.nets[i].parameters())
+    assert after > before + 0.3, (before, after)
+
+
 def test_rollback_restores_the_pool_as_the_iteration_found_it(tiny_train):
     pool, g = _pool(tiny_train, size=2, refresh=1), torch.Generator().manual_seed(0)
     for it in range(3):

@@ -9,12 +9,15 @@ discriminative. Our version, chosen for a 2-core CPU budget: every ``refresh`` i
 fresh network joins the queue (the oldest leaves once it holds ``size``); each iteration
 matches in one network drawn uniformly from the queue and then trains *that* network for
 ``steps`` SGD steps on ``batch`` real images drawn from the whole training split (no
-augmentation, as IDM; SGD with the evaluation protocol's lr, momentum 0.9, weight decay 5e-4).
+augmentation, as IDM; SGD with the evaluation protocol's lr, momentum 0.9, weight decay 5e-4),
+under the precision the run chose for its forward+backward pass (bf16 autocast about halves
+this step on a CPU with AMX).
 IDM trains two other queued networks for 10 steps of 256 images each per iteration: on
 MNIST 1.47 TFLOP, 18x the FLOPs of a DM iteration at real batch 64.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from typing import Callable
 
@@ -74,8 +77,10 @@ class NetPool:
             p.requires_grad_(False)
         return i
 
-    def train(self, i: int, generator: torch.Generator) -> None:
-        """``steps`` SGD steps of network ``i`` on random real batches."""
+    def train(self, i: int, generator: torch.Generator, *, autocast=None) -> None:
+        """``steps`` SGD steps of network ``i`` on random real batches, under ``autocast``
+        (a context factory: the run's forward+backward precision; weights and SGD stay fp32)."""
+        autocast = autocast or contextlib.nullcontext
         net, opt = self.nets[i], self.opts[i]
         self._undo["trained"] = (i, {k: v.clone() for k, v in net.state_dict().items()},
                                  copy.deepcopy(opt.state_dict()), self.trained_steps[i])
@@ -86,10 +91,11 @@ class NetPool:
             idx = torch.randint(len(self.labels), (self.batch,), generator=generator).to(self.images.device)
             x = normalize(self.images[idx], self.mean, self.std)
             y = self.labels[idx]
-            if self._loss is not None:
-                loss = self._loss(dict(net.named_parameters()), dict(net.named_buffers()), x, y)
-            else:
-                loss = F.cross_entropy(net(x), y)
+            with autocast():
+                if self._loss is not None:
+                    loss = self._loss(dict(net.named_parameters()), dict(net.named_buffers()), x, y)
+                else:
+                    loss = F.cross_entropy(net(x).float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

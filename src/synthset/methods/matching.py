@@ -182,7 +182,7 @@ class EmbeddingMatching(LearnedMethod):
             if not inner:  # the loss on a fresh network, comparable across inner_steps
                 value = current
         if aux.pool is not None:
-            aux.pool.train(index, generator)
+            aux.pool.train(index, generator, autocast=ctx.autocast)
         return value
 
     def bench(self, ctx, kind: str, precision: str):
