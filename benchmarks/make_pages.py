@@ -623,6 +623,8 @@ TTA_AMX_OPTIONS = {
     "dm-ipc10": "--method dm --ipc 10 --batch-real 64 --init herding --features pixels --ema 0.97",
     "dm-ipc10-f2": "--recipe mnist-dm-ipc10-f2",
     "dm-ipc10-f2-pool10": "--recipe mnist-dm-ipc10-f2 --net-pool 10 --net-pool-refresh 10",
+    "datadam-ipc10-f2": "--method datadam --ipc 10 --batch-real 64 --init herding --features pixels "
+                        "--ema 0.97 --factor 2",
     "dm-ipc50": "--method dm --ipc 50 --batch-real 64 --init herding --features pixels --ema 0.97",
 }
 
@@ -639,7 +641,8 @@ def tta_amx() -> str:
         acc = [r["accuracy"] for r in runs]
         d = meta["distill"]
         budget = d.get("engine", {}).get("max_time")
-        body.append([run_dir.parent.name, str(meta["ipc"]), budget, f"{meta['iterations']:,}", f"{meta['loop_seconds'] / 60:.1f} min",
+        body.append([run_dir.parent.name, str(meta["ipc"]), budget, f"{meta['iterations']:,}",
+                     f"{meta['loop_seconds'] / 60:.1f} min",
                      f"{meta['median_iteration_seconds']:.2f} s",
                      f"{np.mean(acc):.2f} ± {np.std(acc):.2f}" if acc else "not evaluated yet",
                      f"{len(acc)} of 5", " / ".join(f"{a:.2f}" for a in acc) or "-"])
@@ -650,8 +653,10 @@ def tta_amx() -> str:
     if not body:
         return "*Not measured yet.*"
     return caption("MNIST, distillation stopped by the stated `--max-time` budget; ConvNet, 1000 epochs per "
-                   "evaluation run, DSA; the evaluation runs were not timed alone (the first ran "
-                   "beside other jobs on 1 thread), so their times are not speed figures", machine(mach), "benchmarks/results/tta_amx/") + \
+                   "evaluation run, DSA; each distillation ran alone; the evaluation runs were not timed "
+                   "alone (they ran beside other jobs on 1 thread, or were paused while a distillation "
+                   "ran), so their times are not speed figures", machine(mach),
+                   "benchmarks/results/tta_amx/") + \
         "Commands: " + "; ".join(cmds) + "\n\n" + md(
             ["set", "IPC", "budget", "iterations", "distillation loop", "s / iteration", "accuracy",
              "runs done", "runs"], body)
