@@ -639,8 +639,8 @@ def tta_amx() -> str:
         log = run_dir.with_name("eval_runs.jsonl")
         runs = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
         acc = [r["accuracy"] for r in runs]
-        d = meta["distill"]
-        budget = d.get("engine", {}).get("max_time")
+        engine = meta["distill"].get("engine", {})
+        budget = engine.get("max_time")
         body.append([run_dir.parent.name, str(meta["ipc"]), budget, f"{meta['iterations']:,}",
                      f"{meta['loop_seconds'] / 60:.1f} min",
                      f"{meta['median_iteration_seconds']:.2f} s",
@@ -648,7 +648,7 @@ def tta_amx() -> str:
                      f"{len(acc)} of 5", " / ".join(f"{a:.2f}" for a in acc) or "-"])
         options = TTA_AMX_OPTIONS.get(run_dir.parent.name, "--recipe mnist-dm-ipc10-f2")
         cmds.append(f"`synthset distill {options} --iterations 100000 --max-time {budget} "
-                    f"--compile --out {rel(run_dir.parent)}` (factor {d.get('engine', {}).get('factor', 1)}), "
+                    f"--compile --out {rel(run_dir.parent)}` (factor {engine.get('factor', 1)}), "
                     f"then `synthset evaluate {rel(run_dir.parent)} --runs 5 --epochs 1000 --compile`")
     if not body:
         return "*Not measured yet.*"

@@ -40,21 +40,31 @@ def test_schedule_fresh_network_every_refresh_oldest_leaves(tiny_train):
     assert sum(pool.trained_steps) <= 10
 
 
-def test_training_changes_the_network_and_learns(tiny_train):
-    pool, g = _pool(tiny_train, size=1, refresh=10**6, steps=30, batch=64, lr=0.05), torch.Generator().manual_seed(0)
+def _train_one(train, *, autocast=None):
+    """One fresh pool network trained 30 SGD steps: (pool, net, its weights before, accuracy
+    on ``train`` before, after)."""
+    pool, g = _pool(train, size=1, refresh=10**6, steps=30, batch=64, lr=0.05), torch.Generator().manual_seed(0)
     pool.begin()
     i = pool.next(0, g)
-    x = tiny_train.normalized(torch.arange(len(tiny_train)))
-    with torch.no_grad():
-        before = (pool.nets[i](x).argmax(1) == tiny_train.labels).float().mean().item()
-    w0 = pool.nets[i].classifier.weight.clone() if hasattr(pool.nets[i], "classifier") else None
-    pool.train(i, g)
-    with torch.no_grad():
-        after = (pool.nets[i](x).argmax(1) == tiny_train.labels).float().mean().item()
+    net = pool.nets[i]
+    x = train.normalized(torch.arange(len(train)))
+
+    def accuracy():
+        with torch.no_grad():
+            return (net(x).argmax(1) == train.labels).float().mean().item()
+
+    w0 = net.classifier.weight.clone() if hasattr(net, "classifier") else None
+    before = accuracy()
+    pool.train(i, g, autocast=autocast)
+    return pool, net, w0, before, accuracy()
+
+
+def test_training_changes_the_network_and_learns(tiny_train):
+    pool, net, w0, before, after = _train_one(tiny_train)
     assert pool.trained_steps == [30]
     assert after > before + 0.3, (before, after)  # 30 SGD steps on real MNIST digits learn
     if w0 is not None:
-        assert not torch.equal(w0, pool.nets[i].classifier.weight)
+        assert not torch.equal(w0, net.classifier.weight)
 
 
 def test_training_runs_under_the_given_precision_and_still_learns(tiny_train):
@@ -66,17 +76,9 @@ def test_training_runs_under_the_given_precision_and_still_learns(tiny_train):
         entered.append(1)
         return torch.autocast("cpu", dtype=torch.bfloat16)
 
-    pool, g = _pool(tiny_train, size=1, refresh=10**6, steps=30, batch=64, lr=0.05), torch.Generator().manual_seed(0)
-    pool.begin()
-    i = pool.next(0, g)
-    x = tiny_train.normalized(torch.arange(len(tiny_train)))
-    with torch.no_grad():
-        before = (pool.nets[i](x).argmax(1) == tiny_train.labels).float().mean().item()
-    pool.train(i, g, autocast=bf16)
-    with torch.no_grad():
-        after = (pool.nets[i](x).argmax(1) == tiny_train.labels).float().mean().item()
+    _, net, _, before, after = _train_one(tiny_train, autocast=bf16)
     assert len(entered) == 30
-    assert all(p.dtype == torch.float32 for p in pool.nets[i].parameters())
+    assert all(p.dtype == torch.float32 for p in net.parameters())
     assert after > before + 0.3, (before, after)
 
 

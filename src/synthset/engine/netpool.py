@@ -95,7 +95,7 @@ class NetPool:
                 if self._loss is not None:
                     loss = self._loss(dict(net.named_parameters()), dict(net.named_buffers()), x, y)
                 else:
-                    loss = F.cross_entropy(net(x).float(), y)
+                    loss = F.cross_entropy(net(x), y)  # autocast runs it in fp32
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
