@@ -6,6 +6,7 @@ of method M (its ``Options`` dataclass)."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import dataclasses
 import os
 import signal
@@ -236,12 +237,12 @@ def _evaluation_set(args):
         if args.dataset and args.dataset != d["name"]:
             raise ValueError(f"{path} is a {d['name']} set; drop --dataset {args.dataset}")
         data = DataConfig.from_dict(d)
-        return sset, path, data, load_dataset(data, "test")
+        return sset, path, data, load_dataset(data, args.__dict__["eval.split"])
     if not args.dataset:
         raise ValueError(f"{path} is a {detect_format(path)} set made by another tool: name its "
                          f"dataset with --dataset (see `synthset datasets`)")
     data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size)
-    test = load_dataset(data, "test")
+    test = load_dataset(data, args.__dict__["eval.split"])
     sset = load_foreign(path, test.info, index=args.set_index)
     sset.metadata["data"] = data.to_dict()
     run_dir = Path(args.out) if args.out else imported_dir(path)
@@ -261,7 +262,7 @@ def cmd_evaluate(args) -> int:
     from .config import EvalConfig
     from .data import DATASETS
     from .device import resolve_device
-    from .evaluate import evaluate, format_table
+    from .evaluate import evaluate, format_table, results_files
     from .models import MODELS
     device = resolve_device(args.device)
     sset, run_dir, data, test = _evaluation_set(args)
@@ -275,11 +276,11 @@ def cmd_evaluate(args) -> int:
         report = evaluate(*sset.decoded(), test, cfg, device=device, out_dir=run_dir,
                           workers=args.workers)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs are kept in {run_dir / 'eval_runs.jsonl'}; "
+        print(f"\ninterrupted: finished runs are kept in {run_dir / results_files(cfg.split)[1]}; "
               f"run the same command again to continue", file=sys.stderr)
         return 130
     print(format_table(report, f"{sset.metadata.get('method', '?')} IPC {sset.ipc} on {sset.info.name}"))
-    print(f"wrote {run_dir / 'eval.json'}")
+    print(f"wrote {run_dir / results_files(cfg.split)[0]}")
     return 0
 
 
@@ -293,7 +294,8 @@ def cmd_train(args) -> int:
     from .models import MODELS
     device = resolve_device(args.device)
     data = _data_config(args)
-    train, test = load_dataset(data, "train"), load_dataset(data, "test")
+    train = load_dataset(data, "train")
+    test = load_dataset(data, args.__dict__["eval.split"])
     info = train.info
     ev = options_from(args, EvalConfig, "eval",
                       train=DATASETS.get(data.name).train_config(_train_config(args)))
@@ -312,6 +314,35 @@ def cmd_train(args) -> int:
     print(format_table(report, f"full {info.name} training set"))
     if out:
         print(f"wrote {out / 'eval.json'}")
+    return 0
+
+
+def cmd_study(args) -> int:
+    """Run a study file's unfinished runs (distill, then evaluate) and write its results."""
+    from .provenance import machine, versions
+    from .study import can_resume, distilled, load_study, write_results
+    study = load_study(args.file)
+    header = {"command": shlex.join(["synthset", "study", args.file]), "machine": machine(),
+              "versions": versions()}
+    runs = [r for r in study.runs if not args.only or r.name in args.only.split(",")]
+    for run in runs:
+        steps = []
+        if run.distill and not distilled(study, run):
+            steps.append(study.distill_argv(run, resume=can_resume(study, run)))
+        steps.append(study.evaluate_argv(run))
+        for argv in steps:
+            print(f"[{study.name}/{run.name}] synthset {shlex.join(argv)}", flush=True)
+            if args.dry_run:
+                continue
+            code = main(argv)
+            if code:
+                print(f"[{study.name}/{run.name}] stopped (exit {code}); rerun the study to "
+                      f"continue", file=sys.stderr)
+                return code
+        if not args.dry_run:  # rows as they finish: a stopped study keeps what it measured
+            path = write_results(study, header)
+    if not args.dry_run:
+        print(f"wrote {path}")
     return 0
 
 
@@ -470,6 +501,13 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="folder for eval.json and eval_runs.jsonl (resumable)")
     _common(p)
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("study", help="run a study file (runs as synthset commands; resumable) "
+                                     "and write OUT/study.json")
+    p.add_argument("file", help="a study .toml (see synthset.study)")
+    p.add_argument("--only", default=None, help="comma-separated run names to run")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.set_defaults(fn=cmd_study)
 
     p = sub.add_parser("show", help="write the image grid of a set")
     p.add_argument("run_dir", help="a run directory")

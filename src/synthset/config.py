@@ -68,6 +68,10 @@ class DataConfig(Options):
     download: bool = opt(True, "download missing data (MNIST); off: fail if data is missing")
     verify: bool = opt(True, "check the files' checksums (MNIST's content MD5s, MHIST's "
                              "annotations MD5 and image count); off for a modified copy")
+    holdout_val: bool = opt(False, "hold the validation split out of the training split (MNIST "
+                                   "500 images per class, MHIST a tenth of each class): a run then "
+                                   "never reads the images its settings are chosen on")
+    val_seed: int = opt(0, "seed of the validation split's indices (recorded with their hash)")
 
     def __post_init__(self) -> None:
         check(self.image_size is None or self.image_size >= 8,
@@ -147,10 +151,14 @@ class EvalConfig(Options):
                                                 "ConvNet,LeNet,ResNet18", aliases=("model",))
     runs: int = opt(5, "independently initialised training runs per architecture")
     seed: int = opt(0, "seed of the runs' generators")
+    split: str = opt("test", "score on the test split, or on the validation split carved from "
+                             "the training split (where settings are chosen); each split keeps "
+                             "its own results file", choices=("test", "val"))
     train: TrainConfig = opt(default_factory=TrainConfig, cli=False)
 
     def __post_init__(self) -> None:
         check(self.runs >= 1, f"runs must be >= 1, got {self.runs}")
+        check(self.split in ("test", "val"), f"split must be test or val, got {self.split!r}")
         check(len(self.models) >= 1, "models must name at least one architecture")
         if isinstance(self.train, dict):
             object.__setattr__(self, "train", TrainConfig.from_dict(self.train))

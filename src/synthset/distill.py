@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import torch
 
 from .config import DataConfig, DistillConfig
-from .data import load_dataset
+from .data import load_training
 from .device import peak_memory_mib
 from .distributed import current
 from .engine import runner
@@ -67,7 +67,7 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
 
 
 def _make(method, data, config, options, *, device, run_dir, resume, log, progress) -> SyntheticSet:
-    train = load_dataset(data, "train")
+    train, val_split = load_training(data)
     generator = torch.Generator().manual_seed(config.seed)
     t0 = time.perf_counter()
     out = run_method(method, train, config, options, device=device, generator=generator, log=log,
@@ -80,5 +80,6 @@ def _make(method, data, config, options, *, device, run_dir, resume, log, progre
                                   "data": data.to_dict(), "distill": config.to_dict(),
                                   "distill_seconds": seconds, "device": str(device),
                                   "machine": machine(), "n_train_real": len(train),
+                                  "val_split": val_split,
                                   "peak_memory_mib": round(peak_memory_mib(device), 1),
                                   **out.metadata})

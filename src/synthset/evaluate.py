@@ -171,6 +171,8 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
     d = asdict(cfg)
     d.pop("models")
     d.pop("runs")
+    if d.get("split", "test") == "test":
+        d.pop("split", None)
     # options added later (dihedral, tta, the tag) join the key only when set, so the keys of
     # existing run logs do not change
     for opt in ("dihedral", "tta"):
@@ -228,7 +230,9 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
              world=None) -> dict:
     """Runs x models of the protocol. With ``out_dir``, each finished run is appended to
     ``eval_runs.jsonl`` at once and finished runs of the same config are not redone, so
-    an interrupted evaluation resumes where it stopped. Writes ``eval.json``.
+    an interrupted evaluation resumes where it stopped. Writes ``eval.json`` (``cfg.split``
+    "val": ``eval-val.json`` and ``eval_runs-val.jsonl``; ``test`` is then the validation
+    images).
 
     ``workers`` > 1 (CPU only) trains that many runs at once in separate processes, the
     cores split between them: on a 2-core CPU two single-thread runs side by side gave
@@ -263,7 +267,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     else:
         key = _config_key(cfg, images.shape[0], tag + "|" + json.dumps(chosen, sort_keys=True))
     done: dict[tuple[str, int], RunResult] = {}
-    log_path = out_dir / "eval_runs.jsonl" if out_dir else None
+    log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
     if log_path and log_path.exists():
         for line in log_path.read_text().splitlines():
             try:
@@ -318,6 +322,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         results[model] = summarize(runs, n_train=images.shape[0], info=test.info, model=model)
         results[model]["precision"] = precisions[model]
     report = {"models": results, "config": {**cfg.to_dict(), **(config_extra or {})},
+              "split": cfg.split,
               "n_train": int(images.shape[0]),
               "device": str(device), "machine": machine(),
               # the largest over this process and every run's own process, kept across
@@ -328,8 +333,16 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         report["world_size"] = world.size
     if out_dir and world.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
+        (out_dir / results_files(cfg.split)[0]).write_text(json.dumps(report, indent=2))
     return report
+
+
+def results_files(split: str) -> tuple[str, str]:
+    """(summary, per-run log) file names of an evaluation on ``split``: the test split's are
+    ``eval.json`` and ``eval_runs.jsonl``; the validation split's carry ``-val``, so scores
+    of the two splits never mix."""
+    return ("eval.json", "eval_runs.jsonl") if split == "test" else \
+        (f"eval-{split}.json", f"eval_runs-{split}.jsonl")
 
 
 def task_threads(cores: int, workers: int, n_tasks: int) -> list[int]:

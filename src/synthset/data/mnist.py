@@ -211,6 +211,7 @@ def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 
 @register_dataset("mnist")
 class MnistSpec(DatasetSpec):
+    val_per_class = 500
     references = {
         "random": ({1: 64.9, 10: 95.1, 50: 97.9}, "DC paper, Table 1"),
         "herding": ({1: 89.2, 10: 93.7, 50: 94.8}, "DC paper, Table 1"),

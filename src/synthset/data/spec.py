@@ -25,6 +25,10 @@ class DatasetSpec:
     majority: ClassVar[Optional[float]] = None
     eval_without: ClassVar[tuple[str, ...]] = ()
     where: ClassVar[str] = ""  # how a user gets the files
+    # the validation split carved from the training split: a fixed number of images per
+    # class, or else this fraction of each class (``data.split.val_indices``)
+    val_per_class: ClassVar[Optional[int]] = None
+    val_fraction: ClassVar[float] = 0.1
     citation: ClassVar[str] = ""
 
     def info(self, config: Optional[DataConfig] = None) -> Optional[DatasetInfo]:
@@ -36,6 +40,16 @@ class DatasetSpec:
 
     def load(self, config: DataConfig, split: str) -> ImageData:
         raise NotImplementedError
+
+    def val_indices(self, train: ImageData, seed: int):
+        """Indices into the (whole) training split of the validation images."""
+        from .split import val_indices
+        return val_indices(train.labels, train.info.num_classes, per_class=self.val_per_class,
+                           fraction=None if self.val_per_class else self.val_fraction, seed=seed)
+
+    def val_description(self) -> str:
+        return (f"{self.val_per_class} images per class" if self.val_per_class
+                else f"{self.val_fraction:g} of each class")
 
     def train_config(self, cfg: TrainConfig) -> TrainConfig:
         """The evaluation protocol's training options for this dataset."""

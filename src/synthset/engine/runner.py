@@ -58,6 +58,7 @@ class RunContext:
     # the ranks of a torchrun run (synthset.distributed): each forwards its shard of the
     # real batch; everything else is the same on every rank
     world: World = field(default_factory=World)
+    log: Callable[[str], None] = print
 
     @property
     def engine(self):
@@ -324,7 +325,8 @@ class Loop:
         from ..evaluate import evaluate
         ec = self.ctx.engine
         if self._test is None:
-            self._test = load_dataset(self.data, "test")
+            # with the validation split held out, the curve is read on it (never on test)
+            self._test = load_dataset(self.data, "val" if self.data.holdout_val else "test")
         images, labels = decode(self.state.result(), self.state.labels, self.state.factor)
         tcfg = DATASETS.get(self.data.name).train_config(TrainConfig(epochs=ec.eval_epochs))
         rep = evaluate(images, labels, self._test,
@@ -336,6 +338,7 @@ class Loop:
             f.write(json.dumps({"iteration": iteration, "loss": loss,
                                 "distill_seconds": self.seconds(), "accuracy": m["mean"],
                                 "std": m["std"], "eval_epochs": ec.eval_epochs,
+                                "split": "val" if self.data.holdout_val else "test",
                                 "eval_runs": ec.eval_runs}) + "\n")
 
 
@@ -351,14 +354,20 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
     from ..distributed import current
     reuse_freed_memory()
     ctx = make_context(method, train, config, options, device, current())
+    ctx.log = log
     per_it = method.iteration_flops(ctx)  # before any work: a bad configuration fails here
     ctx.aux = method.prepare(ctx)
+    # work the method did before the first iteration (trained experts): it counts against
+    # the time budget and in the set's FLOPs, also when a cache served it
+    setup = _hook(ctx.aux, "record") or {}
     paths = resolve_precision(method, ctx, log)
     state = initial_state(ctx, generator, start)
     if resume and (run_dir is not None or ctx.world.active):
         resume_state(state, ctx, method, run_dir, log)
     loop = Loop(method, ctx, state, run_dir=run_dir, data=data, log=log, progress=progress,
                 on_step=on_step)
+    if loop.budget is not None and setup.get("setup_seconds"):
+        loop.budget = max(1e-3, loop.budget - setup["setup_seconds"])
     try:
         loop.run()
     except NonFiniteLoss as e:
@@ -375,7 +384,9 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
                         metadata={"iterations": state.iteration, "batch_real": ctx.n_real,
                                   "lr_img": ctx.lr_img, "stopped_by": loop.stopped_by,
                                   "flops_per_iteration": per_it,
-                                  "distill_flops": per_it * state.iteration,
+                                  "distill_flops": per_it * state.iteration
+                                  + setup.get("setup_flops", 0),
+                                  **({"setup": setup} if setup else {}),
                                   "loop_seconds": loop.seconds(),
                                   "final_loss": state.history[-1] if state.history else None,
                                   "median_iteration_seconds": its[len(its) // 2] if its else None,

@@ -56,6 +56,17 @@ class MatchingOptions(Options):
                                   "network per iteration")
     net_train_batch: int = opt(256, "with --net-pool: real images per such step")
     net_train_lr: float = opt(0.01, "with --net-pool: lr of those steps")
+    experts: int = opt(0, "match in K networks trained once on the real training split, each "
+                          "at a random interpolation of its initial and final weights (DANCE); "
+                          "0: a fresh random network per iteration")
+    expert_steps: int = opt(200, "with --experts: SGD steps to train each expert")
+    expert_batch: int = opt(256, "with --experts: real images per such step")
+    expert_lr: float = opt(0.01, "with --experts: lr of those steps (x0.1 at half)")
+    expert_mix: float = opt(1.0, "with --experts: the mixing weight is drawn from [0, MIX] "
+                                 "(0: initial weights, 1: trained)")
+    ce_weight: float = opt(0.0, "with --experts: weight of the cross-entropy of the synthetic "
+                                "images through the sampled expert's trained weights (DANCE's "
+                                "calibration, IDM's class-aware term)")
 
     def __post_init__(self) -> None:
         check(self.inner_steps >= 1, f"inner_steps must be >= 1, got {self.inner_steps}")
@@ -66,6 +77,15 @@ class MatchingOptions(Options):
               "net_pool_refresh and net_train_batch must be >= 1, net_train_steps >= 0, "
               "net_train_lr > 0")
         check(self.embed_chunk >= 0, "embed_chunk must be >= 0")
+        check(self.experts >= 0 and self.expert_steps >= 1 and self.expert_batch >= 1
+              and self.expert_lr > 0 and 0 < self.expert_mix <= 1,
+              "experts must be >= 0, expert_steps and expert_batch >= 1, expert_lr > 0 and "
+              "expert_mix in (0, 1]")
+        check(not (self.experts and self.net_pool),
+              "--experts and --net-pool are two ways to choose the matched network: use one")
+        check(self.ce_weight >= 0, f"ce_weight must be >= 0, got {self.ce_weight}")
+        check(not self.ce_weight or self.experts,
+              "--ce-weight needs trained networks: add --experts K (e.g. 4)")
 
 
 @dataclass
@@ -74,8 +94,15 @@ class MatchingAux:
     engine calls begin/rollback/state/load, which only the pool needs."""
 
     pool: Optional[object] = None
+    experts: Optional[object] = None
     embed_real: Optional[object] = None
     syn_loss: Optional[object] = None
+    setup: Optional[dict] = None  # work done before the first iteration (the experts')
+
+    def record(self) -> Optional[dict]:
+        """What the runner records of the setup: its seconds count against --max-time and
+        in the set's time; its FLOPs in the set's FLOPs."""
+        return self.setup
 
     def begin(self) -> None:
         if self.pool is not None:
@@ -118,7 +145,16 @@ class EmbeddingMatching(LearnedMethod):
         else:
             real_f = features_no_grad(lambda n, v: self.features(n, v, options), net, real,
                                       chunk=chunk, autocast=autocast)
-        return tuple(class_means(f, classes) for f in real_f)
+        return tuple(self.class_stats(f, classes) for f in real_f)
+
+    def class_stats(self, features: torch.Tensor, classes: int) -> torch.Tensor:
+        """What ``match`` compares per class: the class means (DM, DataDAM); a method that
+        needs each image's features (a kernel MMD) returns ``(classes, n, d)`` instead."""
+        return class_means(features, classes)
+
+    def reduce_stats(self, ctx, stats, positions):
+        """The real batch's statistics over every rank (under torchrun each holds a shard)."""
+        return tuple(ctx.reduce_means(stats, positions))
 
     def syn_loss(self, net, real_means: tuple[torch.Tensor, ...], syn: torch.Tensor, classes: int,
                  options=None, *, autocast=None) -> torch.Tensor:
@@ -127,7 +163,8 @@ class EmbeddingMatching(LearnedMethod):
         autocast = autocast or contextlib.nullcontext
         with autocast():
             syn_f = self.features(net, syn, options)
-        return self.match(real_means, tuple(class_means(f.float(), classes) for f in syn_f), options)
+        return self.match(real_means, tuple(self.class_stats(f.float(), classes) for f in syn_f),
+                          options)
 
     def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, options=None, *,
              chunk: int = 0, autocast=None) -> torch.Tensor:
@@ -145,6 +182,8 @@ class EmbeddingMatching(LearnedMethod):
                                batch=o.net_train_batch, lr=o.net_train_lr, build=ctx.build_net,
                                images=ctx.pool, labels=ctx.train.labels, mean=info.mean,
                                std=info.std, compile=ec.compile)
+        if o.experts:
+            aux.experts, aux.setup = self.expert_bank(ctx)
         if ec.compile:
             from ..engine.fast import CompiledEmbed, CompiledSynLoss
             template = build_model(ec.model, info.channels, ctx.classes, info.size).to(ctx.device)
@@ -153,14 +192,47 @@ class EmbeddingMatching(LearnedMethod):
             aux.syn_loss = CompiledSynLoss(
                 template, lambda n, x: self.features(n, x, o),
                 lambda feats, means: self.match(
-                    means, tuple(class_means(f.float(), ctx.classes) for f in feats), o))
+                    means, tuple(self.class_stats(f.float(), ctx.classes) for f in feats), o))
         return aux
+
+    def expert_bank(self, ctx):
+        """The run's trained experts (``methods.experts``), from the cache where it holds
+        them, and the record of their training (seconds, FLOPs, cache use)."""
+        from ..autotune import native_bf16
+        from ..data.download import cache_dir
+        from ..device import autocast
+        from ..training import run_seed
+        from .coreset import fingerprint
+        from .experts import ExpertBank
+        o, ec, info, train = ctx.options, ctx.engine, ctx.info, ctx.train
+        precision = ("bf16" if ec.precision == "bf16" or (ec.precision == "auto"
+                                                         and native_bf16(ctx.device)) else "fp32")
+        seed = ctx.config.seed
+        key = (f"{info.name}-{info.size[0]}-{len(train)}-{fingerprint(train)}-{ec.model}"
+               f"-s{seed}-n{o.expert_steps}x{o.expert_batch}-lr{o.expert_lr:g}-{precision}")
+        bank = ExpertBank(count=o.experts, steps=o.expert_steps, batch=o.expert_batch,
+                          lr=o.expert_lr, mix=o.expert_mix,
+                          build=lambda g: ctx.build_net(g, frozen=False),
+                          seeds=[run_seed(seed, "expert", ec.model, k) for k in range(o.experts)],
+                          images=ctx.pool, labels=train.labels, mean=info.mean, std=info.std,
+                          cache=cache_dir() / "experts", key=key, precision=precision,
+                          autocast=autocast(ctx.device, precision), log=ctx.log)
+        net = build_model(ec.model, info.channels, ctx.classes, info.size)
+        flops = round(o.experts * o.expert_steps * o.expert_batch
+                      * train_step_flops(net, (info.channels, *info.size)))
+        return bank, {"setup_seconds": round(bank.train_seconds, 3), "setup_flops": flops,
+                      "experts": {"count": o.experts, "cached": bank.cached, "key": key,
+                                  "train_seconds": round(bank.train_seconds, 3),
+                                  "precision": precision}}
 
     def step(self, ctx, state, generator: torch.Generator) -> float:
         o, ec, aux, classes = ctx.options, ctx.engine, ctx.aux, ctx.classes
         if aux.pool is not None:
             index = aux.pool.next(state.iteration, generator)
             net = aux.pool.nets[index]
+        elif aux.experts is not None:
+            aux.experts.sample(generator)
+            net = aux.experts.net
         else:
             net = ctx.build_net(generator)
         real, pos = ctx.real_shard(generator)  # under torchrun: this rank's positions
@@ -170,7 +242,7 @@ class EmbeddingMatching(LearnedMethod):
         means = self.real_means(net, real_aug, classes, o, chunk=o.embed_chunk or ctx.n_real,
                                 autocast=ctx.real_autocast, embed_real=aux.embed_real,
                                 precision=ctx.precision["real"])
-        means = tuple(ctx.reduce_means(means, pos))  # the whole batch's class means
+        means = self.reduce_stats(ctx, means, pos)  # the whole batch's statistics
         for inner in range(o.inner_steps):
             syn_aug = ctx.memory_format(augment.apply(state.decoded()[0], params, classes, ec.dsa))
             if aux.syn_loss is not None:
@@ -178,12 +250,24 @@ class EmbeddingMatching(LearnedMethod):
                     loss = aux.syn_loss(net, means, syn_aug)
             else:
                 loss = self.syn_loss(net, means, syn_aug, classes, o, autocast=ctx.autocast)
+            if o.ce_weight:
+                loss = loss + o.ce_weight * self.calibration(ctx, syn_aug)
             current = state.step(loss)
             if not inner:  # the loss on a fresh network, comparable across inner_steps
                 value = current
         if aux.pool is not None:
             aux.pool.train(index, generator, autocast=ctx.autocast)
         return value
+
+    @staticmethod
+    def calibration(ctx, syn: torch.Tensor) -> torch.Tensor:
+        """The calibration term: cross-entropy of the (augmented, decoded, class-major)
+        synthetic batch through the sampled expert's trained weights."""
+        from .experts import calibration_loss
+        labels = torch.arange(ctx.classes, device=syn.device).repeat_interleave(ctx.n_syn)
+        with ctx.autocast():
+            logits = ctx.aux.experts.final_net(syn)
+        return calibration_loss(logits, labels)
 
     def bench(self, ctx, kind: str, precision: str):
         """One step of the run's own real or synthetic pass (compiled if the run is) on
@@ -235,4 +319,9 @@ class EmbeddingMatching(LearnedMethod):
             trained = build_model(ec.model, info.channels, classes, info.size).to("meta")
             pool_train = round(o.net_train_steps * o.net_train_batch
                                * train_step_flops(trained, (info.channels, *info.size)))
-        return real_flops + o.inner_steps * syn_flops + pool_train
+        ce = 0
+        if o.ce_weight:
+            syn2 = syn.detach().requires_grad_()
+            ce = count_flops(lambda: torch.nn.functional.cross_entropy(
+                net(syn2), torch.zeros(syn2.shape[0], dtype=torch.long, device="meta")).backward())
+        return real_flops + o.inner_steps * (syn_flops + ce) + pool_train

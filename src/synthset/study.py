@@ -1,0 +1,169 @@
+"""Studies declared as data: a TOML file names its runs as ``synthset`` command lines (the
+same flags a user types, so each row can be reproduced by hand), its evaluation protocol
+and its output folder. ``synthset study FILE`` runs what is not finished yet (a set already
+saved is not remade, a stopped distillation resumes from its checkpoint, an evaluation
+resumes run by run) and writes ``<out>/study.json``: every row's commands, set metadata,
+scores and the machine.
+
+    name = "ingredients-ipc10-val"
+    out = "benchmarks/results/accuracy/val"
+    distill = "--recipe mnist-dm-ipc10-f2 --holdout-val --iterations 400"
+    evaluate = "--split val --runs 1 --epochs 300 --compile"
+
+    [[runs]]
+    name = "dm-f2"
+
+    [[runs]]
+    name = "dm-f2-experts"
+    distill = "--experts 3 --ce-weight 1"      # appended to the study's distill flags
+
+A run may give ``evaluate`` too (appended likewise), or ``set = "OTHER_RUN"`` to evaluate
+another run's set under its own protocol (e.g. the cross-architecture row).
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+_STUDY_KEYS = {"name", "out", "distill", "evaluate", "runs", "description"}
+_RUN_KEYS = {"name", "distill", "evaluate", "set", "note"}
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    name: str
+    distill: tuple[str, ...]  # the distill flags, study's then run's ("" = no distillation)
+    evaluate: tuple[str, ...]
+    set: Optional[str] = None  # evaluate another run's set
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    out: Path
+    runs: tuple[StudyRun, ...]
+    description: str = ""
+    source: Optional[Path] = field(default=None, compare=False)
+
+    def run_dir(self, run: StudyRun) -> Path:
+        return self.out / (run.set or run.name)
+
+    def eval_dir(self, run: StudyRun) -> Path:
+        """Where a run's evaluation is written: its set's folder, or for ``set =`` rows a
+        folder of its own holding nothing but the evaluation."""
+        return self.out / run.name
+
+    def distill_argv(self, run: StudyRun, *, resume: bool) -> list[str]:
+        return ["distill", *run.distill, "--out", str(self.run_dir(run)),
+                *(["--resume"] if resume else [])]
+
+    def evaluate_argv(self, run: StudyRun) -> list[str]:
+        out = [] if run.set is None else ["--out", str(self.eval_dir(run))]
+        return ["evaluate", str(self.run_dir(run)), *run.evaluate, *out]
+
+
+def load_study(path: str | Path, *, root: Optional[Path] = None) -> Study:
+    """Read and check a study file; ``out`` is relative to ``root`` (default: the current
+    folder, as written). ValueError names an unknown key or a duplicate run."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ValueError(f"cannot read the study {path}: {e}") from None
+    bad = set(raw) - _STUDY_KEYS
+    if bad:
+        raise ValueError(f"study {path}: unknown key(s) {sorted(bad)}; known: "
+                         f"{', '.join(sorted(_STUDY_KEYS))}")
+    for key in ("name", "out"):
+        if not raw.get(key):
+            raise ValueError(f"study {path}: give {key} = \"...\"")
+    runs, seen = [], set()
+    for r in raw.get("runs", []):
+        bad = set(r) - _RUN_KEYS
+        if bad or not r.get("name"):
+            raise ValueError(f"study {path}: each [[runs]] needs a name and knows only "
+                             f"{', '.join(sorted(_RUN_KEYS))} (got {sorted(r)})")
+        if r["name"] in seen:
+            raise ValueError(f"study {path}: two runs are named {r['name']!r}")
+        seen.add(r["name"])
+        if r.get("set") and r["set"] not in seen:
+            raise ValueError(f"study {path}: run {r['name']!r} evaluates the set of "
+                             f"{r['set']!r}, which no earlier run makes")
+        distill = () if r.get("set") else (*shlex.split(raw.get("distill", "")),
+                                           *shlex.split(r.get("distill", "")))
+        runs.append(StudyRun(name=r["name"], distill=tuple(distill),
+                             evaluate=(*shlex.split(raw.get("evaluate", "")),
+                                       *shlex.split(r.get("evaluate", ""))),
+                             set=r.get("set"), note=r.get("note", "")))
+    if not runs:
+        raise ValueError(f"study {path}: no [[runs]]")
+    out = Path(raw["out"])
+    return Study(name=raw["name"], out=out if out.is_absolute() or root is None else root / out,
+                 runs=tuple(runs), description=raw.get("description", ""), source=path)
+
+
+def distilled(study: Study, run: StudyRun) -> bool:
+    return (study.run_dir(run) / "synthetic.json").exists()
+
+
+def can_resume(study: Study, run: StudyRun) -> bool:
+    return (study.run_dir(run) / "checkpoint.json").exists()
+
+
+def row(study: Study, run: StudyRun) -> dict:
+    """One run's row: its commands, what its set records and what its evaluation scored."""
+    from .evaluate import results_files
+    out: dict = {"name": run.name, "note": run.note,
+                 "distill_command": None if run.set else
+                 shlex.join(["synthset", *study.distill_argv(run, resume=False)]),
+                 "evaluate_command": shlex.join(["synthset", *study.evaluate_argv(run)])}
+    meta_path = study.run_dir(run) / "synthetic.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        meta = meta.get("metadata", meta)
+        keep = ("method", "ipc", "iterations", "distill_seconds", "loop_seconds",
+                "median_iteration_seconds", "flops_per_iteration", "distill_flops", "setup",
+                "val_split", "machine")
+        out["set"] = {k: meta[k] for k in keep if k in meta}
+    split = "val" if "val" in _split_of(run.evaluate) else "test"
+    ev_path = study.eval_dir(run) / results_files(split)[0]
+    if ev_path.exists():
+        ev = json.loads(ev_path.read_text())
+        out["evaluation"] = {"split": ev.get("split", "test"), "machine": ev.get("machine"),
+                             "models": {m: _scores(v) for m, v in ev["models"].items()}}
+    return out
+
+
+def _scores(m: dict) -> dict:
+    out = {k: m.get(k) for k in ("mean", "std", "runs", "epochs", "train_seconds")}
+    out["balanced_mean"] = (m.get("balanced_accuracy") or {}).get("mean")
+    if m.get("auc"):
+        out["auc_mean"] = m["auc"]["mean"]
+    return out
+
+
+def _split_of(flags: tuple[str, ...]) -> str:
+    for i, f in enumerate(flags):
+        if f == "--split" and i + 1 < len(flags):
+            return flags[i + 1]
+        if f.startswith("--split="):
+            return f.split("=", 1)[1]
+    return "test"
+
+
+def write_results(study: Study, header: dict) -> Path:
+    """``<out>/study.json``: the header (machine, versions, commit) and every row."""
+    path = study.out / "study.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {**header, "study": study.name, "description": study.description,
+            "source": str(study.source) if study.source else None,
+            "rows": [row(study, r) for r in study.runs]}
+    part = path.with_suffix(".json.part")
+    part.write_text(json.dumps(body, indent=2))
+    part.replace(path)
+    return path
