@@ -178,3 +178,52 @@ def test_sigterm_stops_parallel_training_and_its_workers(tmp_path):
                 os.kill(k, signal.SIGKILL)
     assert proc.returncode == 130 and "interrupted" in err_path.read_text()
     assert not survivors, "worker processes outlived the parent"
+
+
+# every command whose options come from dataclasses: (argv that parses, {dest prefix: class})
+def _generated_commands():
+    from synthset.audit import AuditConfig
+    from synthset.config import (CoresetConfig, DataConfig, DistillConfig, EngineConfig,
+                                 EvalConfig, TrainConfig)
+    from synthset.methods import METHODS
+    yield ["distill", "--out", "x"], {"data": DataConfig, "": DistillConfig,
+                                      "engine": EngineConfig, "coreset": CoresetConfig}
+    for name, m in METHODS.items():
+        yield ["distill", "--method", name, "--out", "x"], {"method": m.Options}
+    yield ["evaluate", "x"], {"train": TrainConfig, "eval": EvalConfig}
+    yield ["train"], {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+    yield ["audit", "x"], {"audit": AuditConfig}
+
+
+def test_every_cli_default_is_its_dataclass_default():
+    """One default per option: the parsed default of each generated flag equals its field's
+    default, except the overrides the CLI declares (COMMAND_DEFAULTS). This would have
+    caught --mia-shadows (4 in the CLI, 0 in AuditConfig)."""
+    import dataclasses
+
+    from synthset.cli import COMMAND_DEFAULTS, build_parser
+    checked = 0
+    for argv, classes in _generated_commands():
+        method = argv[argv.index("--method") + 1] if "--method" in argv else None
+        args = vars(build_parser(method).parse_args(argv))
+        own = COMMAND_DEFAULTS.get(argv[0], {})
+        for prefix, cls in classes.items():
+            for f in dataclasses.fields(cls):
+                if not f.metadata.get("cli", True):
+                    continue
+                dest = f"{prefix}.{f.name}" if prefix else f.name
+                assert dest in args, f"{argv[0]}: no flag for {cls.__name__}.{f.name}"
+                want = own.get(dest, f.default if f.default is not dataclasses.MISSING
+                               else f.default_factory())
+                assert args[dest] == want, (argv[0], dest, args[dest], want)
+                checked += 1
+    assert checked > 60
+
+
+def test_boolean_flags_read_as_what_they_do():
+    from synthset.cli import build_parser
+    text = build_parser().format_help()
+    helps = build_parser()._subparsers._group_actions[0].choices["distill"].format_help()
+    assert "off: download missing data" not in helps
+    assert "turn off (on by default): download missing data" in " ".join(helps.split())
+    assert text

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from .config import Options, opt
 from .data.base import DataError, ImageData, denormalize
 
 AUDIT = "audit.json"
@@ -97,20 +98,22 @@ def summary(d: torch.Tensor) -> dict:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class AuditConfig:
+class AuditConfig(Options):
     """What ``audit`` compares: ``held_out`` test images for the real-to-real baseline,
     ``features``: also in a trained ConvNet's embedding, ``grid``: pairs shown."""
 
-    held_out: int = 2000
-    features: bool = True
-    grid: int = 10
-    seed: int = 0
-    # membership inference (synthset.membership); 0 shadows and models: skipped
-    mia_models: int = 0
-    mia_shadows: int = 0
-    mia_audited: int = 500
-    mia_epochs: int = 300
-    mia_full_epochs: int = 10
+    held_out: int = opt(2000, "held-out real (test) images for the real-to-real baseline")
+    features: bool = opt(True, "also compare in the embedding of a ConvNet trained on the "
+                               "training split (off: pixel space only)")
+    grid: int = opt(10, "closest pairs to draw")
+    seed: int = opt(0, "seed of the audit's draws and models")
+    # membership inference (synthset.membership); 0 models: skipped
+    mia_models: int = opt(0, "membership inference: models trained per set (0: skipped); the set "
+                             "is remade from a random half of the training split")
+    mia_shadows: int = opt(4, "membership inference: shadow sets for the offline LiRA attack")
+    mia_audited: int = opt(500, "membership inference: members and non-members scored, each")
+    mia_epochs: int = opt(300, "membership inference: training epochs of the attacked models")
+    mia_full_epochs: int = opt(10, "membership inference: epochs of the all-members reference")
 
     def __post_init__(self) -> None:
         from .config import check

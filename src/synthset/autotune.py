@@ -14,16 +14,14 @@ convolution kernels here.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
 
-from .device import autocast, synchronize
+from .device import synchronize
 from .provenance import cpu
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -37,8 +35,8 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def cache_file() -> Path:
-    root = os.environ.get("SYNTHSET_CACHE") or Path.home() / ".cache" / "synthset"
-    return Path(root) / "autotune.json"
+    from .paths import cache_dir
+    return cache_dir() / "autotune.json"
 
 
 def machine_key(device: torch.device) -> str:
@@ -138,13 +136,3 @@ def choose_layout(kind: str, detail: str, device: torch.device,
         return {"layout": "inductor", "layout_source": "default (GPU)"}
     result, source = _fastest(kind, detail, device, "layout", LAYOUTS, bench, log, "layout_seconds")
     return {**result, "layout_source": source}
-
-
-def context(device: torch.device, precision: str, *, onednn: Optional[bool] = None):
-    """The autocast (and, on the CPU, oneDNN switch) of a pass run at ``precision``."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(autocast(device, precision)())
-    if device.type == "cpu" and onednn is not None:
-        from .device import onednn_state
-        stack.enter_context(onednn_state(onednn))
-    return stack

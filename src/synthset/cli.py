@@ -57,11 +57,11 @@ def add_options(parser, cls, prefix: str, *, defaults: Optional[dict] = None,
         kind, is_tuple = _base_type(hints[f.name])
         names = [f"--{_flag(f)}", *(f"--{a}" for a in f.metadata.get("aliases", ()))]
         help_ = f.metadata.get("help", "")
-        dest = f"{prefix}.{f.name}"
+        dest = f"{prefix}.{f.name}" if prefix else f.name
         if kind is bool:
             if default:
                 group.add_argument(f"--no-{_flag(f)}", dest=dest, action="store_false",
-                                   default=True, help=f"off: {help_}")
+                                   default=True, help=f"turn off (on by default): {help_}")
             else:
                 group.add_argument(*names, dest=dest, action="store_true", default=False, help=help_)
                 # lets a command line switch off what a recipe switched on
@@ -368,9 +368,7 @@ def cmd_export(args) -> int:
 def cmd_audit(args) -> int:
     from .audit import AuditConfig, audit
     from .device import resolve_device
-    cfg = AuditConfig(held_out=args.held_out, features=not args.no_features, grid=args.grid,
-                      mia_models=args.mia_models, mia_shadows=args.mia_shadows,
-                      mia_audited=args.mia_audited, mia_epochs=args.mia_epochs)
+    cfg = options_from(args, AuditConfig, "audit")
     rep = audit(args.run_dir, cfg, device=resolve_device(args.device), data_root=args.data_root)
     m = rep["memorisation"]
     px = m["pixel"]
@@ -423,23 +421,29 @@ def _add_data(p) -> None:
     add_options(p, DataConfig, "data", title="data")
 
 
-def _add_training(p, epochs: int, runs: int, *, models_flag: str = "models") -> None:
+# The only CLI defaults that differ from their dataclass's, on purpose: the full-data
+# reference trains 20 epochs once (the protocol's 1000 epochs x 5 runs are for small sets).
+# tests/test_cli.py checks every other flag's default against its field.
+COMMAND_DEFAULTS = {"train": {"train.epochs": 20, "eval.runs": 1}}
+
+
+def _add_training(p, command: str) -> None:
     from .config import EvalConfig, TrainConfig
-    add_options(p, TrainConfig, "train", defaults={"epochs": epochs}, title="training protocol")
-    add_options(p, EvalConfig, "eval", defaults={"runs": runs}, title="runs")
+    own = COMMAND_DEFAULTS.get(command, {})
+    add_options(p, TrainConfig, "train", title="training protocol",
+                defaults={k.split(".")[1]: v for k, v in own.items() if k.startswith("train.")})
+    add_options(p, EvalConfig, "eval", title="runs",
+                defaults={k.split(".")[1]: v for k, v in own.items() if k.startswith("eval.")})
     p.add_argument("--workers", type=int, default=1,
                    help="CPU: train this many runs at once in separate processes (default: 1)")
 
 
 def add_distill_options(p, method: Optional[str]) -> None:
     """distill's flags; with ``method``, that method's own options too."""
-    from .config import CoresetConfig, EngineConfig
+    from .config import CoresetConfig, DistillConfig, EngineConfig
     from .methods import METHODS
     _add_data(p)
-    p.add_argument("--method", default="random", help=f"one of: {', '.join(METHODS.names())} "
-                                                      f"(default: random)")
-    p.add_argument("--ipc", type=int, default=10, help="images per class (default: 10)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the run's generator (default: 0)")
+    add_options(p, DistillConfig, "", title="run")
     p.add_argument("--out", required=True, help="run directory to write (new or empty)")
     p.add_argument("--recipe", default=None,
                    help="start from a shipped recipe's settings (see `synthset recipes`); "
@@ -491,13 +495,13 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="run directory for an imported set (default: SET.synthset beside it)")
     p.add_argument("--data-root", default=None, help="data root, if not the one the set was made from")
-    _add_training(p, 1000, 5)
+    _add_training(p, "evaluate")
     _common(p)
     p.set_defaults(fn=cmd_evaluate)
 
     p = sub.add_parser("train", help="full-data reference: train on the whole training set")
     _add_data(p)
-    _add_training(p, 20, 1)
+    _add_training(p, "train")
     p.add_argument("--out", default=None, help="folder for eval.json and eval_runs.jsonl (resumable)")
     _common(p)
     p.set_defaults(fn=cmd_train)
@@ -526,20 +530,8 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="how close a set is to the real images it was made from")
     p.add_argument("run_dir", help="a run directory")
-    p.add_argument("--held-out", type=int, default=2000,
-                   help="held-out real (test) images for the real-to-real baseline (default: 2000)")
-    p.add_argument("--no-features", action="store_true",
-                   help="pixel space only (skip the trained ConvNet's embedding)")
-    p.add_argument("--grid", type=int, default=10, help="closest pairs to draw (default: 10)")
-    p.add_argument("--mia-models", type=int, default=0,
-                   help="membership inference: models trained per set (default: 0, skipped); "
-                        "the set is remade from a random half of the training split")
-    p.add_argument("--mia-shadows", type=int, default=4,
-                   help="membership inference: shadow sets for the offline LiRA attack (default: 4)")
-    p.add_argument("--mia-audited", type=int, default=500,
-                   help="members and non-members scored, each (default: 500)")
-    p.add_argument("--mia-epochs", type=int, default=300,
-                   help="training epochs of the attacked models (default: 300)")
+    from .audit import AuditConfig
+    add_options(p, AuditConfig, "audit", title="audit")
     p.add_argument("--data-root", default=None, help="data root, if not the one the set was made from")
     _common(p)
     p.set_defaults(fn=cmd_audit)

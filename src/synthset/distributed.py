@@ -115,13 +115,6 @@ def init(device: str = "auto", *, timeout_s: float = 1800.0) -> World:
     return current()
 
 
-def device_for(world: World, device: torch.device) -> torch.device:
-    """CUDA runs take the GPU of their local rank; CPU runs stay on the CPU."""
-    if device.type == "cuda" and world.active:
-        return torch.device("cuda", world.local_rank)
-    return device
-
-
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()

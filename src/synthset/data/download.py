@@ -17,18 +17,10 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Optional
 
+from ..paths import cache_dir
 from .base import DataError
 
 ENV_DATA = "SYNTHSET_DATA"
-ENV_CACHE = "SYNTHSET_CACHE"
-
-
-def cache_dir() -> Path:
-    """``$SYNTHSET_CACHE``, else ``$XDG_CACHE_HOME/synthset``, else ``~/.cache/synthset``."""
-    if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "synthset"
 
 
 def data_root(explicit: Optional[str | os.PathLike] = None) -> Path:
