@@ -464,23 +464,38 @@ def add_distill_options(p, method: Optional[str]) -> None:
 def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="synthset", description="Dataset distillation and evaluation")
     sub = ap.add_subparsers(dest="command", required=True)
+    for add in (_parser_datasets, _parser_methods, _parser_recipes, _parser_distill,
+                _parser_evaluate, _parser_train, _parser_study, _parser_show, _parser_export,
+                _parser_audit, _parser_report, _parser_compare):
+        add(sub, method)
+    return ap
 
+
+def _parser_datasets(sub, method: Optional[str]) -> None:
     p = sub.add_parser("datasets", help="list datasets and the data root")
     p.add_argument("--data-root", default=None, help="data root to look in (default: "
                                                      "$SYNTHSET_DATA, else ~/.cache/synthset)")
     p.set_defaults(fn=cmd_datasets)
 
+
+def _parser_methods(sub, method: Optional[str]) -> None:
     p = sub.add_parser("methods", help="list methods")
     p.set_defaults(fn=cmd_methods)
 
+
+def _parser_recipes(sub, method: Optional[str]) -> None:
     p = sub.add_parser("recipes", help="list the shipped recipes (measured settings)")
     p.add_argument("name", nargs="?", default=None, help="show one recipe in full")
     p.set_defaults(fn=cmd_recipes)
 
+
+def _parser_distill(sub, method: Optional[str]) -> None:
     p = sub.add_parser("distill", help="make a synthetic set")
     add_distill_options(p, method)
     p.set_defaults(fn=cmd_distill)
 
+
+def _parser_evaluate(sub, method: Optional[str]) -> None:
     p = sub.add_parser("evaluate", help="train fresh networks on a set, test on real data")
     p.add_argument("run_dir", metavar="SET",
                    help="a run directory, or a set made by another tool: an official .pt "
@@ -499,6 +514,8 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(fn=cmd_evaluate)
 
+
+def _parser_train(sub, method: Optional[str]) -> None:
     p = sub.add_parser("train", help="full-data reference: train on the whole training set")
     _add_data(p)
     _add_training(p, "train")
@@ -506,6 +523,8 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(fn=cmd_train)
 
+
+def _parser_study(sub, method: Optional[str]) -> None:
     p = sub.add_parser("study", help="run a study file (runs as synthset commands; resumable) "
                                      "and write OUT/study.json")
     p.add_argument("file", help="a study .toml (see synthset.study)")
@@ -513,6 +532,8 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.set_defaults(fn=cmd_study)
 
+
+def _parser_show(sub, method: Optional[str]) -> None:
     p = sub.add_parser("show", help="write the image grid of a set")
     p.add_argument("run_dir", help="a run directory")
     p.add_argument("--out", default=None, help="PNG to write (default: RUN_DIR/grid.png)")
@@ -520,6 +541,8 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
                    help="images per class row (default: 10)")
     p.set_defaults(fn=cmd_show)
 
+
+def _parser_export(sub, method: Optional[str]) -> None:
     p = sub.add_parser("export", help="export a set as PNG folder or DC-Bench .pt")
     p.add_argument("run_dir", help="a run directory")
     p.add_argument("--format", choices=("png", "dcbench"), default="png",
@@ -528,6 +551,8 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder (png) or .pt file (dcbench) to write")
     p.set_defaults(fn=cmd_export)
 
+
+def _parser_audit(sub, method: Optional[str]) -> None:
     p = sub.add_parser("audit", help="how close a set is to the real images it was made from")
     p.add_argument("run_dir", help="a run directory")
     from .audit import AuditConfig
@@ -536,16 +561,19 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(fn=cmd_audit)
 
+
+def _parser_report(sub, method: Optional[str]) -> None:
     p = sub.add_parser("report", help="HTML + Markdown report (tables, plots, grids) over run directories")
     p.add_argument("run_dirs", nargs="+", help="distill runs and/or `synthset train --out` folders")
     p.add_argument("--out", required=True, help="folder for report.html, report.md and the PNGs")
     p.add_argument("--title", default="synthset report", help="the report's title")
     p.set_defaults(fn=cmd_report)
 
+
+def _parser_compare(sub, method: Optional[str]) -> None:
     p = sub.add_parser("compare", help="methods side by side at each IPC, as text")
     p.add_argument("run_dirs", nargs="+", help="run directories (or evaluated foreign sets)")
     p.set_defaults(fn=cmd_compare)
-    return ap
 
 
 def _method_of(argv: list[str]) -> Optional[str]:

@@ -235,9 +235,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     images).
 
     ``workers`` > 1 (CPU only) trains that many runs at once in separate processes, the
-    cores split between them: on a 2-core CPU two single-thread runs side by side gave
-    1.14x the throughput of one two-thread run for 2 runs x 100 epochs, spawn and compile
-    included (benchmarks/eval_workers.sh; small batches scale poorly across threads).
+    cores split between them (two 1-thread runs gave 1.14x one 2-thread run on 2 cores).
 
     ``tag`` separates seed streams: ``"full"`` for the full-data reference (``synthset train``),
     the same stream as ``train_full``. ``config_extra`` joins the saved config (the full-data
@@ -258,41 +256,73 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
                          f"the runs) or run without torchrun")
     precisions = world.broadcast(resolve_precision(cfg, images, device, log)
                                  if world.is_main else None)
-    chosen = {m: p["precision"] for m, p in precisions.items()}
-    # the runs of a config are those of the same arithmetic: auto is keyed by what it chose
-    # (so an auto run that chose fp32 resumes, and is resumed by, an explicit fp32 run)
-    if len(set(chosen.values())) == 1:
-        key = _config_key(dataclasses.replace(cfg, train=dataclasses.replace(
-            cfg.train, precision=next(iter(chosen.values())))), images.shape[0], tag)
-    else:
-        key = _config_key(cfg, images.shape[0], tag + "|" + json.dumps(chosen, sort_keys=True))
-    done: dict[tuple[str, int], RunResult] = {}
+    key = _precision_key(cfg, {m: p["precision"] for m, p in precisions.items()},
+                         images.shape[0], tag)
     log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
-    if log_path and log_path.exists():
-        for line in log_path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by an interruption
-            if rec.get("config_key") == key:
-                rec.pop("config_key")
-                done[(rec["model"], rec["run"])] = RunResult(**rec)
+    done = _finished_runs(log_path, key)
     todo = [(m, r) for m in cfg.models for r in range(cfg.runs) if (m, r) not in done]
     done, todo = world.broadcast((done, todo))  # rank 0's log decides (no shared disk needed)
 
     def record(res: RunResult) -> None:
         done[(res.model, res.run)] = res
-        if not world.is_main:
-            return
-        log(f"{res.model} run {res.run}: {res.accuracy:.2f}% (balanced {res.balanced_accuracy:.2f}%) "
-            f"in {res.train_seconds:.1f}s")
-        if log_path:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_path, "a") as f:
-                f.write(json.dumps({**asdict(res), "config_key": key}) + "\n")
+        if world.is_main:
+            _log_run(res, log_path, key, log)
 
     train_cfg = {m: dataclasses.replace(cfg.train, precision=precisions[m]["precision"])
                  for m in cfg.models}
+    done = _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, device=device,
+                       world=world, workers=workers, tag=tag, progress=progress,
+                       data_parallel=data_parallel)
+    report = _report(cfg, done, precisions, images, test, device, config_extra)
+    if world.active:
+        report["world_size"] = world.size
+    if out_dir and world.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / results_files(cfg.split)[0]).write_text(json.dumps(report, indent=2))
+    return report
+
+
+def _precision_key(cfg: EvalConfig, chosen: dict[str, str], n_train: int, tag: str) -> str:
+    """The key of a config's runs in the run log. Runs of a config are those of the same
+    arithmetic: auto is keyed by what it chose (so an auto run that chose fp32 resumes, and
+    is resumed by, an explicit fp32 run)."""
+    if len(set(chosen.values())) == 1:
+        return _config_key(dataclasses.replace(cfg, train=dataclasses.replace(
+            cfg.train, precision=next(iter(chosen.values())))), n_train, tag)
+    return _config_key(cfg, n_train, tag + "|" + json.dumps(chosen, sort_keys=True))
+
+
+def _log_run(res: RunResult, log_path: Optional[Path], key: str, log) -> None:
+    """Print a finished run and append it to the run log at once (an interruption loses
+    only the run in progress)."""
+    log(f"{res.model} run {res.run}: {res.accuracy:.2f}% (balanced {res.balanced_accuracy:.2f}%) "
+        f"in {res.train_seconds:.1f}s")
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a") as f:
+            f.write(json.dumps({**asdict(res), "config_key": key}) + "\n")
+
+
+def _finished_runs(log_path: Optional[Path], key: str) -> dict[tuple[str, int], RunResult]:
+    """The runs of ``key`` already in the run log (a line cut by an interruption is skipped)."""
+    done: dict[tuple[str, int], RunResult] = {}
+    if not log_path or not log_path.exists():
+        return done
+    for line in log_path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if rec.get("config_key") == key:
+            rec.pop("config_key")
+            done[(rec["model"], rec["run"])] = RunResult(**rec)
+    return done
+
+
+def _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, *, device, world,
+                workers, tag, progress, data_parallel) -> dict:
+    """Train the runs still to do: spread over torchrun's ranks (one run each per round, or
+    every run data-parallel), over local worker processes, or one after another."""
     if world.active and not data_parallel:
         for i in range(0, len(todo), world.size):  # a round: one run per rank
             mine = todo[i + world.rank] if i + world.rank < len(todo) else None
@@ -302,13 +332,12 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
             for r in world.gather(res) or []:
                 if r is not None:
                     record(r)
-        done = world.broadcast(done)
-    elif world.active:
+        return world.broadcast(done)
+    if world.active:
         for m, r in todo:
-            res = evaluate_run(m, images, labels, test, train_cfg[m], seed=cfg.seed, run=r,
-                               device=device, progress=progress and world.is_main, tag=tag,
-                               world=world)
-            record(res)
+            record(evaluate_run(m, images, labels, test, train_cfg[m], seed=cfg.seed, run=r,
+                                device=device, progress=progress and world.is_main, tag=tag,
+                                world=world))
     elif workers > 1 and device.type == "cpu" and len(todo) > 1:
         _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag, progress,
                            train_cfg)
@@ -316,25 +345,23 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         for m, r in todo:
             record(evaluate_run(m, images, labels, test, train_cfg[m], seed=cfg.seed, run=r,
                                 device=device, progress=progress, tag=tag))
+    return done
+
+
+def _report(cfg: EvalConfig, done, precisions, images, test, device, config_extra) -> dict:
+    """eval.json's content: each model's summary over its runs, the config, the machine."""
     results: dict[str, dict] = {}
     for model in cfg.models:
         runs = [done[(model, r)] for r in range(cfg.runs)]
         results[model] = summarize(runs, n_train=images.shape[0], info=test.info, model=model)
         results[model]["precision"] = precisions[model]
-    report = {"models": results, "config": {**cfg.to_dict(), **(config_extra or {})},
-              "split": cfg.split,
-              "n_train": int(images.shape[0]),
-              "device": str(device), "machine": machine(),
-              # the largest over this process and every run's own process, kept across
-              # resumed runs through eval_runs.jsonl
-              "peak_memory_mib": max([round(peak_memory_mib(device), 1)]
-                                     + [r.peak_memory_mib for r in done.values() if r.peak_memory_mib])}
-    if world.active:
-        report["world_size"] = world.size
-    if out_dir and world.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / results_files(cfg.split)[0]).write_text(json.dumps(report, indent=2))
-    return report
+    return {"models": results, "config": {**cfg.to_dict(), **(config_extra or {})},
+            "split": cfg.split, "n_train": int(images.shape[0]),
+            "device": str(device), "machine": machine(),
+            # the largest over this process and every run's own process, kept across
+            # resumed runs through the run log
+            "peak_memory_mib": max([round(peak_memory_mib(device), 1)]
+                                   + [r.peak_memory_mib for r in done.values() if r.peak_memory_mib])}
 
 
 def results_files(split: str) -> tuple[str, str]:

@@ -25,6 +25,36 @@ def run_seed(seed: int, *keys: int | str) -> int:
     return int.from_bytes(h[:8], "little") >> 1
 
 
+def _data_parallel(net, n: int, bs: int, generator, world, device):
+    """DDP over a DistributedSampler shard of each epoch, each rank a 1/size share of the
+    batch and its own augmentation stream: (model, sampler, generator, batch, images/rank)."""
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DistributedSampler
+    model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    seed = int(torch.randint(2 ** 31, (1,), generator=generator))  # the same on every rank
+    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank,
+                                 shuffle=True, seed=seed)
+    generator = torch.Generator().manual_seed(run_seed(seed, "rank", world.rank))
+    # len(sampler): this rank's images per epoch (the sampler pads to equal shares)
+    return model, sampler, generator, max(1, math.ceil(bs / world.size)), len(sampler)
+
+
+def _batch(x: torch.Tensor, info: DatasetInfo, cfg: TrainConfig, generator, device) -> torch.Tensor:
+    """A training batch as the network sees it: normalised, turned (``dihedral``), DSA
+    augmented, in the chosen memory format."""
+    if x.dtype == torch.uint8:
+        x = normalize(x, info.mean, info.std)
+    if cfg.dihedral:
+        x = augment.dihedral(x, generator)
+    if cfg.augment:
+        p = augment.sample(cfg.dsa, 1, x.shape[0], tuple(x.shape[2:]), generator=generator,
+                           device=device)
+        x = augment.apply(x, p, 1, cfg.dsa)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                   info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
                   device: torch.device, desc: str = "train", progress: bool = True,
@@ -46,21 +76,12 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     bs = min(cfg.batch_size, n)
     model, sampler = net, None
     if world is not None and world.active:
-        from torch.nn.parallel import DistributedDataParallel
-        from torch.utils.data import DistributedSampler
-        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-        seed = int(torch.randint(2 ** 31, (1,), generator=generator))  # the same on every rank
-        sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank,
-                                     shuffle=True, seed=seed)
-        generator = torch.Generator().manual_seed(run_seed(seed, "rank", world.rank))
-        bs = max(1, math.ceil(bs / world.size))
-        n = len(sampler)  # this rank's images per epoch (the sampler pads to equal shares)
+        model, sampler, generator, bs, n = _data_parallel(net, n, bs, generator, world, device)
     fwd = torch.compile(model) if cfg.compile else model
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(n / bs)
     decay_at = cfg.epochs // 2
-    dsa = cfg.dsa
     last_loss = float("nan")
     steps = 0
     synchronize(device)
@@ -78,18 +99,8 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
         loss_sum = torch.zeros((), device=device)
         for b in range(steps_per_epoch):
             idx = order[b * bs:(b + 1) * bs] if order is not None else None
-            x = images if idx is None else images[idx]
+            x = _batch(images if idx is None else images[idx], info, cfg, generator, device)
             y = labels if idx is None else labels[idx]
-            if x.dtype == torch.uint8:
-                x = normalize(x, info.mean, info.std)
-            if cfg.dihedral:
-                x = augment.dihedral(x, generator)
-            if cfg.augment:
-                p = augment.sample(dsa, 1, x.shape[0], tuple(x.shape[2:]), generator=generator,
-                                   device=device)
-                x = augment.apply(x, p, 1, dsa)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, cfg.precision)():
                 loss = F.cross_entropy(fwd(x), y)
             opt.zero_grad(set_to_none=True)

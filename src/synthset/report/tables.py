@@ -114,33 +114,9 @@ def accuracy_tables(records: list[RunRecord], dataset: str) -> list[Table]:
     return [t for t in tables if t is not None]
 
 
-def accuracy_table(records: list[RunRecord], dataset: str,
-                   only: Optional[tuple[int, int]] = None) -> Optional[Table]:
-    """Methods x IPC for the protocol model, beside the paper and the full-data reference;
-    for imbalanced data, balanced accuracy and ROC-AUC in the same cell. ``only``: the
-    (runs, epochs) of the sets to show (default: the protocol of the most sets)."""
-    recs = [r for r in records if r.dataset == dataset]
-    model = protocol_model(recs)
-    if model is None:
-        return None
-    syn = [r for r in recs if r.kind == "synthetic" and model in r.results]
-    if only is None and syn:
-        only = Counter(protocol(r.results[model]) for r in syn).most_common(1)[0][0]
-    syn = [r for r in syn if protocol(r.results[model]) == only]
-    ipcs = sorted({r.ipc for r in syn})
-    binary = any(res.auc for r in recs for res in r.results.values())
-    paper = references(dataset)
-    header = ["method"] + [f"IPC {k}" for k in ipcs] + (["paper"] if paper else [])
+def _method_rows(syn: list[RunRecord], ipcs: list[int], model: str, paper, cell) -> list[list[str]]:
+    """The accuracy table's rows of the synthetic sets."""
     rows = []
-
-    def cell(res: ModelResult) -> str:
-        s = f"{res.cell()}"
-        if binary:
-            b = ModelResult.stat(res.balanced)
-            a = ModelResult.stat(res.auc)
-            s += f" / {b[0]:.1f} / {a[0]:.1f}"
-        return s
-
     # One row per method and factor: a multi-formation set is not the paper's set, so it gets
     # its own row (and no paper figure) instead of sharing, and overwriting, the plain cell.
     # Two sets of one method, factor and IPC (e.g. two budgets) each keep their cell, in rows
@@ -169,16 +145,10 @@ def accuracy_table(records: list[RunRecord], dataset: str,
                 row.append(" / ".join(f"{ref[0][k]}" if k in ref[0] else "-" for k in ipcs)
                            if ref else "-")
             rows.append(row)
-    for r in recs:
-        if r.kind == "full" and model in r.results:
-            res = r.results[model]
-            row = ([f"full data ({r.n_images} images; {_protocol_text(*protocol(res))})"]
-                   + [cell(res)] + [""] * (max(len(ipcs), 1) - 1))
-            if paper:
-                row.append(str(paper["full"][0]) if "full" in paper else "-")
-            rows.append(row)
-    if not ipcs:
-        header = ["method", "accuracy"] + (["paper"] if paper else [])
+    return rows
+
+
+def _accuracy_notes(recs, dataset: str, model: str, binary: bool, paper) -> list[str]:
     notes = [f"{model}, test accuracy % mean ± std over runs, final epoch."]
     if binary:
         notes.append("Cells: accuracy ± std / balanced accuracy / ROC-AUC.")
@@ -190,6 +160,47 @@ def accuracy_table(records: list[RunRecord], dataset: str,
     if paper:
         srcs = sorted({v[1] for v in paper.values()})
         notes.append("Paper column: " + "; ".join(srcs) + ".")
+    return notes
+
+
+def accuracy_table(records: list[RunRecord], dataset: str,
+                   only: Optional[tuple[int, int]] = None) -> Optional[Table]:
+    """Methods x IPC for the protocol model, beside the paper and the full-data reference;
+    for imbalanced data, balanced accuracy and ROC-AUC in the same cell. ``only``: the
+    (runs, epochs) of the sets to show (default: the protocol of the most sets)."""
+    recs = [r for r in records if r.dataset == dataset]
+    model = protocol_model(recs)
+    if model is None:
+        return None
+    syn = [r for r in recs if r.kind == "synthetic" and model in r.results]
+    if only is None and syn:
+        only = Counter(protocol(r.results[model]) for r in syn).most_common(1)[0][0]
+    syn = [r for r in syn if protocol(r.results[model]) == only]
+    ipcs = sorted({r.ipc for r in syn})
+    binary = any(res.auc for r in recs for res in r.results.values())
+    paper = references(dataset)
+    header = ["method"] + [f"IPC {k}" for k in ipcs] + (["paper"] if paper else [])
+
+    def cell(res: ModelResult) -> str:
+        s = f"{res.cell()}"
+        if binary:
+            b = ModelResult.stat(res.balanced)
+            a = ModelResult.stat(res.auc)
+            s += f" / {b[0]:.1f} / {a[0]:.1f}"
+        return s
+
+    rows = _method_rows(syn, ipcs, model, paper, cell)
+    for r in recs:
+        if r.kind == "full" and model in r.results:
+            res = r.results[model]
+            row = ([f"full data ({r.n_images} images; {_protocol_text(*protocol(res))})"]
+                   + [cell(res)] + [""] * (max(len(ipcs), 1) - 1))
+            if paper:
+                row.append(str(paper["full"][0]) if "full" in paper else "-")
+            rows.append(row)
+    if not ipcs:
+        header = ["method", "accuracy"] + (["paper"] if paper else [])
+    notes = _accuracy_notes(recs, dataset, model, binary, paper)
     shown = f", {_protocol_text(*only)}" if only else ""
     return Table(f"{dataset}: accuracy ({model}{shown})", header, rows, " ".join(notes))
 
@@ -238,6 +249,27 @@ def recorded_flops(records: list[RunRecord], model: str) -> tuple[Optional[float
     return None, None
 
 
+def _flops_points(points: list) -> list:
+    """The plot's points. Its top axis names each x position by its IPC; where one IPC sits
+    at several positions (sets evaluated for different epochs), the epochs tell them apart."""
+    epochs_of: dict[int, set] = {}
+    for _, _, (ipc, epochs), *_ in points:
+        epochs_of.setdefault(ipc, set()).add(epochs)
+    return [FlopsPoint(series, method,
+                       f"IPC {ipc}" + (f", {epochs} ep" if len(epochs_of[ipc]) > 1 else ""), *rest)
+            for series, method, (ipc, epochs), *rest in points]
+
+
+def _cost_note(model, infer, per_img, n_full, full_epochs, full_flops) -> str:
+    return (f"{model}: {_fmt_flops(infer)} per image forward, {_fmt_flops(per_img)} per training "
+            f"image (forward + backward). Training FLOPs = per-image x images x epochs"
+            + (f"; the ratio is against {n_full} real images x {full_epochs} epochs (the full-data "
+               f"run in this report)." if full_flops else
+               "; no full-data run in this report (add a `synthset train --out DIR` folder) for the ratio.")
+            + " Distillation FLOPs count network operations (FlopCounterMode; augmentation and "
+              "element-wise ops as zero); coresets count their feature network.")
+
+
 def cost_table(records: list[RunRecord], dataset: str) -> tuple[Optional[Table], list, Optional[tuple]]:
     """Distillation cost and the cost of training the protocol model on each set against
     training it on the full training set. Returns the table, the plot points and the
@@ -278,15 +310,7 @@ def cost_table(records: list[RunRecord], dataset: str) -> tuple[Optional[Table],
                 series += f" [{_without_ipc(r.path.name, r.ipc)}]"
             series += f" ({res.epochs} ep)"  # a line never joins evaluations of different length
             points.append((series, r.method, (r.ipc, res.epochs), train, mean, std))
-    # The plot's top axis names each x position by its IPC; where one IPC sits at several
-    # positions (sets evaluated for different epochs), the epochs tell them apart.
-    raw_points = list(points)
-    epochs_of: dict[int, set] = {}
-    for _, _, (ipc, epochs), *_ in points:
-        epochs_of.setdefault(ipc, set()).add(epochs)
-    points = [FlopsPoint(series, method,
-                         f"IPC {ipc}" + (f", {epochs} ep" if len(epochs_of[ipc]) > 1 else ""), *rest)
-              for series, method, (ipc, epochs), *rest in points]
+    raw_points, points = points, _flops_points(points)
     full_point = None
     if full:
         res = full.results[model]
@@ -294,13 +318,7 @@ def cost_table(records: list[RunRecord], dataset: str) -> tuple[Optional[Table],
         full_point = (full_flops, mean, std)
         rows.append(["full data", "-", "-", "-", "-", f"{_fmt_flops(full_flops)} ({full_epochs} ep)",
                      _fmt_seconds(float(np.mean(res.train_seconds))), "1"])
-    note = (f"{model}: {_fmt_flops(infer)} per image forward, {_fmt_flops(per_img)} per training "
-            f"image (forward + backward). Training FLOPs = per-image x images x epochs"
-            + (f"; the ratio is against {n_full} real images x {full_epochs} epochs (the full-data "
-               f"run in this report)." if full_flops else
-               "; no full-data run in this report (add a `synthset train --out DIR` folder) for the ratio.")
-            + " Distillation FLOPs count network operations (FlopCounterMode; augmentation and "
-              "element-wise ops as zero); coresets count their feature network.")
+    note = _cost_note(model, infer, per_img, n_full, full_epochs, full_flops)
     header = ["set", "iterations", "distill time", "distill FLOPs", "peak memory",
               f"train FLOPs ({model})", "train time/run", "vs full data"]
     epochs = {e for _, _, (_, e), *_ in raw_points}
