@@ -2,8 +2,8 @@
 same flags a user types, so each row can be reproduced by hand), its evaluation protocol
 and its output folder. ``synthset study FILE`` runs what is not finished yet (a set already
 saved is not remade, a stopped distillation resumes from its checkpoint, an evaluation
-resumes run by run) and writes ``<out>/study.json``: every row's commands, set metadata,
-scores and the machine.
+resumes run by run) and writes ``<out>/study.json`` (every row's commands, set metadata, scores and the machine)
+and ``<out>/study.md`` (its table).
 
     name = "ingredients-ipc10-val"
     out = "benchmarks/results/accuracy/val"
@@ -166,4 +166,40 @@ def write_results(study: Study, header: dict) -> Path:
     part = path.with_suffix(".json.part")
     part.write_text(json.dumps(body, indent=2))
     part.replace(path)
+    (study.out / "study.md").write_text(table(body).markdown() + "\n")
     return path
+
+
+def table(body: dict):
+    """The study's rows as a report ``Table`` (Markdown/HTML/text): each run's set cost
+    (iterations, seconds per iteration, setup seconds, FLOPs per iteration, total time)
+    and its scores, the split and protocol named in the title."""
+    from .report.tables import Table, _fmt_flops, _fmt_seconds
+    rows, splits, protocols = [], set(), set()
+    for r in body["rows"]:
+        s, ev = r.get("set", {}), r.get("evaluation")
+        cells = [r["name"], r.get("note", "")]
+        cells += [str(s.get("iterations", "-")),
+                  f"{s['median_iteration_seconds']:.2f}" if s.get("median_iteration_seconds") else "-",
+                  _fmt_seconds((s.get("setup") or {}).get("setup_seconds")) if s.get("setup") else "-",
+                  _fmt_flops(s.get("flops_per_iteration")), _fmt_seconds(s.get("distill_seconds"))]
+        if ev:
+            splits.add(ev["split"])
+            scores = []
+            for model, m in ev["models"].items():
+                protocols.add((len(m["runs"]), m["epochs"]))
+                scores.append(f"{model} {m['mean']:.2f} ± {m['std']:.2f}")
+            cells.append("; ".join(scores))
+        else:
+            cells.append("not yet evaluated")
+        rows.append(cells)
+    where = "/".join(sorted(splits)) or "-"
+    proto = ", ".join(f"{n} x {e} epochs" for n, e in sorted(protocols)) or "-"
+    header = ["run", "what", "iterations", "s/iteration", "setup", "FLOPs/iteration",
+              "distill time", f"accuracy % on {where} ({proto})"]
+    cpu = (body.get("machine") or {}).get("cpu", {})
+    note = (f"Made with `{body.get('command', '')}` on a {body.get('machine', {}).get('threads', '?')}"
+            f"-thread {cpu.get('model', 'unrecorded CPU')} ({', '.join(cpu.get('flags', []))})."
+            " Setup: the trained experts' time (counted in the distillation time and budget);"
+            " s/iteration: the median iteration.")
+    return Table(f"{body['study']}", header, rows, note)

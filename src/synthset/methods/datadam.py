@@ -37,6 +37,9 @@ class DataDAMOptions(MatchingOptions):
         check(self.lam >= 0, f"lam must be >= 0, got {self.lam}")
         check(self.attention or self.embedding, "switch on at least one of attention, embedding")
         check(self.at in ("relu", "block"), f"at must be relu|block, got {self.at!r}")
+        check(self.embedding or not self.ce_weight or self.ce_net == "expert",
+              "--ce-weight through the matched network reads its embedding: keep the embedding "
+              "term on, or use --ce-net expert")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(int(i) for i in self.layers))
 

@@ -64,9 +64,12 @@ class MatchingOptions(Options):
     expert_lr: float = opt(0.01, "with --experts: lr of those steps (x0.1 at half)")
     expert_mix: float = opt(1.0, "with --experts: the mixing weight is drawn from [0, MIX] "
                                  "(0: initial weights, 1: trained)")
-    ce_weight: float = opt(0.0, "with --experts: weight of the cross-entropy of the synthetic "
-                                "images through the sampled expert's trained weights (DANCE's "
-                                "calibration, IDM's class-aware term)")
+    ce_weight: float = opt(0.0, "with --experts or --net-pool: weight of a cross-entropy of the "
+                                "synthetic images (IDM's class-aware term, DANCE's calibration)")
+    ce_net: str = opt("matched", "the network of that cross-entropy: the matched one (its "
+                                 "classifier on the embedding already computed: nearly free) or "
+                                 "the sampled expert's trained weights (DANCE; one more forward "
+                                 "and backward)", choices=("matched", "expert"))
 
     def __post_init__(self) -> None:
         check(self.inner_steps >= 1, f"inner_steps must be >= 1, got {self.inner_steps}")
@@ -84,8 +87,12 @@ class MatchingOptions(Options):
         check(not (self.experts and self.net_pool),
               "--experts and --net-pool are two ways to choose the matched network: use one")
         check(self.ce_weight >= 0, f"ce_weight must be >= 0, got {self.ce_weight}")
-        check(not self.ce_weight or self.experts,
-              "--ce-weight needs trained networks: add --experts K (e.g. 4)")
+        check(not self.ce_weight or self.experts or self.net_pool,
+              "--ce-weight needs trained networks: add --experts K (e.g. 3) or --net-pool K")
+        check(self.ce_net in ("matched", "expert"), f"ce_net must be matched|expert, got "
+                                                    f"{self.ce_net!r}")
+        check(self.ce_net == "matched" or self.experts or not self.ce_weight,
+              "--ce-net expert needs --experts K")
 
 
 @dataclass
@@ -156,15 +163,40 @@ class EmbeddingMatching(LearnedMethod):
         """The real batch's statistics over every rank (under torchrun each holds a shard)."""
         return tuple(ctx.reduce_means(stats, positions))
 
+    @staticmethod
+    def _ce_matched(options) -> bool:
+        return bool(getattr(options, "ce_weight", 0)) and options.ce_net == "matched"
+
+    def syn_features(self, net, x: torch.Tensor, options) -> tuple[torch.Tensor, ...]:
+        """The synthetic pass's outputs: ``features``, plus the matched network's logits on
+        the embedding (the last feature) where the cross-entropy term runs through it."""
+        feats = self.features(net, x, options)
+        return feats + (net.classifier(feats[-1]),) if self._ce_matched(options) else feats
+
+    def syn_objective(self, feats: tuple[torch.Tensor, ...], real_stats, classes: int,
+                      options) -> torch.Tensor:
+        """``match`` of the synthetic class statistics against the real ones, plus the
+        weighted cross-entropy of the logits ``syn_features`` added (class-major labels)."""
+        logits = None
+        if self._ce_matched(options):
+            feats, logits = feats[:-1], feats[-1]
+        loss = self.match(real_stats, tuple(self.class_stats(f.float(), classes) for f in feats),
+                          options)
+        if logits is not None:
+            from .experts import calibration_loss
+            labels = torch.arange(classes, device=logits.device).repeat_interleave(
+                logits.shape[0] // classes)
+            loss = loss + options.ce_weight * calibration_loss(logits, labels)
+        return loss
+
     def syn_loss(self, net, real_means: tuple[torch.Tensor, ...], syn: torch.Tensor, classes: int,
                  options=None, *, autocast=None) -> torch.Tensor:
-        """The matching loss of the synthetic batch (with autograd) against ``real_means``."""
+        """The synthetic batch's loss (with autograd) against ``real_means``."""
         options = options or self.Options()
         autocast = autocast or contextlib.nullcontext
         with autocast():
-            syn_f = self.features(net, syn, options)
-        return self.match(real_means, tuple(self.class_stats(f.float(), classes) for f in syn_f),
-                          options)
+            syn_f = self.syn_features(net, syn, options)
+        return self.syn_objective(syn_f, real_means, classes, options)
 
     def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, options=None, *,
              chunk: int = 0, autocast=None) -> torch.Tensor:
@@ -190,9 +222,8 @@ class EmbeddingMatching(LearnedMethod):
             aux.embed_real = CompiledEmbed(template, ctx.device, chunk=o.embed_chunk or 640,
                                            features=lambda n, x: self.features(n, x, o))
             aux.syn_loss = CompiledSynLoss(
-                template, lambda n, x: self.features(n, x, o),
-                lambda feats, means: self.match(
-                    means, tuple(self.class_stats(f.float(), ctx.classes) for f in feats), o))
+                template, lambda n, x: self.syn_features(n, x, o),
+                lambda feats, means: self.syn_objective(feats, means, ctx.classes, o))
         return aux
 
     def expert_bank(self, ctx):
@@ -250,7 +281,7 @@ class EmbeddingMatching(LearnedMethod):
                     loss = aux.syn_loss(net, means, syn_aug)
             else:
                 loss = self.syn_loss(net, means, syn_aug, classes, o, autocast=ctx.autocast)
-            if o.ce_weight:
+            if o.ce_weight and o.ce_net == "expert":
                 loss = loss + o.ce_weight * self.calibration(ctx, syn_aug)
             current = state.step(loss)
             if not inner:  # the loss on a fresh network, comparable across inner_steps
@@ -319,8 +350,8 @@ class EmbeddingMatching(LearnedMethod):
             trained = build_model(ec.model, info.channels, classes, info.size).to("meta")
             pool_train = round(o.net_train_steps * o.net_train_batch
                                * train_step_flops(trained, (info.channels, *info.size)))
-        ce = 0
-        if o.ce_weight:
+        ce = 0  # the matched network's logits are inside syn_flops; an expert's pass is not
+        if o.ce_weight and o.ce_net == "expert":
             syn2 = syn.detach().requires_grad_()
             ce = count_flops(lambda: torch.nn.functional.cross_entropy(
                 net(syn2), torch.zeros(syn2.shape[0], dtype=torch.long, device="meta")).backward())
