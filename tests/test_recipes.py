@@ -105,3 +105,13 @@ def test_recipes_command_lists_and_shows(capsys):
     out = capsys.readouterr().out
     assert "--method dm --ipc 10 --dataset mnist --iterations 200" in out
     assert "synthset evaluate RUN_DIR --runs 1 --epochs 300 --compile" in out
+
+
+def test_every_measured_recipe_says_where_its_settings_were_chosen():
+    """selected_on: val for the recipes whose settings a validation study chose (the rule
+    since the validation split exists); older recipes say test, the paper's say paper."""
+    for name, r in recipes().items():
+        if r.measured:
+            assert r.measured["selected_on"] in ("val", "test", "paper"), name
+        if name.startswith(("mnist-ipc", "mhist64-ipc")):
+            assert r.measured["selected_on"] == "val", name

@@ -148,9 +148,12 @@ def _measured(r) -> str:
     if not m:
         return "not measured"
     part = f"; {m['partial']}" if m.get("partial") else ""
+    chosen = {"val": "settings chosen on the validation split",
+              "test": "settings chosen on the test split (before the validation split existed)",
+              "paper": "the paper's settings"}[m["selected_on"]]
     return (f"{m['accuracy']:.2f} ± {m['std']:.2f}% ({m['model']}, {m['runs']} run(s) x "
             f"{m['epochs']} epochs), distillation {m['distill_seconds'] / 60:.1f} min{part}; "
-            f"{m['machine']}; {m['source']}")
+            f"{chosen}; {m['machine']}; {m['source']}")
 
 
 def _flags_of(parser) -> dict[str, str]:

@@ -4,7 +4,8 @@ this module (one file per recipe), so ``synthset distill --recipe NAME`` reprodu
 A recipe's sections are the option dataclasses' fields (``synthset.config``):
 ``[distill]`` method / ipc / seed, ``[data]``, ``[engine]``, ``[coreset]``, ``[options]`` (the
 method's own options), ``[evaluate]`` (the evaluation its figures were measured with) and
-``[measured]`` (what that run gave, with the file it is recorded in). A recipe changes only
+``[measured]`` (what that run gave, with the file it is recorded in, and ``selected_on``:
+where its settings were chosen, ``val`` for every new recipe). A recipe changes only
 what it names; everything else keeps its default, and an explicit option overrides it.
 A recipe's version goes up whenever its settings change, so ``name@version`` in a run's
 config names exactly what ran.
@@ -27,6 +28,9 @@ SECTIONS: dict[str, tuple[Any, str]] = {
 _EVAL_FIELDS = {f.name for f in dataclasses.fields(EvalConfig)} | {
     f.name for f in dataclasses.fields(TrainConfig)}
 _DISTILL_FIELDS = ("method", "ipc", "seed")
+# where a recipe's settings were chosen: on the validation split (the rule), on the test
+# split (recipes made before the validation split existed, labelled as such), or the paper's
+SELECTED_ON = ("val", "test", "paper")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +113,10 @@ def _check(name: str, raw: dict[str, Any]) -> Recipe:
     bad = set(raw.get("evaluate", {})) - _EVAL_FIELDS
     if bad:
         raise ValueError(f"recipe {name}: unknown key(s) {sorted(bad)} in [evaluate]")
+    selected = raw.get("measured", {}).get("selected_on")
+    if raw.get("measured") and selected not in SELECTED_ON:
+        raise ValueError(f"recipe {name}: [measured] needs selected_on = one of "
+                         f"{', '.join(SELECTED_ON)} (where its settings were chosen), got {selected!r}")
     if raw.get("name") != name:
         raise ValueError(f"recipe file {name}.toml names itself {raw.get('name')!r}")
     return Recipe(**raw)

@@ -1,0 +1,62 @@
+"""Studies declared as data: the file is checked, the runner skips finished sets, resumes a
+stopped one, and writes the rows (commands, set metadata, scores) with the machine."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from synthset.cli import main
+from synthset.study import load_study
+
+
+def _write(tmp_path, text: str):
+    p = tmp_path / "s.toml"
+    p.write_text(text)
+    return p
+
+
+def test_bad_study_files_are_refused_with_the_reason(tmp_path):
+    with pytest.raises(ValueError, match="unknown key"):
+        load_study(_write(tmp_path, 'name = "a"\nout = "o"\nbogus = 1\n[[runs]]\nname = "x"\n'))
+    with pytest.raises(ValueError, match="two runs are named"):
+        load_study(_write(tmp_path, 'name = "a"\nout = "o"\n[[runs]]\nname = "x"\n[[runs]]\nname = "x"\n'))
+    with pytest.raises(ValueError, match="no earlier run makes"):
+        load_study(_write(tmp_path, 'name = "a"\nout = "o"\n[[runs]]\nname = "x"\nset = "y"\n'))
+    with pytest.raises(ValueError, match="no \\[\\[runs\\]\\]"):
+        load_study(_write(tmp_path, 'name = "a"\nout = "o"\n'))
+
+
+def test_flags_join_and_commands_are_what_a_user_types(tmp_path):
+    s = load_study(_write(tmp_path, 'name = "a"\nout = "o"\ndistill = "--method dm --ipc 1"\n'
+                                    'evaluate = "--runs 1"\n[[runs]]\nname = "x"\n'
+                                    'distill = "--iterations 2"\n[[runs]]\nname = "y"\nset = "x"\n'
+                                    'evaluate = "--models LeNet"\n'), root=tmp_path)
+    x, y = s.runs
+    assert s.distill_argv(x, resume=False) == ["distill", "--method", "dm", "--ipc", "1",
+                                               "--iterations", "2", "--out", str(tmp_path / "o" / "x")]
+    assert "--resume" in s.distill_argv(x, resume=True)
+    assert y.distill == () and s.evaluate_argv(y) == [
+        "evaluate", str(tmp_path / "o" / "x"), "--runs", "1", "--models", "LeNet",
+        "--out", str(tmp_path / "o" / "y")]
+
+
+def test_study_runs_skips_what_is_done_and_writes_rows(tmp_path, shared_root, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    f = _write(tmp_path, f'name = "tiny"\nout = "res"\n'
+                         f'distill = "--method random --ipc 1 --data-root {shared_root} --holdout-val"\n'
+                         f'evaluate = "--split val --runs 1 --epochs 1 --precision fp32"\n'
+                         f'[[runs]]\nname = "r"\nnote = "random real"\n')
+    assert main(["study", str(f)]) == 0
+    body = json.loads((tmp_path / "res" / "study.json").read_text())
+    row = body["rows"][0]
+    assert row["name"] == "r" and row["note"] == "random real"
+    assert row["set"]["val_split"]["held_out"] is True and row["set"]["val_split"]["size"] == 5000
+    assert row["evaluation"]["split"] == "val"
+    assert len(row["evaluation"]["models"]["ConvNet"]["runs"]) == 1
+    assert body["machine"]["cpu"] and "synthset study" in body["command"]
+    assert "| r | random real |" in (tmp_path / "res" / "study.md").read_text()
+    capsys.readouterr()
+    assert main(["study", str(f)]) == 0  # finished: no distillation again
+    out = capsys.readouterr().out
+    assert "synthset distill" not in out and "synthset evaluate" in out
