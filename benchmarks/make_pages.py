@@ -877,6 +877,12 @@ def ingredients_val() -> str:
     return study_table(js("accuracy/val/study.json")).markdown()
 
 
+@table
+def mnist_final() -> str:
+    from synthset.study import table as study_table
+    return study_table(js("accuracy/test/study.json")).markdown()
+
+
 def cli_reference() -> str:
     """docs/cli.md: every command and option, from the parser itself."""
     import argparse as ap_
