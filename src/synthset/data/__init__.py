@@ -37,7 +37,12 @@ def load_training(config: DataConfig) -> tuple[ImageData, dict]:
     from .split import indices_hash, split_train
     spec = DATASETS.get(config.name)
     whole = spec.load(config, "train")
-    index = spec.val_indices(whole, config.val_seed)
+    try:
+        index = spec.val_indices(whole, config.val_seed)
+    except ValueError as e:  # a split too small to carve it (tiny test data): say so
+        if config.holdout_val:
+            raise ValueError(f"--holdout-val: {e}") from None
+        return whole, {"held_out": False, "rule": spec.val_description(), "unavailable": str(e)}
     record = {"held_out": config.holdout_val, "seed": config.val_seed, "size": int(len(index)),
               "rule": spec.val_description(), "sha256_16": indices_hash(index)}
     return (split_train(whole, index)[0] if config.holdout_val else whole), record
