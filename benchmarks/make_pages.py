@@ -883,6 +883,21 @@ def mnist_final() -> str:
     return study_table(js("accuracy/test/study.json")).markdown()
 
 
+@table
+def mnist_ipc10_audit() -> str:
+    a = js("accuracy/test/mnist-ipc10/audit.json")
+    m = a["memorisation"]
+    rows = [[space, f"{100 * m[space]['near_copy_fraction']:.1f}%",
+             f"{m[space]['synthetic_to_train']['median']:.2f}",
+             f"{m[space]['held_out_to_train']['median']:.2f}", f"{m[space]['ratio_of_medians']:.2f}"]
+            for space in ("pixel", "feature") if space in m]
+    return md(["space", "near copies", "median nearest distance (set)",
+               "median nearest distance (held-out test images)", "ratio"], rows) + (
+        f"\n\nMedian SSIM to the nearest training image {m['ssim_to_nearest']['median']:.3f}; "
+        f"the set moved {100 * m['drift_from_start']['relative_rms']:.1f}% of its RMS from its "
+        f"start. {a['n_synthetic']} decoded images against {a['n_train']} training images.")
+
+
 def cli_reference() -> str:
     """docs/cli.md: every command and option, from the parser itself."""
     import argparse as ap_
