@@ -871,16 +871,20 @@ def render(template: Path) -> str:
     return head + "\n".join(out).rstrip() + "\n"
 
 
+def _study(name: str) -> str:
+    """A study's table, as ``synthset study`` renders it (``synthset.study.table``)."""
+    from synthset.study import table as study_table
+    return study_table(js(name)).markdown()
+
+
 @table
 def ingredients_val() -> str:
-    from synthset.study import table as study_table
-    return study_table(js("accuracy/val/study.json")).markdown()
+    return _study("accuracy/val/study.json")
 
 
 @table
 def mnist_final() -> str:
-    from synthset.study import table as study_table
-    return study_table(js("accuracy/test/study.json")).markdown()
+    return _study("accuracy/test/study.json")
 
 
 @table

@@ -6,9 +6,9 @@ of method M (its ``Options`` dataclass)."""
 from __future__ import annotations
 
 import argparse
-import shlex
 import dataclasses
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -343,9 +343,9 @@ def cmd_study(args) -> int:
                       f"continue", file=sys.stderr)
                 return code
         if not args.dry_run:  # rows as they finish: a stopped study keeps what it measured
-            path = write_results(study, header)
+            write_results(study, header)
     if not args.dry_run:
-        print(f"wrote {path}")
+        print(f"wrote {study.out / 'study.json'}")
     return 0
 
 

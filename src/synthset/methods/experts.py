@@ -68,9 +68,10 @@ def train_expert(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
 
 class ExpertBank:
     """``count`` experts, each at its initial and final weights, and the two networks a
-    step uses: ``net`` (weights set to an interpolation by ``sample``) and ``final`` (the
-    sampled expert trained, for the calibration term). Draws come from the run's generator,
-    so a resumed run samples exactly what an uninterrupted one does."""
+    step uses: ``net`` (weights set to an interpolation by ``sample``) and ``trained()`` (the
+    sampled expert trained, for the calibration term). ``build(generator)`` makes a frozen
+    network; training unfreezes it. Draws come from the run's generator, so a resumed run
+    samples exactly what an uninterrupted one does."""
 
     def __init__(self, *, count: int, steps: int, batch: int, lr: float, mix: float,
                  build: Callable[[Optional[torch.Generator]], torch.nn.Module],
@@ -108,26 +109,31 @@ class ExpertBank:
             self.train_seconds += seconds
             self.initial.append(init)
             self.final.append(final)
-        self.net = self._frozen(build(None))
-        self.final_net = self._frozen(build(None))
+        # ``build`` gives frozen networks (no parameter gradients): the matched one and the
+        # trained one the calibration reads
+        self.net, self.final_net = build(None), build(None)
+        self.k, self._loaded_final = 0, None
         if self.cached:
             log(f"experts: {self.cached} of {count} loaded from {cache}")
 
-    @staticmethod
-    def _frozen(net: torch.nn.Module) -> torch.nn.Module:
-        for p in net.parameters():
-            p.requires_grad_(False)
-        return net
-
     def sample(self, generator: torch.Generator) -> tuple[int, float]:
         """Draw an expert and a mixing weight lambda ~ U[0, mix]; load the interpolation into
-        ``net`` and the expert's final weights into ``final_net``."""
+        ``net``."""
         k = int(torch.randint(len(self.initial), (1,), generator=generator))
         lam = float(torch.rand((), generator=generator)) * self.mix
         with torch.no_grad():
             self.net.load_state_dict(interpolate(self.initial[k], self.final[k], lam))
-            self.final_net.load_state_dict(self.final[k])
+        self.k = k
         return k, lam
+
+    def trained(self) -> torch.nn.Module:
+        """The sampled expert at its trained weights (loaded once per draw, and only by the
+        runs that use it: the calibration term through the expert)."""
+        if self._loaded_final != self.k:
+            with torch.no_grad():
+                self.final_net.load_state_dict(self.final[self.k])
+            self._loaded_final = self.k
+        return self.final_net
 
 
 def _load(path: Optional[Path]) -> tuple[Optional[dict], float]:

@@ -243,7 +243,7 @@ class EmbeddingMatching(LearnedMethod):
                f"-s{seed}-n{o.expert_steps}x{o.expert_batch}-lr{o.expert_lr:g}-{precision}")
         bank = ExpertBank(count=o.experts, steps=o.expert_steps, batch=o.expert_batch,
                           lr=o.expert_lr, mix=o.expert_mix,
-                          build=lambda g: ctx.build_net(g, frozen=False),
+                          build=ctx.build_net,
                           seeds=[run_seed(seed, "expert", ec.model, k) for k in range(o.experts)],
                           images=ctx.pool, labels=train.labels, mean=info.mean, std=info.std,
                           cache=cache_dir() / "experts", key=key, precision=precision,
@@ -297,7 +297,7 @@ class EmbeddingMatching(LearnedMethod):
         from .experts import calibration_loss
         labels = torch.arange(ctx.classes, device=syn.device).repeat_interleave(ctx.n_syn)
         with ctx.autocast():
-            logits = ctx.aux.experts.final_net(syn)
+            logits = ctx.aux.experts.trained()(syn)
         return calibration_loss(logits, labels)
 
     def bench(self, ctx, kind: str, precision: str):
