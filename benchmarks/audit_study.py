@@ -27,8 +27,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from header import header  # noqa: E402
+from header import header  # the script's own folder is on sys.path when run as a script
 
 from synthset.audit import memorisation, pairs_grid  # noqa: E402
 from synthset.autotune import native_bf16  # noqa: E402

@@ -6,7 +6,7 @@ python "$(dirname "$0")/header.py" bash "$0" "$@"  # the shared benchmark header
 SHARED=${SHARED:-../shared/data}
 T=$(mktemp -d)
 export SYNTHSET_CACHE=$T/cache
-try() { echo "\$ $*"; "$@" > $T/log 2>&1; rc=$?; tail -n 3 $T/log; echo "(exit $rc)"; echo; }
+try() { echo "\$ $*"; "$@" > $T/log 2>&1; rc=$?; grep -m 3 "^warning:" $T/log; tail -n 3 $T/log; echo "(exit $rc)"; echo; }
 
 mkdir -p $T/bad/MNIST/raw && cp $SHARED/MNIST/raw/*.gz $T/bad/MNIST/raw/
 python - "$T/bad/MNIST/raw/t10k-labels-idx1-ubyte.gz" <<'PY'
@@ -34,4 +34,20 @@ try synthset distill --dataset cifar10 --out $T/o
 echo "## IPC larger than a class"; try synthset distill --dataset mhist --image-size 32 --ipc 1000 --data-root $SHARED --out $T/o
 echo "## --device cuda without a GPU"; try synthset distill --device cuda --data-root $SHARED --out $T/o
 echo "## evaluate a folder that is not a run"; try synthset evaluate $T
+echo "## --resume where there is nothing to resume"; try synthset distill --resume --data-root $SHARED --out $T/none
+python - "$T" <<'PY'
+import sys, torch
+from pathlib import Path
+t = Path(sys.argv[1])
+torch.save({"data": [[torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long)]]}, t / "empty.pt")
+x = (torch.rand(30, 1, 28, 28) - 0.1307) / 0.3081  # normalised noise, classes 0..2 only
+torch.save({"data": [[x, torch.arange(3).repeat_interleave(10)]]}, t / "three.pt")
+for d in ("layout1/train/cat", "layout1/train/dog", "layout2/cat", "layout3/cat/a", "layout3/dog/b"):
+    (t / d).mkdir(parents=True)
+    from PIL import Image; Image.new("L", (8, 8)).save(t / d / "0.png")
+PY
+echo "## an official .pt holding zero images"; try synthset evaluate $T/empty.pt --dataset mnist --data-root $SHARED
+echo "## a set holding 3 of the 10 classes"; try synthset evaluate $T/three.pt --dataset mnist --data-root $SHARED --runs 1 --epochs 1
+echo "## image folders laid out wrong: train/ without test/, one class, nested class folders"
+for l in layout1 layout2 layout3; do try synthset distill --dataset folder --data-path $T/$l --out $T/o; done
 rm -rf $T

@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from header import header  # noqa: E402
+from header import header  # the script's own folder is on sys.path when run as a script
 
 from synthset.synthetic import SyntheticSet  # noqa: E402
 

@@ -22,8 +22,7 @@ from synthset.distill import distill
 from synthset.evaluate import evaluate
 from synthset.synthetic import SyntheticSet
 
-sys.path.insert(0, str(Path(__file__).parent))
-from header import header  # noqa: E402
+from header import header  # the script's own folder is on sys.path when run as a script
 
 OUT = Path(__file__).parent / "results" / "gm_study"
 

@@ -23,7 +23,7 @@ RES = REPO / "benchmarks" / "results"
 PAGES = REPO / "benchmarks" / "pages"
 DOCS = REPO / "docs" / "results"
 TABLES: dict[str, Callable[[], str]] = {}
-sys.path.insert(0, str(REPO / "src"))  # the pages read results with synthset's own loader
+
 
 # Results written before runs recorded their CPU flags name the machine of their notes.
 OLD_CPU = "2-core AMD EPYC (AVX2, no AVX-512/AMX; flags not recorded in the file)"
@@ -165,27 +165,6 @@ def runs_table(rows: list[tuple], *, auc: bool = False, train_cost: bool = False
 
 
 @table
-def mnist_gpu_coresets() -> str:
-    d = js("mnist_coresets_gpu.json")
-    paper = {"random": "64.9 / 95.1 / 97.9", "herding": "89.2 / 93.7 / 94.8", "kcenter": "89.3 / 84.4 / 97.4"}
-    by = {}
-    for j in d["jobs"]:
-        by.setdefault(j["method"], {})[j["ipc"]] = j
-    rows = []
-    for m in ("random", "herding", "kcenter"):
-        cells_ = []
-        for ipc in (1, 10, 50):
-            j = by[m][ipc]
-            cells_.append(f"{j['mean']:.2f} ± {j['std']:.2f} ({count(j['runs'])})")
-        rows.append([m, *cells_, paper[m]])
-    f = d["full"]
-    rows.append([f"full training set, {f['epochs']} epochs, no augmentation", f"{f['mean']:.2f}", "", "", "99.6"])
-    return caption("ConvNet, 1000 epochs, DSA without flip, runs in brackets, final epoch",
-                   machine(d["machine"]), "benchmarks/results/mnist_coresets_gpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(["MNIST", "IPC 1", "IPC 10", "IPC 50", "DC paper (1 / 10 / 50)"], rows)
-
-
-@table
 def mnist_ipc1() -> str:
     return runs_table([
         ("random", "mnist_study/random-ipc1", "ConvNet", 1000, None),
@@ -197,29 +176,6 @@ def mnist_ipc1() -> str:
         ("DataDAM, factor 2, same settings", "datadam_ipc1_f2", "ConvNet", 1000, None),
         ("DataDAM, factor 2, `--lam 0.1 --lr-img 0.3`", "datadam_ipc1_f2_lam01", "ConvNet", 1000, None),
     ], train_cost=True)
-
-
-def _variants(name: str, label: Callable[[dict], str], *, std: bool = True) -> str:
-    recs = jsonl(name)
-    rows = [[label(r), r["iterations"], f"{r.get('median_iteration_seconds', float('nan')):.2f}"
-             if r.get("median_iteration_seconds") else "-",
-             f"{r['accuracy']:.2f}" + (f" ± {r['std']:.2f}" if std and r.get("eval_runs", 1) > 1 else ""),
-             " / ".join(f"{x:.2f}" for x in r.get("runs", [])) or "-"] for r in recs]
-    r0 = recs[0]
-    return caption(f"ConvNet, {r0.get('eval_runs', 1)} run(s) x {r0['eval_epochs']} epochs per set, "
-                   f"same seeds in every row", machine(r0.get("machine")), f"benchmarks/results/{name}") + \
-        f"Command: `python {r0['command']}`\n\n" + md(
-            ["variant (`--variant` keys)", "iterations", "s / iteration", "accuracy", "runs"], rows)
-
-
-def _keys(r: dict) -> str:
-    o = ",".join(f"{k}={v}" for k, v in r.get("options", {}).items())
-    return f"{r['variant']} (`{o}`)"
-
-
-@table
-def datadam_ipc1_ablation() -> str:
-    return _variants("datadam_ipc1_ablation_cpu.jsonl", _keys)
 
 
 @table
@@ -248,78 +204,6 @@ def mnist_crossarch() -> str:
     return caption("2 runs x 200 epochs per cell", Run("mnist_study/dm-ipc10").machine(),
                    "benchmarks/results/mnist_study/{dm,datadam}-ipc10/eval_runs.jsonl") + \
         md(["IPC 10"] + list(models), body)
-
-
-@table
-def mnist_time_to_accuracy() -> str:
-    files = [("official settings (real batch 256, random real start), `--compile`", None),
-             ("`--batch-real 64 --init herding --features pixels --compile`", "dm_mnist_tta_cpu.json"),
-             ("same, `--ema 0.97`", "dm_mnist_tta_ema_cpu.json"),
-             ("`--batch-real 64 --init herding --features trained --compile`", "dm_mnist_tta_herding_cpu.json"),
-             ("DataDAM (p 4, real batch 64), pixel-herding start, `--compile`", "datadam_mnist_tta_cpu.json"),
-             ("**`--factor 2`**, real batch 64, pixel herding, `--ema 0.97`, `--compile`", "dm_mnist_tta_f2_cpu.json"),
-             ("DataDAM `--factor 2`, the same settings", "datadam_mnist_tta_f2_cpu.json")]
-    body = []
-    r = Run("dm_ipc10_it300")
-    res = r.result("ConvNet", 1000)
-    body.append([files[0][0], r.meta["iterations"], mins(r.meta["distill_seconds"]), pm(res.accuracy),
-                 f"{len(res.accuracy)} x 1000"])
-    # sets evaluated again later with more runs (same set: same iterations and seconds, the
-    # first runs equal): the fuller evaluation is shown, one figure per set
-    fuller = {"datadam_mnist_tta_cpu.json": "mnist_study/datadam-ipc10"}
-    for label, f in files[1:]:
-        row = [x for x in js(f)["rows"] if x.get("runs")][-1]
-        runs = row["runs"]
-        if f in fuller:
-            again = Run(fuller[f])
-            assert again.meta["iterations"] == row["iterations"], f
-            runs = again.result("ConvNet", 1000).accuracy
-        body.append([label, row["iterations"], mins(row["distill_seconds"]),
-                     pm(runs), f"{len(runs)} x {row['eval_epochs']}"])
-    d = js("dm_mnist_tta_f2_cpu.json")
-    return caption("ConvNet, runs x 1000 epochs as stated per row; distillation wall-clock includes data "
-                   "loading and compilation", machine(d["machine"]),
-                   "benchmarks/results/*_tta*_cpu.json, benchmarks/results/dm_ipc10_it300") + \
-        f"Command (factor-2 row): `{d['command']}`\n\n" + md(
-            ["DM variant", "iterations", "distillation", "accuracy", "runs x epochs"], body)
-
-
-@table
-def mnist_factor2_start() -> str:
-    return runs_table([
-        ("factor-2 pixel-herding start (`--iterations 0`)", "mf_f2_herding_it0", "ConvNet", 300, None),
-        ("DM factor 2, 332 iterations (the time-to-accuracy set)", "dm_tta_f2/t840s", "ConvNet", 1000, None),
-    ], train_cost=True)
-
-
-@table
-def dm_proxy() -> str:
-    return _variants("dm_proxy_cpu.jsonl", _keys, std=False)
-
-
-@table
-def netpool_proxy() -> str:
-    return _variants("netpool_proxy_cpu.jsonl", _keys, std=False)
-
-
-@table
-def ema_proxy() -> str:
-    recs = jsonl("ema_proxy_cpu.jsonl")
-    body = [[f"{r['lr_schedule']} {r['lr_img']}", r["set"], *[f"{x:.2f}" for x in r["runs"]],
-             f"{np.mean(r['runs']):.2f}"] for r in recs]
-    return caption(f"ConvNet, 2 runs x 300 epochs, the same two seeds in every row; DM, IPC 10, "
-                   f"{recs[0]['iterations']} iterations, real batch 64, pixel-herding start",
-                   machine(recs[0].get("machine")), "benchmarks/results/ema_proxy_cpu.jsonl") + md(
-        ["image lr", "saved set", "run 1", "run 2", "mean"], body)
-
-
-@table
-def datadam_ablation() -> str:
-    recs = jsonl("datadam_ablation_cpu.jsonl")
-    body = [[_keys(r), f"{r['accuracy']:.2f} ± {r['std']:.2f}", f"{r['final_loss']:.1f}"] for r in recs]
-    return caption("ConvNet, 2 runs x 300 epochs; 200 iterations, real batch 64, random real start",
-                   machine(recs[0].get("machine")), "benchmarks/results/datadam_ablation_cpu.jsonl") + \
-        f"Command: `python {recs[0]['command']}`\n\n" + md(["variant", "accuracy", "final loss"], body)
 
 
 @table
@@ -355,32 +239,6 @@ def gradient_matching() -> str:
 
 
 # ---------------------------------------------------------------- MHIST
-
-
-@table
-def mhist_gpu_coresets() -> str:
-    d = js("mhist64_coresets_gpu.json")
-    by = {}
-    for j in d["jobs"]:
-        by.setdefault(j["method"], {})[j["ipc"]] = j
-    body = []
-    for m in ("random", "herding", "kcenter"):
-        row = [m]
-        for ipc in (1, 10, 50):
-            j = by[m][ipc]
-            bal = j["balanced_accuracy"]["mean"] if isinstance(j["balanced_accuracy"], dict) else j["balanced_accuracy"]
-            auc = j.get("auc", {}).get("mean") if isinstance(j.get("auc"), dict) else j.get("auc")
-            row.append(f"{j['mean']:.1f} / {bal:.1f} / " + (f"{auc:.1f}" if auc else "-"))
-        body.append(row)
-    f = d["full"]
-    fb = f["balanced_accuracy"]["mean"] if isinstance(f["balanced_accuracy"], dict) else f["balanced_accuracy"]
-    fa = f["auc"]["mean"] if isinstance(f.get("auc"), dict) else f.get("auc")
-    body.append([f"full training set ({f['epochs']} epochs, DSA, {count(f['runs'])} run)",
-                 f"{f['mean']:.2f} / {fb:.1f} / {fa:.1f}", "", ""])
-    return caption(f"ConvNetD4, {count(d['jobs'][0]['runs'])} runs x {d['jobs'][0]['epochs']} epochs, DSA, final epoch",
-                   machine(d["machine"]), "benchmarks/results/mhist64_coresets_gpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(
-            ["MHIST 64 px (acc / balanced / AUC)", "IPC 1", "IPC 10", "IPC 50"], body)
 
 
 S = "mhist64_study/"
@@ -459,118 +317,7 @@ def mhist_large() -> str:
     ], auc=True, train_cost=True)
 
 
-@table
-def mhist_drift() -> str:
-    body = [[f"`{rel(RES / r['set'].replace('benchmarks/results/', ''))}`", r["iterations"],
-             f"{100 * r['relative_rms_drift']:.1f}%"] for r in jsonl("mhist_set_drift_cpu.jsonl")]
-    return md(["set", "iterations", "RMS distance from its start / RMS of the start"], body) + \
-        "\n\n*Data: `benchmarks/results/mhist_set_drift_cpu.jsonl` (`python benchmarks/set_drift.py`).*"
-
-
 # ---------------------------------------------------------------- speed
-
-
-@table
-def eval_speed() -> str:
-    d = js("eval_speed_cpu.json")
-    body = [[k, f"{1000 * v['s_per_step']:.0f}", f"{v['projected_s_per_1000_epochs']:.0f}"]
-            for k, v in d["variants"].items()]
-    f = d["full_run"]
-    return caption("ConvNet, MNIST IPC 10 (one 100-image batch per epoch), DSA; milliseconds per "
-                   "training step (median)", machine(d["machine"]), "benchmarks/results/eval_speed_cpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(["variant", "ms / step", "projected s per 1000-epoch run"], body) + \
-        f"\n\nOne full 1000-epoch run with `{f['variant']}`: {f['train_seconds']:.0f} s training + " \
-        f"{f['test_seconds']:.0f} s testing, {f['accuracy']:.2f}%."
-
-
-@table
-def eval_workers() -> str:
-    d = js("eval_workers_cpu.json")
-    body = [[k.replace("_", " "), f"{v['wall_s']:.0f} s", " / ".join(f"{x:.2f}" for x in v["runs"])]
-            for k, v in d.items() if k.startswith("workers")]
-    return caption("`synthset evaluate --compile`, 2 runs x 100 epochs, spawn and compilation included",
-                   machine(d.get("machine")), "benchmarks/results/eval_workers_cpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(["", "wall-clock", "accuracy per run"], body)
-
-
-@table
-def dm_speed() -> str:
-    d = js("dm_mnist_speed_cpu.json")
-    body = [[r["ipc"], r["variant"], r["batch_real"], f"{r['s_per_iteration']:.2f}",
-             f"{r['real_images_per_s']:.0f}" if r.get("real_images_per_s") else "-",
-             f"{r['speedup_vs_reference_style']:.1f}x" if r.get("speedup_vs_reference_style") else "-"]
-            for r in d["rows"]]
-    return caption("DM, MNIST, fresh ConvNet per iteration, DSA; median of 5 iterations after the first",
-                   machine(d["machine"]), "benchmarks/results/dm_mnist_speed_cpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(
-            ["IPC", "variant", "real batch", "s / iteration", "real img / s", "vs reference-style"], body)
-
-
-@table
-def syn_speed() -> str:
-    d = js("syn_speed_cpu.json")
-    body = [[r["method"], r["ipc"], r["variant"], f"{r['syn']:.2f}", f"{r['real']:.2f}", f"{r['total']:.2f}"]
-            for r in d["runs"]]
-    return caption("real batch 64 per class, MNIST-shaped data; median seconds of iterations 3-7, "
-                   "each variant in its own process", OLD_CPU, "benchmarks/results/syn_speed_cpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(
-            ["method", "IPC", "variant", "synthetic path s", "real path s", "iteration s"], body)
-
-
-@table
-def dm_cost() -> str:
-    rows = js("dm_mnist_cost_cpu.json")["rows"] + js("dm_mnist_cost_bs64_cpu.json")["rows"]
-    d = js("dm_mnist_cost_cpu.json")
-    body = [[f"{r['ipc']}, {r['batch_real']}", f"{r['gflops_per_iteration']:.1f}",
-             f"{r['flops_per_iteration'] * 20000 / 1e15:.2f} PFLOP", f"{r['peak_rss_mib']:,.0f} MiB"] for r in rows]
-    return caption("FLOPs counted with `FlopCounterMode` over one iteration (real forward + synthetic "
-                   "forward and backward); peak RSS of a process running 3 compiled iterations",
-                   machine(d["machine"]), "benchmarks/results/dm_mnist_cost*_cpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(["IPC, real batch", "GFLOP / iteration", "20,000 iterations", "peak RSS"], body)
-
-
-@table
-def compile_ab() -> str:
-    recs = jsonl("compile_ab_cpu.jsonl")
-    body = [[r["mode"], f"{r['total_s']:.0f} s", f"{r['median_s']:.2f} s", f"{r['first_s']:.1f} s"] for r in recs]
-    return caption("100 DM iterations (IPC 10, real batch 64, pixel-herding start), alternating "
-                   "`for m in eager-syn compiled eager-syn compiled; do python benchmarks/compile_ab.py $m; done`",
-                   OLD_CPU, "benchmarks/results/compile_ab_cpu.jsonl") + md(
-        ["synthetic path", "100 iterations", "median / iteration", "first iteration"], body)
-
-
-@table
-def embed_speed() -> str:
-    d = js("embed_speed_cpu.json")
-    body = [[v["mkldnn"], v["compile"], v["chunk"], v.get("layout_optimization", "-"), f"{v['s_per_2560']:.2f}",
-             f"{d['flops_per_2560'] / v['s_per_2560'] / 1e9:.0f}"] for v in d["variants"]]
-    return caption("no-grad ConvNet embedding of 2,560 MNIST images (one DM real batch at 256 per class)",
-                   machine(d.get("machine")), "benchmarks/results/embed_speed_cpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(["oneDNN", "compile", "chunk", "layout opt.", "s", "GFLOP/s"], body)
-
-
-@table
-def netpool_speed() -> str:
-    d = js("netpool_speed_cpu.json")
-    body = [[r["variant"], f"{r['median_iteration_seconds']:.2f}", f"{r['gflop_per_iteration']:.1f}"] for r in d["rows"]]
-    return caption("DM, IPC 10, real batch 64, everything compiled, median of 15 iterations",
-                   machine(d["machine"]), "benchmarks/results/netpool_speed_cpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(["variant", "s / iteration", "GFLOP / iteration"], body)
-
-
-@table
-def mhist_speed() -> str:
-    a, b = js("mhist_speed_64_cpu.json"), js("mhist_speed_224_cpu.json")
-    load = [[r["size"], f"{r['decode_s']:.1f} s", f"{r['cached_load_s']:.2f} s", f"{r['speedup']:.0f}x",
-             f"{r['cache_mib']:.0f} MiB"] for r in a["rows"] if r["part"] == "load"]
-    its = [[r["size"], r["model"], r["variant"], r["batch_real"], f"{r['s_per_iteration']:.2f}",
-            f"{r['gflop_per_iteration']:.0f}", f"{r['gflop_per_s']:.0f}"]
-           for d in (a, b) for r in d["rows"] if r["part"] == "iteration"]
-    return caption("MHIST, DM at IPC 10; median seconds", machine(a["machine"]),
-                   "benchmarks/results/mhist_speed_{64,224}_cpu.json") + \
-        f"Commands: `{a['command']}`; `{b['command']}`\n\n" + \
-        md(["px", "decode all 3,152 files", "decoded-tensor cache", "speed-up", "cache size"], load) + "\n\n" + \
-        md(["px", "model", "variant", "real batch", "s / iteration", "GFLOP / it", "GFLOP/s"], its)
 
 
 def _precision_speed(name: str) -> str:
@@ -816,7 +563,7 @@ def distributed_projection() -> str:
     d = _scaling()
     if d is None or "dm" not in d:
         return "*Needs `benchmarks/results/distributed/scaling_cpu.json`.*"
-    one, two = d["dm"]["1 process"], d["dm"]["torchrun"]
+    two = d["dm"]["torchrun"]
     c = two["communication"]
     gloo_s = c["seconds"] / max(1, c["all_reduces"])
     n_gpus, rows = 8, []
@@ -861,11 +608,57 @@ def distributed_projection() -> str:
             "314 KB); on 8 ranks the synthetic share at IPC 50 would drop to 2 of 10 classes.")
 
 
+# Scripts retired once their results were recorded (their tables are frozen into the page
+# templates); the commit that last holds them.
+RETIRED_AT = "6826104"
+RETIRED = ("compile_ab.py", "dm_mnist.py", "dm_proxy.py", "ema_proxy.py", "embed_speed.py",
+           "eval_speed.py", "eval_workers.sh", "mhist_speed.py", "netpool_speed.py",
+           "protocol_tables.py", "set_drift.py", "syn_speed.py")
+
+
+@table
+def official_speed() -> str:
+    """synthset beside the official main_DM.py, one block per machine (benchmarks/official_speed.py)."""
+    files = sorted((RES / "official_speed").glob("*.json"))
+    if not files:
+        return "*Not measured yet: run `benchmarks/official_speed.py` (see its docstring).*"
+    out = []
+    for f in files:
+        d = json.loads(f.read_text())
+        body = []
+        for heap in dict.fromkeys(r["allocator"] for r in d["runs"]):
+            rs = [r for r in d["runs"] if r["allocator"] == heap]
+            ratios = [r["speedup"] for r in rs]
+            body.append([heap, str(len(rs)),
+                         f"{np.median([r['official']['seconds_per_iteration'] for r in rs]):.2f}",
+                         f"{np.median([r['synthset']['seconds_per_iteration'] for r in rs]):.2f}",
+                         f"**{np.median(ratios):.2f}x** ({min(ratios):.2f}-{max(ratios):.2f})"])
+        r0 = d["runs"][0]
+        out.append(caption(
+            f"MNIST IPC {d['ipc']}, the official DM settings (real batch 256, random real start, DSA, "
+            f"ConvNet); median seconds per iteration of each run, then the median and range over "
+            f"the pairs, official and synthset alternating", machine(d["machine"]), rel(f))
+            + f"Command: `{d['command']}` (official commit {d['official_commit'][:7]}). Official: "
+            f"`python {r0['official']['command']}`; synthset: `{r0['synthset']['command']}` "
+            f"(precision: {', '.join(f'{k} pass {v}' for k, v in r0['synthset']['precision'].items())}). "
+            f"Changes around the official code: "
+            + "; ".join(d["changes"]) + "." + (f" {d['corrections']}" if d.get("corrections") else "")
+            + "\n\n"
+            + md(["allocator", "pairs", "official s / iteration", "synthset s / iteration",
+                  "speed-up (range)"], body))
+    return "\n\n".join(out)
+
+
 def render(template: Path) -> str:
     out = []
     for line in template.read_text().splitlines():
         m = re.fullmatch(r"\{\{\s*(\w+)\s*\}\}", line.strip())
         out.append(TABLES[m.group(1)]() if m else line)
+    named = [f"`benchmarks/{s}`" for s in RETIRED if f"benchmarks/{s}" in "\n".join(out)]
+    if named:
+        out += ["", f"*Retired scripts: {', '.join(named)} made results shown here and were "
+                f"retired once those were recorded; `git show {RETIRED_AT}:benchmarks/NAME` "
+                f"prints one.*"]
     head = (f"<!-- generated by `python benchmarks/make_pages.py` from {rel(template)} and "
             f"benchmarks/results/; edit those, not this file -->\n")
     return head + "\n".join(out).rstrip() + "\n"
@@ -888,6 +681,28 @@ def mnist_final() -> str:
 
 
 @table
+def mnist_ipc10_crossarch() -> str:
+    """The IPC 10 winner and DM factor 2 (same budget, no experts) in other networks."""
+    d = js("accuracy/test/study.json")
+    rows = {r["name"]: (r.get("evaluation") or {}).get("models", {}) for r in d["rows"]}
+    sets = {"mnist-ipc10 (3 experts)": ("mnist-ipc10-xarch", "mnist-ipc10-resnet18"),
+            "dm-f2-ipc10 (no experts)": ("dm-f2-ipc10-xarch", "dm-f2-ipc10-resnet18")}
+    models = ("ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18")
+    found = {label: {m: v for name in names for m, v in rows.get(name, {}).items()}
+             for label, names in sets.items()}
+    body = [[label] + [pm(got[m]["runs"]) if m in got else "not yet run" for m in models]
+            for label, got in found.items()]
+    a, b = found.values()
+    body.append(["difference"] + [f"{a[m]['mean'] - b[m]['mean']:+.2f}" if m in a and m in b else "-"
+                                  for m in models])
+    proto = "; ".join(sorted({f"{m}: {len(v['runs'])} x {v['epochs']}" for got in found.values()
+                              for m, v in got.items()}))
+    return caption(f"runs x epochs per network ({proto or 'none finished yet'}), final epoch, test split",
+                   machine(d["machine"]), "benchmarks/results/accuracy/test/study.json") + md(
+        ["IPC 10 set"] + list(models), body)
+
+
+@table
 def mnist_ipc10_audit() -> str:
     a = js("accuracy/test/mnist-ipc10/audit.json")
     m = a["memorisation"]
@@ -902,56 +717,10 @@ def mnist_ipc10_audit() -> str:
         f"start. {a['n_synthetic']} decoded images against {a['n_train']} training images.")
 
 
-def cli_reference() -> str:
-    """docs/cli.md: every command and option, from the parser itself."""
-    import argparse as ap_
-
-    from synthset.cli import build_parser
-    from synthset.methods import METHODS
-    out = ["<!-- generated by `python benchmarks/make_pages.py` from synthset's parser; "
-           "do not edit -->", "# Command-line reference", "",
-           "Every option of every command, as `synthset COMMAND --help` prints it. Options of a "
-           "method's own are listed under `distill --method M`.", ""]
-
-    def options(parser, skip=()) -> list[str]:
-        lines = []
-        for group in parser._action_groups:
-            acts = [a for a in group._group_actions if a.help != ap_.SUPPRESS
-                    and not isinstance(a, ap_._HelpAction) and a.dest not in skip]
-            if not acts:
-                continue
-            lines += [f"*{group.title}*", "", "| option | meaning |", "| --- | --- |"]
-            for a in acts:
-                names = ", ".join(f"`{o}`" for o in a.option_strings) or f"`{a.metavar or a.dest}`"
-                if a.metavar and a.option_strings:
-                    names += f" {a.metavar}"
-                text = (a.help or "").replace("|", "\\|") % {"default": a.default} if "%(" in (a.help or "") \
-                    else (a.help or "").replace("|", "\\|")
-                if a.choices and not isinstance(a, ap_._SubParsersAction):
-                    text += f" (one of: {', '.join(map(str, a.choices))})"
-                lines.append(f"| {names} | {text} |")
-            lines.append("")
-        return lines
-
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, ap_._SubParsersAction))
-    helps = {c.dest: c.help for c in sub._choices_actions}
-    for name, p in sub.choices.items():
-        out += [f"## synthset {name}", "", helps.get(name, ""), "", "```", p.format_usage().strip()
-                .replace("usage: ", ""), "```", ""]
-        out += options(p)
-    for method in sorted(METHODS.names(), key=lambda m: METHODS.get(m).order):
-        dp = next(a for a in build_parser(method)._actions if isinstance(a, ap_._SubParsersAction)).choices["distill"]
-        groups = [g for g in dp._action_groups if g.title and g.title.startswith("options of --method")]
-        if groups and groups[0]._group_actions:
-            out += [f"## distill --method {method}", "", METHODS.get(method).summary, ""]
-            out += options(type("P", (), {"_action_groups": groups})())
-    return "\n".join(out).rstrip() + "\n"
-
-
 def pages() -> dict[Path, str]:
+    from synthset.clidoc import cli_reference
     out = {DOCS / t.name: render(t) for t in sorted(PAGES.glob("*.md"))}
-    out[REPO / "docs" / "cli.md"] = cli_reference()
+    out[REPO / "docs" / "cli.md"] = cli_reference()  # synthset.clidoc
     return out
 
 

@@ -29,8 +29,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from header import header  # noqa: E402
+from header import header  # the script's own folder is on sys.path when run as a script
 
 from synthset import augment  # noqa: E402
 from synthset.config import DataConfig, DSAConfig, EvalConfig, TrainConfig  # noqa: E402

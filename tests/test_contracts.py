@@ -1,17 +1,13 @@
 """Contract tests over the registries: every method on every dataset, on tiny fake data in
 the datasets' real file formats (no ../shared/data needed); every module imports alone; no
 import cycle. A new method, dataset or model is covered by these tests as it registers."""
-import gzip
 import pkgutil
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import synthset
 from synthset.config import DataConfig
@@ -26,54 +22,15 @@ from helpers import distill_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _idx(path: Path, arr: np.ndarray) -> None:
-    head = struct.pack(">I", 0x0800 | arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(head + arr.astype(np.uint8).tobytes())
-
-
-def fake_mnist(root: Path, n: int = 40) -> None:
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for prefix, k in (("train", n), ("t10k", n // 2)):
-        _idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (k, 28, 28)))
-        _idx(raw / f"{prefix}-labels-idx1-ubyte.gz", np.arange(k) % 10)
-
-
-def fake_mhist(root: Path, n: int = 16) -> None:
-    d = root / "mhist"
-    (d / "images").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    rows = ["Image Name,Majority Vote Label,Number of Annotators who Selected SSA (Out of 7),Partition"]
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / "images" / f"M{i}.png")
-        rows.append(f"M{i}.png,{'HP' if i % 2 else 'SSA'},{i % 7},{'train' if i < 12 else 'test'}")
-    (d / "annotations.csv").write_text("\n".join(rows) + "\n")
-
-
-def fake_folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for c in ("a", "b"):
-        (root / "folder" / c).mkdir(parents=True)
-        for i in range(8):
-            Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(root / "folder" / c / f"{i}.png")
-    return root / "folder"
-
-
 @pytest.fixture(scope="module")
 def fake_root(tmp_path_factory):
+    """Each dataset's own fake files (``DatasetSpec.fake``) under one root."""
     root = tmp_path_factory.mktemp("fake-data")
-    fake_mnist(root)
-    fake_mhist(root)
-    fake_folder(root)
-    return root
+    return root, {name: spec.fake(root) for name, spec in DATASETS.items()}
 
 
-def data_config(name: str, root: Path) -> DataConfig:
-    return {"mnist": DataConfig(name="mnist", root=str(root), download=False, verify=False),
-            "mhist": DataConfig(name="mhist", root=str(root), image_size=16, verify=False),
-            "folder": DataConfig(name="folder", path=str(root / "folder"))}[name]
+def data_config(name: str, fake_root) -> DataConfig:
+    return fake_root[1][name]
 
 
 @pytest.mark.parametrize("dataset", DATASETS.names())
@@ -92,10 +49,7 @@ def test_every_dataset_loads_and_describes_itself(dataset, fake_root):
 @pytest.mark.parametrize("dataset", DATASETS.names())
 def test_every_method_on_every_dataset(method, dataset, fake_root, tmp_path):
     m = METHODS.get(method)
-    extra = dict(iterations=2, batch_real=2, checkpoint_every=1) if m.kind == "learned" else {}
-    if method in ("dc", "dsa"):
-        extra.update(outer_loop=2, inner_loop=1)
-    cfg = distill_config(method, 1, features="random", model="ConvNetD2", **extra)
+    cfg = distill_config(method, 1, features="random", model="ConvNetD2", **m.smoke)
     sset = distill(data_config(dataset, fake_root), cfg, out_dir=tmp_path / "run", progress=False,
                    log=lambda s: None)
     loaded = SyntheticSet.load(tmp_path / "run")

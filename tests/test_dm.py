@@ -147,7 +147,7 @@ def test_dm_is_registered():
 
 
 def test_compiled_real_embedding_matches_eager(tiny_train):
-    from synthset.engine.fast import CompiledEmbed
+    from synthset.methods.compiled import CompiledEmbed
     from synthset.methods.matching import embed_no_grad
     template = build_model("ConvNet", 1, 10, (28, 28))
     fast = CompiledEmbed(template, CPU, chunk=64)
@@ -159,7 +159,7 @@ def test_compiled_real_embedding_matches_eager(tiny_train):
 
 @pytest.mark.parametrize("name,layout", [("dm", "inductor"), ("datadam", "inductor"), ("datadam", "nchw")])
 def test_compiled_synthetic_loss_and_gradient_match_eager(name, layout, tiny_train):
-    from synthset.engine.fast import CompiledSynLoss
+    from synthset.methods.compiled import CompiledSynLoss
     from synthset.methods.matching import class_means
     method = METHODS.get(name)
     cfg = method.options({})
@@ -191,7 +191,7 @@ def test_each_compiled_loss_compiles_past_dynamo_recompile_limit():
     # recompile limit sent later runs in the same process to eager code.
     import torch._dynamo
     from torch._dynamo.utils import counters
-    from synthset.engine.fast import CompiledSynLoss
+    from synthset.methods.compiled import CompiledSynLoss
     template = build_model("MLP", 1, 10, (28, 28))
     syn = torch.randn(10, 1, 28, 28, requires_grad=True)
     with torch._dynamo.config.patch(recompile_limit=1):

@@ -9,7 +9,7 @@ from helpers import distill_config, match_loop
 from synthset.methods.matching import MatchingOptions
 from synthset.methods.dm import DM
 from synthset.models import build_model
-from synthset.engine.netpool import NetPool
+from synthset.methods.netpool import NetPool
 
 CPU = torch.device("cpu")
 RUN = dict(device=CPU, log=lambda m: None, progress=False)

@@ -229,8 +229,9 @@ def audit(run_dir: str | Path, config: AuditConfig = AuditConfig(), *, device=to
 def _membership(sset, data, train, config: AuditConfig, *, device, log) -> dict:
     """The membership protocol (``synthset.membership.membership_attack``) for the run's own
     recipe of set, a random real subset of its size, and a model trained on all members."""
-    from .config import DistillConfig, TrainConfig
+    from .config import DistillConfig, EvalConfig, TrainConfig
     from .data import DATASETS
+    from .evaluate import resolve_precision
     from .membership import membership_attack
     cfg = DistillConfig.from_dict(sset.metadata["distill"])
     spec = DATASETS.get(data.name)
@@ -242,7 +243,11 @@ def _membership(sset, data, train, config: AuditConfig, *, device, log) -> dict:
                         f"{config.mia_audited} non-members audited"), "rows": []}
     for kind, epochs in (("set", config.mia_epochs), ("random", config.mia_epochs),
                          ("full", config.mia_full_epochs)):
-        tcfg = spec.train_config(TrainConfig(epochs=epochs, compile=cfg.engine.compile))
+        tcfg = spec.train_config(TrainConfig(epochs=epochs, compile=cfg.engine.compile,
+                                             precision=cfg.engine.precision))
+        chosen = resolve_precision(EvalConfig(models=(model,), train=tcfg),
+                                   train.images[:tcfg.batch_size], device, log)[model]
+        tcfg = dataclasses.replace(tcfg, precision=chosen["precision"])
         out["rows"].append(membership_attack(
             kind, train, cfg, tcfg, model=model, audited=config.mia_audited,
             models=config.mia_models, shadows=config.mia_shadows, seed=config.seed,

@@ -210,7 +210,8 @@ def cmd_distill(args) -> int:
     t0 = time.perf_counter()
     try:
         sset = distill(_data_config(args), cfg, out_dir=args.out, device=device,
-                       resume=args.resume, overwrite=args.overwrite)
+                       resume=args.resume, overwrite=args.overwrite,
+                       resume_or_start=args.resume_or_start)
     except KeyboardInterrupt:
         print(f"interrupted: rerun the same command with --resume to continue from the checkpoint "
               f"in {args.out}", file=sys.stderr)
@@ -240,7 +241,9 @@ def _evaluation_set(args):
         if args.dataset and args.dataset != d["name"]:
             raise ValueError(f"{path} is a {d['name']} set; drop --dataset {args.dataset}")
         data = DataConfig.from_dict(d)
-        return sset, path, data, load_dataset(data, args.__dict__["eval.split"])
+        # --out keeps a second protocol (e.g. other architectures) beside the run's eval.json
+        out = Path(args.out) if args.out else path
+        return sset, out, data, load_dataset(data, args.__dict__["eval.split"])
     if not args.dataset:
         raise ValueError(f"{path} is a {detect_format(path)} set made by another tool: name its "
                          f"dataset with --dataset (see `synthset datasets`)")
@@ -332,7 +335,8 @@ def cmd_study(args) -> int:
         steps = []
         if run.distill and not distilled(study, run):
             steps.append(study.distill_argv(run, resume=can_resume(study, run)))
-        steps.append(study.evaluate_argv(run))
+        if run.evaluate is not None:
+            steps.append(study.evaluate_argv(run))
         for argv in steps:
             print(f"[{study.name}/{run.name}] synthset {shlex.join(argv)}", flush=True)
             if args.dry_run:
@@ -452,6 +456,8 @@ def add_distill_options(p, method: Optional[str]) -> None:
                    help="start from a shipped recipe's settings (see `synthset recipes`); "
                         "options given here override it")
     p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
+    p.add_argument("--resume-or-start", action="store_true",
+                   help="continue from OUT's checkpoint if it has one, else start a run there")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run in OUT (its evaluations are removed too)")
     _common(p)
@@ -511,7 +517,9 @@ def _parser_evaluate(sub, method: Optional[str]) -> None:
                    help="which [images, labels] pair of an official .pt (one per experiment; "
                         "default: 0)")
     p.add_argument("--out", default=None,
-                   help="run directory for an imported set (default: SET.synthset beside it)")
+                   help="folder for the evaluation (eval.json, eval_runs.jsonl) and, for a set "
+                        "made by another tool, the imported set (default: the run directory; "
+                        "SET.synthset beside an imported set)")
     p.add_argument("--data-root", default=None, help="data root, if not the one the set was made from")
     _add_training(p, "evaluate")
     _common(p)

@@ -44,10 +44,12 @@ def run_method(method, train, config: DistillConfig, options, *, device: torch.d
 def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | Path] = None,
             device: torch.device = torch.device("cpu"), resume: bool = False,
             overwrite: bool = False, log: Callable[[str], None] = print,
-            progress: bool = True) -> SyntheticSet:
+            progress: bool = True, resume_or_start: bool = False) -> SyntheticSet:
     """Run ``config.method`` on the training split of ``data``; with ``out_dir`` save the set
     (safetensors + JSON), its config and its image grid there. ``out_dir`` must be new or
-    empty unless ``resume`` (continue its checkpoint) or ``overwrite`` (replace it)."""
+    empty unless ``resume`` (continue its checkpoint, which must exist) or ``overwrite``
+    (replace it); ``resume_or_start`` continues a checkpoint if there is one."""
+    resume = resume or resume_or_start
     method = METHODS.get(config.method)  # fail fast on a bad name or options, before loading data
     options = method.options(config.options)
     # the saved config names the method as registered and holds every option, defaults included
@@ -56,7 +58,8 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
     if out_dir is None or not current().is_main:
         return _make(method, data, config, options, device=device, run_dir=None,
                      resume=resume and out_dir is not None, log=log, progress=progress)
-    with owned(out_dir, resume=resume, overwrite=overwrite) as run_dir:
+    with owned(out_dir, resume=resume, overwrite=overwrite,
+               start_if_missing=resume_or_start) as run_dir:
         sset = _make(method, data, config, options, device=device, run_dir=run_dir,
                      resume=resume, log=log, progress=progress)
         sset.save(run_dir)

@@ -250,6 +250,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     """
     from .distributed import current
     world = current() if world is None else world
+    missing = _check_classes(images, labels, test.info, log)
     if workers > 1 and world.active:
         raise ValueError(f"--workers {workers} forks local processes, and under torchrun each of "
                          f"the {world.size} ranks is already one: drop --workers (the ranks share "
@@ -274,6 +275,8 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
                        world=world, workers=workers, tag=tag, progress=progress,
                        data_parallel=data_parallel)
     report = _report(cfg, done, precisions, images, test, device, config_extra)
+    if missing:
+        report["missing_classes"] = missing
     if world.active:
         report["world_size"] = world.size
     if out_dir and world.is_main:
@@ -362,6 +365,25 @@ def _report(cfg: EvalConfig, done, precisions, images, test, device, config_extr
             # resumed runs through the run log
             "peak_memory_mib": max([round(peak_memory_mib(device), 1)]
                                    + [r.peak_memory_mib for r in done.values() if r.peak_memory_mib])}
+
+
+def _check_classes(images: torch.Tensor, labels: torch.Tensor, info, log) -> list[str]:
+    """Refuse an empty set; warn of (and return) the classes a set has no image of."""
+    if images.shape[0] == 0:
+        raise ValueError("the set holds no images: there is nothing to train on")
+    missing = missing_classes(labels, info)
+    if missing:
+        log(f"warning: the set has no image of {len(missing)} of {info.num_classes} "
+            f"classes ({', '.join(missing)}); a network trained on it cannot predict them, so "
+            f"expect at most {100 * (1 - len(missing) / info.num_classes):.0f}% on a "
+            f"balanced test set")
+    return missing
+
+
+def missing_classes(labels: torch.Tensor, info) -> list[str]:
+    """Names of the dataset's classes that no image of the set carries."""
+    present = set(labels.flatten().tolist())
+    return [name for c, name in enumerate(info.class_names) if c not in present]
 
 
 def results_files(split: str) -> tuple[str, str]:

@@ -223,6 +223,9 @@ def _as_nchw(x, info: DatasetInfo, path: Path) -> torch.Tensor:
                 else "")
         raise DataError(f"{path}: the set's images are {got}, but {info.name} is loaded at "
                         f"{'x'.join(map(str, want))}{hint}")
+    if x.shape[0] == 0:
+        raise DataError(f"{path}: the set holds no images (an empty experiment?); choose another "
+                        f"with --set-index or re-export the set")
     return x.contiguous() if x.dtype == torch.uint8 else x.float().contiguous()
 
 

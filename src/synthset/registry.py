@@ -2,7 +2,9 @@
 register themselves with the ``register`` decorator where they are defined."""
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+import pkgutil
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -60,3 +62,12 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: str) -> bool:
         return name in self._items
+
+
+def discover(package: str, path: Iterable[str]) -> None:
+    """Import every module of ``package`` (its ``__path__``), in name order, so that each
+    file's registration decorators run: a new dataset, model family or method is one file.
+    Helper modules (base, spec, ...) register nothing and are imported all the same."""
+    for m in sorted(pkgutil.iter_modules(path), key=lambda m: m.name):
+        importlib.import_module(f"{package}.{m.name}")
+

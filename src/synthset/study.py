@@ -17,8 +17,9 @@ and ``<out>/study.md`` (its table).
     name = "dm-f2-experts"
     distill = "--experts 3 --ce-weight 1"      # appended to the study's distill flags
 
-A run may give ``evaluate`` too (appended likewise), or ``set = "OTHER_RUN"`` to evaluate
-another run's set under its own protocol (e.g. the cross-architecture row).
+A run may give ``evaluate`` too (appended likewise), ``evaluate = false`` to make a set that
+only later rows score, or ``set = "OTHER_RUN"`` to evaluate another run's set under its own
+protocol (e.g. the cross-architecture row).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ _RUN_KEYS = {"name", "distill", "evaluate", "set", "note"}
 class StudyRun:
     name: str
     distill: tuple[str, ...]  # the distill flags, study's then run's ("" = no distillation)
-    evaluate: tuple[str, ...]
+    evaluate: Optional[tuple[str, ...]]  # None: the set is made, not scored, by this row
     set: Optional[str] = None  # evaluate another run's set
     note: str = ""
 
@@ -96,9 +97,12 @@ def load_study(path: str | Path, *, root: Optional[Path] = None) -> Study:
                              f"{r['set']!r}, which no earlier run makes")
         distill = () if r.get("set") else (*shlex.split(raw.get("distill", "")),
                                            *shlex.split(r.get("distill", "")))
-        runs.append(StudyRun(name=r["name"], distill=tuple(distill),
-                             evaluate=(*shlex.split(raw.get("evaluate", "")),
-                                       *shlex.split(r.get("evaluate", ""))),
+        if r.get("evaluate") is False and r.get("set"):
+            raise ValueError(f"study {path}: run {r['name']!r} only evaluates a set; it "
+                             "cannot say evaluate = false")
+        evaluate = None if r.get("evaluate") is False else (
+            *shlex.split(raw.get("evaluate", "")), *shlex.split(r.get("evaluate", "")))
+        runs.append(StudyRun(name=r["name"], distill=tuple(distill), evaluate=evaluate,
                              set=r.get("set"), note=r.get("note", "")))
     if not runs:
         raise ValueError(f"study {path}: no [[runs]]")
@@ -121,7 +125,8 @@ def row(study: Study, run: StudyRun) -> dict:
     out: dict = {"name": run.name, "note": run.note,
                  "distill_command": None if run.set else
                  shlex.join(["synthset", *study.distill_argv(run, resume=False)]),
-                 "evaluate_command": shlex.join(["synthset", *study.evaluate_argv(run)])}
+                 "evaluate_command": None if run.evaluate is None else
+                 shlex.join(["synthset", *study.evaluate_argv(run)])}
     meta_path = study.run_dir(run) / "synthetic.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -130,6 +135,8 @@ def row(study: Study, run: StudyRun) -> dict:
                 "median_iteration_seconds", "flops_per_iteration", "distill_flops", "setup",
                 "val_split", "machine")
         out["set"] = {k: meta[k] for k in keep if k in meta}
+    if run.evaluate is None:
+        return out
     split = "val" if "val" in _split_of(run.evaluate) else "test"
     ev_path = study.eval_dir(run) / results_files(split)[0]
     if ev_path.exists():
@@ -191,7 +198,8 @@ def table(body: dict):
                 scores.append(f"{model} {m['mean']:.2f} ± {m['std']:.2f}")
             cells.append("; ".join(scores))
         else:
-            cells.append("not yet evaluated")
+            cells.append("scored by the rows that name it" if r.get("evaluate_command") is None
+                         else "not yet evaluated")
         rows.append(cells)
     where = "/".join(sorted(splits)) or "-"
     proto = ", ".join(f"{n} x {e} epochs" for n, e in sorted(protocols)) or "-"

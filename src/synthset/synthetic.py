@@ -41,6 +41,9 @@ class SyntheticSet:
         if self.images.dim() != 4 or self.labels.shape != (self.images.shape[0],):
             raise ValueError(f"images must be (N, C, H, W) with one label each; got "
                              f"{tuple(self.images.shape)} and {tuple(self.labels.shape)}")
+        if self.images.shape[0] == 0:
+            raise ValueError("the set holds no images; a synthetic set needs at least one "
+                             "image (check the experiment index or the file it came from)")
         if self.images.shape[1] != self.info.channels or tuple(self.images.shape[2:]) != tuple(self.info.size):
             raise ValueError(f"images {tuple(self.images.shape[1:])} do not match the dataset "
                              f"({self.info.channels}, {self.info.size[0]}, {self.info.size[1]})")

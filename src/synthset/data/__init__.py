@@ -1,15 +1,14 @@
-"""Datasets, one file each, registered with ``@register_dataset`` in their file:
-``load_dataset(DataConfig(name=...), "train"|"val"|"test")``."""
+"""Datasets, one file each, registered with ``@register_dataset`` in their file and found
+by importing every module of this package: ``load_dataset(DataConfig(name=...),
+"train"|"val"|"test")``."""
 from __future__ import annotations
 
-import importlib
-
 from ..config import DataConfig
+from ..registry import discover
 from .base import DataError, DatasetInfo, ImageData, denormalize, normalize
 from .spec import DATASETS, DatasetSpec, register_dataset
 
-for _name in ("mnist", "mhist", "folder"):  # the dataset files (the others are helpers)
-    importlib.import_module(f"{__name__}.{_name}")
+discover(__name__, __path__)
 
 
 SPLITS = ("train", "val", "test")

@@ -24,6 +24,25 @@ def _class_dirs(path: Path) -> list[Path]:
     return dirs
 
 
+def _check_layout(path: Path, class_dirs: list[Path]) -> None:
+    """Name the layout mistakes a user makes: a split folder without its partner, a single
+    class, class folders nested one level too deep."""
+    for have, lack in (("train", "test"), ("test", "train")):
+        if (path / have).is_dir() and not (path / lack).is_dir() and any(
+                p.is_dir() for p in (path / have).iterdir()):
+            raise DataError(f"{path}: has {have}/ but no {lack}/; give both PATH/train/<class> and "
+                            f"PATH/test/<class>, or put the class folders directly in PATH (a "
+                            f"seeded {HOLDOUT:.0%} of each class is then held out for testing)")
+    if len(class_dirs) < 2:
+        raise DataError(f"{path}: found one class folder ({class_dirs[0].name}); a classification "
+                        f"set needs at least two: PATH/<class>/<image files>, one folder per class")
+    for d in class_dirs:
+        if not _files(d) and any(p.is_dir() for p in d.iterdir()):
+            inner = next(p for p in d.iterdir() if p.is_dir())
+            raise DataError(f"{d}: holds folders ({inner.name}/...), not images; class folders "
+                            f"must hold their image files directly (PATH/<class>/<image files>)")
+
+
 def _files(d: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.suffix.lower() in EXTENSIONS)
 
@@ -48,7 +67,9 @@ def load(config: DataConfig, split: str) -> ImageData:
         raise DataError(f"{path}: no such folder")
     has_split = (path / "train").is_dir() and (path / "test").is_dir()
     base = path / split if has_split else path
-    class_names = [d.name for d in _class_dirs(path / "train" if has_split else path)]
+    class_dirs = _class_dirs(path / "train" if has_split else path)
+    _check_layout(path, class_dirs)
+    class_names = [d.name for d in class_dirs]
     per_class = []
     for d in class_names:
         files = _files(base / d)
@@ -87,6 +108,16 @@ class FolderSpec(DatasetSpec):
 
     def present(self, root: Path) -> bool:
         return False  # it lives at --data-path, not under the data root
+
+    def fake(self, root: Path) -> DataConfig:
+        """Two classes of eight 16 px grey noise PNGs under ``root/folder``."""
+        rng = np.random.default_rng(0)
+        for c in ("a", "b"):
+            (root / "folder" / c).mkdir(parents=True)
+            for i in range(8):
+                Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(
+                    root / "folder" / c / f"{i}.png")
+        return DataConfig(name="folder", path=str(root / "folder"))
 
     def load(self, config: DataConfig, split: str) -> ImageData:
         return load(config, split)

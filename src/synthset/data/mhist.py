@@ -171,5 +171,18 @@ class MhistSpec(DatasetSpec):
     def present(self, root: Path) -> bool:
         return (folder(root) / "annotations.csv").exists()
 
+    def fake(self, root: Path) -> DataConfig:
+        """16 noise PNGs (12 train, 4 test, HP and SSA alternating) and their annotations.csv,
+        loaded at 16 px without checksums."""
+        d = root / "mhist"
+        (d / "images").mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        rows = ["Image Name,Majority Vote Label,Number of Annotators who Selected SSA (Out of 7),Partition"]
+        for i in range(16):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(d / "images" / f"M{i}.png")
+            rows.append(f"M{i}.png,{'HP' if i % 2 else 'SSA'},{i % 7},{'train' if i < 12 else 'test'}")
+        (d / "annotations.csv").write_text("\n".join(rows) + "\n")
+        return DataConfig(name="mhist", root=str(root), image_size=16, verify=False)
+
     def load(self, config: DataConfig, split: str) -> ImageData:
         return load(config, split)

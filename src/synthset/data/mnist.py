@@ -232,5 +232,18 @@ class MnistSpec(DatasetSpec):
     def present(self, root: Path) -> bool:
         return all(_find(raw_dir(root), name) for name in MNIST.files)
 
+    def fake(self, root: Path) -> DataConfig:
+        """40 training and 20 test images of noise, labels cycling 0..9, as gzip IDX files."""
+        raw = root / "MNIST" / "raw"
+        raw.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        for prefix, k in (("train", 40), ("t10k", 20)):
+            for kind, arr in (("images-idx3", rng.integers(0, 256, (k, 28, 28))),
+                              ("labels-idx1", np.arange(k) % 10)):
+                head = struct.pack(">I", 0x0800 | arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+                with gzip.open(raw / f"{prefix}-{kind}-ubyte.gz", "wb") as f:
+                    f.write(head + arr.astype(np.uint8).tobytes())
+        return DataConfig(name="mnist", root=str(root), download=False, verify=False)
+
     def load(self, config: DataConfig, split: str) -> ImageData:
         return load(config, split)

@@ -41,6 +41,11 @@ class DatasetSpec:
     def load(self, config: DataConfig, split: str) -> ImageData:
         raise NotImplementedError
 
+    def fake(self, root: Path) -> DataConfig:
+        """Write a tiny fake copy of the dataset under ``root``, in its real file format, and
+        return the config that loads it: the contract tests run every method on it."""
+        raise NotImplementedError(f"dataset {self.name!r} gives no fake data maker")
+
     def val_indices(self, train: ImageData, seed: int):
         """Indices into the (whole) training split of the validation images."""
         from .split import val_indices

@@ -51,11 +51,19 @@ def _take_lock(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def owned(path: str | Path, *, resume: bool = False, overwrite: bool = False) -> Iterator[Path]:
-    """Hold ``path`` as this process's run directory for the duration of the block."""
+def owned(path: str | Path, *, resume: bool = False, overwrite: bool = False,
+          start_if_missing: bool = False) -> Iterator[Path]:
+    """Hold ``path`` as this process's run directory for the duration of the block.
+    ``resume`` needs a checkpoint there, unless ``start_if_missing`` (then a run starts)."""
+    from .checkpoint import CHECKPOINT
     path = Path(path)
     if resume and overwrite:
         raise RunDirError("--resume continues a run and --overwrite replaces it: give one of them")
+    if resume and not start_if_missing and not (path / CHECKPOINT).exists():
+        why = "does not exist" if not path.exists() else f"holds no {CHECKPOINT}"
+        raise RunDirError(f"--resume: {path} {why}, so there is nothing to continue; drop "
+                          f"--resume to start a new run there, or pass --resume-or-start to "
+                          f"continue a run if there is one and start one otherwise")
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--out {path} is a file, not a run directory; give the path of a "
                           f"folder (new or empty) to write the set into")

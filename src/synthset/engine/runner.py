@@ -148,16 +148,15 @@ def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> di
     through the method's own benches on the run's shapes, so the compiled paths the run
     uses are the ones warmed up). Sets ``ctx.precision``; returns what to record."""
     from ..autotune import choose, choose_layout
-    from .fast import CompiledSynLoss
     ec, info = ctx.engine, ctx.info
     shape = f"{ec.model} {info.channels}x{info.size[0]}x{info.size[1]}"
     out = {}
-    syn_loss = getattr(ctx.aux, "syn_loss", None)
+    knob = method.layout_knob(ctx)
     if not ctx.world.is_main:  # rank 0 times and decides; the ranks must run the same arithmetic
         out = ctx.world.broadcast(None)
         ctx.precision = {k: v["precision"] for k, v in out.items()}
         if "layout" in out["syn"]:
-            syn_loss.layout = out["syn"]["layout"]
+            knob.layout = out["syn"]["layout"]
         return out
     for kind, n in (("real", ctx.n_real), ("syn", ctx.n_syn)):
         detail = (f"{method.name} {shape} {ctx.classes}x{n} per class "
@@ -166,15 +165,15 @@ def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> di
         out[kind] = choose(f"distill-{kind}", detail, ctx.device, requested,
                            lambda p, kind=kind: method.bench(ctx, kind, p), log=log)
     ctx.precision = {k: v["precision"] for k, v in out.items()}
-    if isinstance(syn_loss, CompiledSynLoss) and ctx.device.type == "cpu":
+    if knob is not None:
         detail = (f"{method.name} {shape} {ctx.classes}x{ctx.n_syn} per class "
                   f"{ctx.precision['syn']} channels_last={ec.channels_last}")
 
         def bench(layout):
-            syn_loss.layout = layout
+            knob.layout = layout
             return method.bench(ctx, "syn", ctx.precision["syn"])
         out["syn"].update(choose_layout("distill-syn-layout", detail, ctx.device, bench, log=log))
-        syn_loss.layout = out["syn"]["layout"]
+        knob.layout = out["syn"]["layout"]
     ctx.world.broadcast(out)
     if ec.precision == "auto":
         log(f"precision auto: real pass {ctx.precision['real']}, synthetic pass "
@@ -328,7 +327,9 @@ class Loop:
             # with the validation split held out, the curve is read on it (never on test)
             self._test = load_dataset(self.data, "val" if self.data.holdout_val else "test")
         images, labels = decode(self.state.result(), self.state.labels, self.state.factor)
-        tcfg = DATASETS.get(self.data.name).train_config(TrainConfig(epochs=ec.eval_epochs))
+        # the run's own --precision and layout (auto: timed and cached per network and shape)
+        tcfg = DATASETS.get(self.data.name).train_config(TrainConfig(
+            epochs=ec.eval_epochs, precision=ec.precision, channels_last=ec.channels_last))
         rep = evaluate(images, labels, self._test,
                        EvalConfig(models=(ec.model,), runs=ec.eval_runs, train=tcfg),
                        device=self.ctx.device, progress=False, log=lambda m: None,

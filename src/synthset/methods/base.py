@@ -34,6 +34,10 @@ class Method:
     citation: ClassVar[str] = ""
     summary: ClassVar[str] = ""
 
+    # the smallest run that still exercises the method (engine and method options), for
+    # the contract tests that run every method on every dataset
+    smoke: ClassVar[dict[str, Any]] = {}
+
     def options(self, d: dict[str, Any] | None = None):
         """The method's options dataclass from a dict (unknown keys raise ValueError)."""
         try:
@@ -54,6 +58,7 @@ class LearnedMethod(Method):
     default_iterations: ClassVar[int] = 1000
     default_batch_real: ClassVar[int] = 256
     default_lr_img: ClassVar[float] = 1.0
+    smoke: ClassVar[dict[str, Any]] = {"iterations": 2, "batch_real": 2, "checkpoint_every": 1}
 
     def prepare(self, ctx) -> Any:
         return None
@@ -89,6 +94,12 @@ class LearnedMethod(Method):
 
     def iteration_flops(self, ctx) -> int:
         raise NotImplementedError
+
+    def layout_knob(self, ctx) -> Any:
+        """An object whose ``layout`` attribute ("channels_last" or "contiguous") sets the
+        memory layout of the synthetic pass, for ``--precision auto`` to time both on a CPU;
+        None where the method has no such choice."""
+        return None
 
 
 METHODS: Registry[Method] = Registry("method")

@@ -123,7 +123,7 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
         return net
     log(f"feature net: training {cfg.feature_model} on all {len(train)} training images for "
         f"{epochs} epoch(s) (cached afterwards at {path})")
-    tcfg = TrainConfig(epochs=epochs, augment=False)
+    tcfg = TrainConfig(epochs=epochs, augment=False, precision="fp32")  # as cached so far
     train_network(net, train.images, train.labels, info, tcfg, generator=g, device=device,
                   desc="feature net")
     path.parent.mkdir(parents=True, exist_ok=True)

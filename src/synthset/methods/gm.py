@@ -80,6 +80,7 @@ class GradientMatching(LearnedMethod):
     default_iterations = 1000
     default_batch_real = 256
     default_lr_img = 0.1
+    smoke = {**LearnedMethod.smoke, "outer_loop": 2, "inner_loop": 1}  # one outer step is two nets
     siamese: ClassVar[bool] = False
 
     def class_gradients(self, net, params, x: torch.Tensor, classes: int, *,

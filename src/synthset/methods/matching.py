@@ -144,7 +144,7 @@ class EmbeddingMatching(LearnedMethod):
     def real_means(self, net, real: torch.Tensor, classes: int, options=None, *, chunk: int = 0,
                    autocast=None, embed_real=None, precision: str = "fp32") -> tuple[torch.Tensor, ...]:
         """Per-class means of the real batch's features, without autograd; ``embed_real``, if
-        given, is the compiled path (``engine.fast.CompiledEmbed``, run at ``precision``).
+        given, is the compiled path (``methods.compiled.CompiledEmbed``, run at ``precision``).
         ``options`` None: the method's defaults."""
         options = options or self.Options()
         if embed_real is not None:
@@ -209,7 +209,7 @@ class EmbeddingMatching(LearnedMethod):
         o, ec, info = ctx.options, ctx.engine, ctx.info
         aux = MatchingAux()
         if o.net_pool:
-            from ..engine.netpool import NetPool
+            from .netpool import NetPool
             aux.pool = NetPool(size=o.net_pool, refresh=o.net_pool_refresh, steps=o.net_train_steps,
                                batch=o.net_train_batch, lr=o.net_train_lr, build=ctx.build_net,
                                images=ctx.pool, labels=ctx.train.labels, mean=info.mean,
@@ -217,7 +217,7 @@ class EmbeddingMatching(LearnedMethod):
         if o.experts:
             aux.experts, aux.setup = self.expert_bank(ctx)
         if ec.compile:
-            from ..engine.fast import CompiledEmbed, CompiledSynLoss
+            from .compiled import CompiledEmbed, CompiledSynLoss
             template = build_model(ec.model, info.channels, ctx.classes, info.size).to(ctx.device)
             aux.embed_real = CompiledEmbed(template, ctx.device, chunk=o.embed_chunk or 640,
                                            features=lambda n, x: self.features(n, x, o))
@@ -225,6 +225,10 @@ class EmbeddingMatching(LearnedMethod):
                 template, lambda n, x: self.syn_features(n, x, o),
                 lambda feats, means: self.syn_objective(feats, means, ctx.classes, o))
         return aux
+
+    def layout_knob(self, ctx):
+        # the compiled synthetic path picks its memory layout (methods.compiled)
+        return getattr(ctx.aux, "syn_loss", None) if ctx.device.type == "cpu" else None
 
     def expert_bank(self, ctx):
         """The run's trained experts (``methods.experts``), from the cache where it holds

@@ -1,15 +1,14 @@
-"""Networks, one family per file, each registered with ``@register_model`` in its file; every
-builder takes (channels, num_classes, size)."""
+"""Networks, one family per file, each registered with ``@register_model`` in its file and
+found by importing every module of this package; every builder takes (channels,
+num_classes, size)."""
 from __future__ import annotations
-
-import importlib
 
 import torch
 
+from ..registry import discover
 from .base import MODELS, SynthNet, register_model
 
-for _name in ("convnet", "mlp", "lenet", "alexnet", "vgg", "resnet"):  # registration order
-    importlib.import_module(f"{__name__}.{_name}")
+discover(__name__, __path__)
 
 
 def build_model(name: str, channels: int, num_classes: int, size, *,

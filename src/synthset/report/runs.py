@@ -77,6 +77,7 @@ class RunRecord:
     # per model, the FLOPs its evaluation recorded (inference_per_image, train_per_image_step)
     flops: dict[str, dict] = field(default_factory=dict)
     audit: Optional[dict] = None  # audit.json of `synthset audit`, if run
+    missing_classes: list[str] = field(default_factory=list)  # classes the set has no image of
 
     @property
     def label(self) -> str:
@@ -199,12 +200,14 @@ def load_run(path: str | Path) -> RunRecord:
         ipc = meta.get("ipc")
         factor = int(d.get("factor", 1))
         n = (ipc or 0) * len(info.class_names) * factor ** 2
-        flops = _recorded_flops(_read_json(ev)) if ev.exists() else {}
+        ev_json = _read_json(ev) if ev.exists() else {}
+        flops = _recorded_flops(ev_json) if ev_json else {}
         return RunRecord(path=path, kind="synthetic", dataset=info.name, info=info,
                          method=meta.get("method", "?"), ipc=ipc, n_images=n, results=results,
                          by_epochs=by_epochs,
                          metadata=meta, config=legacy_distill(meta.get("distill", {})), curve=curve,
                          eval_log=_read_jsonl(path / "log.jsonl"), factor=factor, flops=flops,
+                         missing_classes=ev_json.get("missing_classes", []),
                          audit=_read_json(path / "audit.json") if (path / "audit.json").exists() else None)
     if ev.exists():
         d = _read_json(ev)

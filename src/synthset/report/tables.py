@@ -155,6 +155,10 @@ def _accuracy_notes(recs, dataset: str, model: str, binary: bool, paper) -> list
     if any(res.tta for r in recs for res in r.results.values()):
         notes.append("TTA: scored on the mean softmax of the 8 quarter turns and mirrors of each "
                      "test image (`--tta`); its eval.json holds the plain single-view scores too.")
+    for r in recs:
+        if r.missing_classes:
+            notes.append(f"{r.label} ({r.path.name}) has no image of class(es) "
+                         f"{', '.join(r.missing_classes)}: its networks cannot predict them.")
     if majority(dataset) is not None:
         notes.append(f"Majority-class baseline: {majority(dataset):.1f}% (balanced 50%).")
     if paper:
@@ -211,9 +215,9 @@ def crossarch(records: list[RunRecord], dataset: str) -> Optional[tuple[Table, l
     if not recs:
         return None
     from ..models import MODELS
-    names = MODELS.names()
-    models = sorted({m for r in recs for m in r.results},
-                    key=lambda m: names.index(m) if m in names else len(names))
+    names, first = MODELS.names(), protocol_model(recs)
+    models = sorted({m for r in recs for m in r.results},  # the protocol's network first
+                    key=lambda m: (m != first, names.index(m) if m in names else len(names)))
     rows, values, labels, protocols = [], [], [], []
     for r in sorted(recs, key=lambda r: (method_order(r.method), r.ipc or 0)):
         # one epoch budget across the row where possible, so architectures compare fairly

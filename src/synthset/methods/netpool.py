@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.base import normalize
-from .fast import compiled_cross_entropy
+from .compiled import compiled_cross_entropy
 
 
 class NetPool:
