@@ -222,20 +222,7 @@ def quickstart() -> str:
 
 @table
 def gradient_matching() -> str:
-    d = js("gm_study/summary.json")
-    body = []
-    for name, s in d["sets"].items():
-        e = s["eval"]
-        bal = f"{e['balanced']:.2f}" if e.get("balanced") is not None else "-"
-        auc = f"{e['auc']:.2f}" if e.get("auc") is not None else "-"
-        body.append([name, s["iterations"], mins(s["distill_seconds"]), f"{s['median_iteration_seconds']:.1f}",
-                     tflop(s["distill_flops"]), f"{e['accuracy']:.2f} ± {e['std']:.2f}", bal, auc,
-                     f"{count(e['runs'])} x {e['epochs']}"])
-    r = Run("gm_study/mnist-dc-ipc1")
-    return caption("per row; ConvNet (ConvNetD4 for MHIST), final epoch", r.machine(),
-                   "benchmarks/results/gm_study/summary.json") + md(
-        ["set", "iterations", "distillation", "s / it", "FLOPs", "accuracy", "balanced", "ROC-AUC",
-         "runs x epochs"], body)
+    return _study("gm_study/study.json")
 
 
 # ---------------------------------------------------------------- MHIST
@@ -549,70 +536,11 @@ def distributed_scaling() -> str:
         "\n\n".join(out)
 
 
-# Assumed, not measured (no GPU measured these): a GPU's achieved rate on the small
-# convolutions of DM, and NCCL's ring all-reduce on NVLink (per-step latency, bandwidth).
-GPU_TFLOPS, NCCL_LATENCY_S, NCCL_GBPS = 50.0, 10e-6, 100.0
-
-
-@table
-def distributed_projection() -> str:
-    import torch
-
-    from synthset.flops import inference_flops
-    from synthset.models import build_model
-    d = _scaling()
-    if d is None or "dm" not in d:
-        return "*Needs `benchmarks/results/distributed/scaling_cpu.json`.*"
-    two = d["dm"]["torchrun"]
-    c = two["communication"]
-    gloo_s = c["seconds"] / max(1, c["all_reduces"])
-    n_gpus, rows = 8, []
-    for name, shape in (("MNIST", (1, 28, 28)), ("CIFAR-10-sized", (3, 32, 32))):
-        net = build_model("ConvNet", shape[0], 10, shape[1:]).to("meta")
-        fwd = inference_flops(net, shape)
-        emb = net.embed(torch.empty(1, *shape, device="meta")).numel()
-        for ipc in (10, 50):
-            real = 10 * 256 * fwd
-            syn = 3 * 10 * ipc * fwd  # forward + backward to the images: ~3 forwards
-            byts = 10 * emb * 4
-            rate = GPU_TFLOPS * 1e12
-            t_real, t_syn = real / rate, syn / rate
-            t_ar = 2 * (n_gpus - 1) * NCCL_LATENCY_S + 2 * (n_gpus - 1) / n_gpus * byts / (NCCL_GBPS * 1e9)
-            t1, t8 = t_real + t_syn, t_real / n_gpus + t_syn + t_ar
-            rows.append([name, ipc, f"{real / 1e9:.1f}", f"{syn / 1e9:.1f}", f"{byts / 1024:.0f} KB",
-                         f"{1e3 * t1:.2f}", f"{1e3 * t_real / n_gpus:.3f}", f"{1e3 * t_syn:.3f}",
-                         f"{1e3 * t_ar:.3f}", f"{t1 / t8:.1f}x",
-                         f"{t_real / max(t_ar, 1e-12):.0f}"])
-    return (f"*A projection on paper, not a measurement.* Per iteration of DM (real batch 256 per "
-            f"class, ConvNet): the real forward splits over the ranks, the synthetic forward and "
-            f"backward is repeated on every rank, and one all-reduce of the class means (10 x "
-            f"embedding floats) joins them. Measured here, on 2 CPU ranks: "
-            f"{c['bytes'] / max(1, c['all_reduces']) / 1024:.0f} KB per all-reduce, "
-            f"{1e3 * gloo_s:.1f} ms each in gloo (rank 0's wait, which includes the other rank's "
-            f"lag), against {two['median_iteration_seconds']:.2f} s per iteration. The GPU "
-            f"figures assume {GPU_TFLOPS:.0f} TFLOP/s achieved per GPU and a ring all-reduce of "
-            f"{1e6 * NCCL_LATENCY_S:.0f} us per step and {NCCL_GBPS:.0f} GB/s (NVLink-class); FLOPs "
-            f"are counted by `synthset.flops` on the model.\n\n" + md(
-                ["data", "IPC", "real GFLOP / it", "synthetic GFLOP / it", "all-reduce", "1 GPU ms / it",
-                 f"{n_gpus} GPUs: real ms", "synthetic ms", "all-reduce ms", "speed-up on 8",
-                 "ranks at which all-reduce = real share"], rows) +
-            "\n\nReading: at IPC 10 the real forward is most of the work and splits well; the "
-            "synthetic pass, repeated on every rank, bounds the speed-up at IPC 50 (Amdahl), "
-            "before the all-reduce does: the all-reduce (tens of microseconds, latency-bound "
-            "at 80 KB) equals the per-rank real share only at the rank counts in the last column. "
-            "At these sizes a GPU step is also bound by kernel-launch overhead, which this "
-            "FLOP model leaves out; larger real batches per class (or more classes) move the "
-            "balance further toward the sharded part. The next step this points to: the "
-            "matching losses are sums over classes, so the synthetic pass can also be split, by "
-            "class, with an all-gather of the updated images (MNIST at IPC 10: 100 x 784 floats, "
-            "314 KB); on 8 ranks the synthetic share at IPC 50 would drop to 2 of 10 classes.")
-
-
 # Scripts retired once their results were recorded (their tables are frozen into the page
 # templates); the commit that last holds them.
 RETIRED_AT = "6826104"
 RETIRED = ("compile_ab.py", "dm_mnist.py", "dm_proxy.py", "ema_proxy.py", "embed_speed.py",
-           "eval_speed.py", "eval_workers.sh", "mhist_speed.py", "netpool_speed.py",
+           "eval_speed.py", "eval_workers.sh", "foreign_sets.py", "gm_study.py", "mhist_speed.py", "netpool_speed.py",
            "protocol_tables.py", "set_drift.py", "syn_speed.py")
 
 
@@ -682,23 +610,29 @@ def mnist_final() -> str:
 
 @table
 def mnist_ipc10_crossarch() -> str:
-    """The IPC 10 winner and DM factor 2 (same budget, no experts) in other networks."""
-    d = js("accuracy/test/study.json")
-    rows = {r["name"]: (r.get("evaluation") or {}).get("models", {}) for r in d["rows"]}
-    sets = {"mnist-ipc10 (3 experts)": ("mnist-ipc10-xarch", "mnist-ipc10-resnet18"),
-            "dm-f2-ipc10 (no experts)": ("dm-f2-ipc10-xarch", "dm-f2-ipc10-resnet18")}
+    """The IPC 10 winner and DM factor 2 (same budget, no experts) in other networks, from
+    the rows' run logs (eval_runs.jsonl), so finished runs show while the rest still runs."""
+    folders = {"mnist-ipc10 (3 experts)": ("mnist-ipc10-xarch", "mnist-ipc10-resnet18"),
+               "dm-f2-ipc10 (no experts)": ("dm-f2-ipc10-xarch", "dm-f2-ipc10-resnet18")}
     models = ("ConvNet", "LeNet", "AlexNet", "VGG11", "ResNet18")
-    found = {label: {m: v for name in names for m, v in rows.get(name, {}).items()}
-             for label, names in sets.items()}
-    body = [[label] + [pm(got[m]["runs"]) if m in got else "not yet run" for m in models]
+    found, protocols = {}, set()
+    for label, names in folders.items():
+        runs: dict[str, list[float]] = {}
+        for name in names:
+            path = RES / "accuracy" / "test" / name / "eval_runs.jsonl"
+            for r in (jsonl(str(path.relative_to(RES))) if path.exists() else []):
+                runs.setdefault(r["model"], []).append(r["accuracy"])
+                protocols.add((r["model"], r["epochs"]))
+        found[label] = runs
+    body = [[label] + [f"{pm(got[m])} ({len(got[m])})" if m in got else "not yet run" for m in models]
             for label, got in found.items()]
     a, b = found.values()
-    body.append(["difference"] + [f"{a[m]['mean'] - b[m]['mean']:+.2f}" if m in a and m in b else "-"
-                                  for m in models])
-    proto = "; ".join(sorted({f"{m}: {len(v['runs'])} x {v['epochs']}" for got in found.values()
-                              for m, v in got.items()}))
-    return caption(f"runs x epochs per network ({proto or 'none finished yet'}), final epoch, test split",
-                   machine(d["machine"]), "benchmarks/results/accuracy/test/study.json") + md(
+    body.append(["difference"] + [f"{np.mean(a[m]) - np.mean(b[m]):+.2f}" if m in a and m in b
+                                  else "-" for m in models])
+    epochs = ", ".join(sorted({f"{e}" for _, e in protocols})) or "-"
+    return caption(f"{epochs} epochs, final epoch, test split; the run count in brackets (2 "
+                   f"planned per network, 1 for ResNet18)", machine(js("accuracy/test/study.json")["machine"]),
+                   "benchmarks/results/accuracy/test/*-xarch/, *-resnet18/ eval_runs.jsonl") + md(
         ["IPC 10 set"] + list(models), body)
 
 

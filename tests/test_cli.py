@@ -29,7 +29,7 @@ def test_distill_evaluate_show_export(tmp_path, shared_root, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["distill", "--method", "nope", "--out", "x"], "unknown method 'nope'; choose one of: random, herding, kcenter"),
-    (["distill", "--dataset", "cifar", "--out", "x"], "unknown dataset 'cifar'; choose one of: mnist, mhist, folder"),
+    (["distill", "--dataset", "cifar", "--out", "x"], "unknown dataset 'cifar'; choose one of: folder, mhist, mnist"),
     (["distill", "--ipc", "7000", "--out", "x"], "--ipc 7000 is larger than a class"),
     (["evaluate", "missing-dir"], "missing-dir does not exist"),
     (["train", "--model", "ResNet99"], "unknown model 'ResNet99'"),

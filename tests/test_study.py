@@ -57,6 +57,36 @@ def test_study_runs_skips_what_is_done_and_writes_rows(tmp_path, shared_root, ca
     assert body["machine"]["cpu"] and "synthset study" in body["command"]
     assert "| r | random real |" in (tmp_path / "res" / "study.md").read_text()
     capsys.readouterr()
-    assert main(["study", str(f)]) == 0  # finished: no distillation again
+    assert main(["study", str(f)]) == 0  # finished: neither distilled nor evaluated again
     out = capsys.readouterr().out
-    assert "synthset distill" not in out and "synthset evaluate" in out
+    assert "synthset distill" not in out and "synthset evaluate" not in out
+
+
+def test_a_make_only_row_and_a_finished_evaluation_are_skipped_without_the_set(tmp_path):
+    from synthset.cli import eval_config
+    from synthset.study import evaluated as done_by
+
+    def evaluated(study, run):
+        return done_by(study, run, eval_config)
+
+    s = load_study(_write(tmp_path, 'name = "a"\nout = "o"\nevaluate = "--runs 2 --epochs 10"\n'
+                                    '[[runs]]\nname = "x"\nevaluate = false\n'
+                                    '[[runs]]\nname = "y"\nset = "x"\nevaluate = "--precision fp32"\n'),
+                   root=tmp_path)
+    x, y = s.runs
+    assert x.evaluate is None and evaluated(s, x)
+    with pytest.raises(ValueError, match="cannot say evaluate = false"):
+        load_study(_write(tmp_path, 'name = "a"\nout = "o"\n[[runs]]\nname = "x"\n'
+                                    '[[runs]]\nname = "y"\nset = "x"\nevaluate = false\n'))
+    assert not evaluated(s, y)  # nothing on file yet
+    (tmp_path / "o" / "y").mkdir(parents=True)
+    result = {"models": {"ConvNet": {"runs": [90.0, 91.0], "epochs": 10,
+                                     "precision": {"precision": "bf16"}}}}
+    (tmp_path / "o" / "y" / "eval.json").write_text(json.dumps(result))
+    assert not evaluated(s, y)  # bf16 on file, fp32 asked: not the same evaluation
+    result["models"]["ConvNet"]["precision"]["precision"] = "fp32"
+    (tmp_path / "o" / "y" / "eval.json").write_text(json.dumps(result))
+    assert evaluated(s, y)  # no set tensors needed: the runs on file answer it
+    result["models"]["ConvNet"]["runs"] = [90.0]
+    (tmp_path / "o" / "y" / "eval.json").write_text(json.dumps(result))
+    assert not evaluated(s, y)  # fewer runs than asked

@@ -323,10 +323,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def eval_config(argv: list[str]):
+    """The EvalConfig a ``synthset evaluate`` command line asks for (the study runner
+    compares it with what a results file holds)."""
+    from .config import EvalConfig
+    args = build_parser().parse_args(argv)
+    return options_from(args, EvalConfig, "eval", train=_train_config(args))
+
+
 def cmd_study(args) -> int:
     """Run a study file's unfinished runs (distill, then evaluate) and write its results."""
     from .provenance import machine, versions
-    from .study import can_resume, distilled, load_study, write_results
+    from .study import can_resume, distilled, evaluated, load_study, write_results
     study = load_study(args.file)
     header = {"command": shlex.join(["synthset", "study", args.file]), "machine": machine(),
               "versions": versions()}
@@ -335,7 +343,7 @@ def cmd_study(args) -> int:
         steps = []
         if run.distill and not distilled(study, run):
             steps.append(study.distill_argv(run, resume=can_resume(study, run)))
-        if run.evaluate is not None:
+        if not evaluated(study, run, eval_config):
             steps.append(study.evaluate_argv(run))
         for argv in steps:
             print(f"[{study.name}/{run.name}] synthset {shlex.join(argv)}", flush=True)

@@ -28,7 +28,10 @@ import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+if TYPE_CHECKING:
+    from .config import EvalConfig
 
 _STUDY_KEYS = {"name", "out", "distill", "evaluate", "runs", "description"}
 _RUN_KEYS = {"name", "distill", "evaluate", "set", "note"}
@@ -115,6 +118,33 @@ def distilled(study: Study, run: StudyRun) -> bool:
     return (study.run_dir(run) / "synthetic.json").exists()
 
 
+def evaluated(study: Study, run: StudyRun, eval_config: Callable[[list[str]], "EvalConfig"]) -> bool:
+    """Whether the run's evaluation file already holds every requested model with at least
+    the requested runs, at the requested epochs (and, for a fixed --precision, that
+    arithmetic). The study then skips the evaluation without loading the set, so a clone
+    that keeps results but not set tensors still rebuilds its study.json. ``eval_config``
+    reads an ``evaluate`` command line into its EvalConfig (``synthset.cli.eval_config``)."""
+    from .evaluate import results_files
+    from .models import MODELS
+    if run.evaluate is None:
+        return True
+    ev = eval_config(study.evaluate_argv(run))
+    path = study.eval_dir(run) / results_files(ev.split)[0]
+    if not path.exists():
+        return False
+    done = json.loads(path.read_text())
+    got = done.get("models", {})
+    for model in (MODELS.canonical(m) for m in ev.models):
+        m = got.get(model)
+        # the arithmetic each model ran (older files record only the requested one)
+        chosen = (((m or {}).get("precision") or {}).get("precision")
+                  or done.get("config", {}).get("train", {}).get("precision"))
+        if (m is None or len(m["runs"]) < ev.runs or m["epochs"] != ev.train.epochs
+                or ev.train.precision not in ("auto", chosen)):
+            return False
+    return True
+
+
 def can_resume(study: Study, run: StudyRun) -> bool:
     return (study.run_dir(run) / "checkpoint.json").exists()
 
@@ -195,7 +225,9 @@ def table(body: dict):
             scores = []
             for model, m in ev["models"].items():
                 protocols.add((len(m["runs"]), m["epochs"]))
-                scores.append(f"{model} {m['mean']:.2f} ± {m['std']:.2f}")
+                extra = (f" / {m['balanced_mean']:.2f} / {m['auc_mean']:.2f}"
+                         if m.get("auc_mean") is not None else "")  # binary: balanced / ROC-AUC
+                scores.append(f"{model} {m['mean']:.2f} ± {m['std']:.2f}{extra}")
             cells.append("; ".join(scores))
         else:
             cells.append("scored by the rows that name it" if r.get("evaluate_command") is None
@@ -205,13 +237,30 @@ def table(body: dict):
     proto = ", ".join(f"{n} x {e} epochs" for n, e in sorted(protocols)) or "-"
     header = ["run", "what", "iterations", "s/iteration", "setup", "FLOPs/iteration",
               "distill time", f"accuracy % on {where} ({proto})"]
-    cpu = (body.get("machine") or {}).get("cpu", {})
-    note = (f"Made with `{body.get('command', '')}` on a {body.get('machine', {}).get('threads', '?')}"
-            f"-thread {cpu.get('model', 'unrecorded CPU')} ({', '.join(cpu.get('flags', []))})."
-            " Setup: the trained experts' training time, counted against the budget and in the"
+    here = _machine_words(body.get("machine"))
+    measured = sorted({_machine_words((r.get("set") or {}).get("machine")
+                                      or (r.get("evaluation") or {}).get("machine"))
+                       for r in body["rows"] if r.get("set") or r.get("evaluation")})
+    where = ("" if measured in ([], [here]) else
+             f" The rows were measured on: {'; '.join(measured)} (each set's and evaluation's record).")
+    binary = any(m.get("auc_mean") is not None for r in body["rows"]
+                 for m in ((r.get("evaluation") or {}).get("models") or {}).values())
+    note = (f"Made with `{body.get('command', '')}` on a {here}.{where}"
+            + (" Binary data: accuracy ± std / balanced accuracy / ROC-AUC." if binary else "")
+            + " Setup: the trained experts' training time, counted against the budget and in the"
             " distillation time also where the cache served them (then added to the wall-clock);"
             " s/iteration: the median iteration.")
     return Table(f"{body['study']}", header, rows, note)
+
+
+def _machine_words(m) -> str:
+    if not m:
+        return "machine not recorded"
+    if m.get("cuda"):
+        return f"one {m['cuda']}"
+    cpu = m.get("cpu") or {}
+    return (f"{m.get('threads', '?')}-thread {cpu.get('model', 'CPU not recorded')} "
+            f"({', '.join(cpu.get('flags', [])) or 'flags not recorded'})")
 
 
 def _total_seconds(s: dict):
