@@ -245,7 +245,7 @@ def _evaluation_set(args):
         out = Path(args.out) if args.out else path
         return sset, out, data, load_dataset(data, args.__dict__["eval.split"])
     if not args.dataset:
-        raise ValueError(f"{path} is a {detect_format(path)} set made by another tool: name its "
+        raise ValueError(f"{path} is a set made by another tool ({detect_format(path)}): name its "
                          f"dataset with --dataset (see `synthset datasets`)")
     data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size)
     test = load_dataset(data, args.__dict__["eval.split"])
