@@ -37,6 +37,10 @@ def test_measured_figures_are_those_of_the_cited_run(name):
     assert (len(ev["runs"]), ev["epochs"]) == (m["runs"], m["epochs"])
     meta = json.loads((run / "synthetic.json").read_text())["metadata"]
     assert abs(meta["distill_seconds"] - m["distill_seconds"]) < 1
+    setup = meta.get("setup") or {}
+    cached = (setup.get("experts") or {}).get("cached", 0)
+    served = setup.get("setup_seconds", 0) * cached / setup["experts"]["count"] if cached else 0
+    assert abs(m.get("cached_setup_seconds", 0) - served) < 1  # experts' time a cache served
     for flag in meta.get("machine", {}).get("cpu", {}).get("flags", []):
         assert flag in m["machine"], flag  # the machine named is the one the run recorded
     # the recipe's settings are the ones the run recorded
