@@ -120,23 +120,22 @@ def main(argv: list[str]) -> None:
                             text=True).stdout.strip() or "unknown"
     body = {**header(sys.argv), "official_commit": commit, "changes": CHANGES, "ipc": a.ipc,
             "runs": []}
-    scratch = tempfile.TemporaryDirectory()
-    checkout = patched_copy(a.official, Path(scratch.name))
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    for heap in ("glibc default", "synthset"):
-        env_official = {**base, **(SYNTHSET_HEAP if heap == "synthset" else {})}
-        env_ours = {**base, **({"SYNTHSET_MALLOC": "system"} if heap == "glibc default" else {})}
-        for pair in range(a.pairs):
-            ref = official(checkout, a.data_root, a.ipc, a.iterations, env_official)
-            syn = ours(a.data_root, a.ipc, a.ours_iterations, env_ours, a.ours.split())
-            body["runs"].append({"allocator": heap, "pair": pair, "official": ref, "synthset": syn,
-                                 "speedup": ref["seconds_per_iteration"] / syn["seconds_per_iteration"]})
-            print(f"{heap} pair {pair}: official {ref['seconds_per_iteration']:.2f} s/it, "
-                  f"synthset {syn['seconds_per_iteration']:.2f} s/it, "
-                  f"{body['runs'][-1]['speedup']:.2f}x", flush=True)
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps(body, indent=2))  # as the pairs finish
-
+    with tempfile.TemporaryDirectory() as scratch:  # the patched copy, removed at the end
+        checkout = patched_copy(a.official, Path(scratch))
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        for heap in ("glibc default", "synthset"):
+            env_official = {**base, **(SYNTHSET_HEAP if heap == "synthset" else {})}
+            env_ours = {**base, **({"SYNTHSET_MALLOC": "system"} if heap == "glibc default" else {})}
+            for pair in range(a.pairs):
+                ref = official(checkout, a.data_root, a.ipc, a.iterations, env_official)
+                syn = ours(a.data_root, a.ipc, a.ours_iterations, env_ours, a.ours.split())
+                body["runs"].append({"allocator": heap, "pair": pair, "official": ref, "synthset": syn,
+                                     "speedup": ref["seconds_per_iteration"] / syn["seconds_per_iteration"]})
+                print(f"{heap} pair {pair}: official {ref['seconds_per_iteration']:.2f} s/it, "
+                      f"synthset {syn['seconds_per_iteration']:.2f} s/it, "
+                      f"{body['runs'][-1]['speedup']:.2f}x", flush=True)
+                a.out.parent.mkdir(parents=True, exist_ok=True)
+                a.out.write_text(json.dumps(body, indent=2))  # as the pairs finish
 
 if __name__ == "__main__":
     main(sys.argv[1:])
