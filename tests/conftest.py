@@ -10,7 +10,9 @@ import torch
 from synthset.config import DataConfig
 from synthset.data import ImageData, load_dataset
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# SYNTHSET_TEST_DATA: a copy of the data elsewhere (e.g. on a GPU machine)
+SHARED = Path(os.environ.get("SYNTHSET_TEST_DATA")
+              or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 @pytest.fixture(autouse=True)

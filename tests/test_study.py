@@ -90,3 +90,56 @@ def test_a_make_only_row_and_a_finished_evaluation_are_skipped_without_the_set(t
     result["models"]["ConvNet"]["runs"] = [90.0]
     (tmp_path / "o" / "y" / "eval.json").write_text(json.dumps(result))
     assert not evaluated(s, y)  # fewer runs than asked
+
+
+def _val_study(tmp_path, scores: dict[str, tuple[float, float]]):
+    """A validation study whose rows' eval-val.json files hold the given (accuracy, balanced)."""
+    runs = "".join(f'[[runs]]\nname = "{n}"\ndistill = "--iterations {i + 1}"\n'
+                   for i, n in enumerate(scores))
+    f = tmp_path / "val.toml"
+    f.write_text(f'name = "v"\nout = "{tmp_path / "val"}"\n'
+                 f'distill = "--method dm --holdout-val --val-seed 3"\n'
+                 f'evaluate = "--split val"\n{runs}')
+    for name, (acc, bal) in scores.items():
+        d = tmp_path / "val" / name
+        d.mkdir(parents=True)
+        (d / "eval-val.json").write_text(json.dumps({"split": "val", "models": {"ConvNet": {
+            "mean": acc, "std": 0.0, "runs": [acc], "epochs": 1,
+            "balanced_accuracy": {"mean": bal}}}}))
+    return f
+
+
+def test_a_final_row_takes_the_settings_that_scored_best_on_val(tmp_path):
+    _val_study(tmp_path, {"a": (90.0, 70.0), "b": (80.0, 75.0), "c": (90.0, 60.0)})
+    final = _write(tmp_path, 'name = "f"\nout = "o"\ndistill = "--ipc 10"\n[[runs]]\nname = "acc"\n'
+                             'distill = "--seed 1"\npick = { study = "val.toml", runs = ["a", "b", "c"] }\n'
+                             '[[runs]]\nname = "bal"\n'
+                             'pick = { study = "val.toml", runs = ["a", "b", "c"], by = "balanced" }\n')
+    s = load_study(final, root=tmp_path)
+    acc, bal = s.runs
+    # a and c tie on accuracy: the first listed wins; the holdout and its seed are dropped
+    assert s.distill_argv(acc, resume=False) == [
+        "distill", "--method", "dm", "--iterations", "1", "--ipc", "10", "--seed", "1",
+        "--out", str(tmp_path / "o" / "acc")]
+    assert "--iterations" in (argv := s.distill_argv(bal, resume=False)) and argv[argv.index("--iterations") + 1] == "2"
+    from synthset.study import row
+    r = row(s, bal)
+    assert r["picked"]["chosen"] == "b" and r["picked"]["val_scores"] == {"a": 70.0, "b": 75.0, "c": 60.0}
+
+
+def test_picking_from_an_unscored_or_unknown_run_says_what_to_run(tmp_path):
+    _val_study(tmp_path, {"a": (90.0, 70.0)})
+    (tmp_path / "val.toml").write_text((tmp_path / "val.toml").read_text() + '[[runs]]\nname = "late"\n')
+    s = load_study(_write(tmp_path, 'name = "f"\nout = "o"\n[[runs]]\nname = "x"\n'
+                                    'pick = { study = "val.toml", runs = ["a", "late"] }\n'), root=tmp_path)
+    with pytest.raises(ValueError, match="'late' .* no validation score yet: run `synthset study"):
+        s.distill_argv(s.runs[0], resume=False)
+    from synthset.study import row
+    assert "no validation score" in row(s, s.runs[0])["picked"]["pending"]
+    s = load_study(_write(tmp_path, 'name = "f"\nout = "o"\n[[runs]]\nname = "x"\n'
+                                    'pick = { study = "val.toml", runs = ["zz"] }\n'), root=tmp_path)
+    with pytest.raises(ValueError, match="no run 'zz'"):
+        s.distill_argv(s.runs[0], resume=False)
+    with pytest.raises(ValueError, match="pick by 'loss'"):
+        load_study(_write(tmp_path, 'name = "f"\nout = "o"\n[[runs]]\nname = "x"\n'
+                                    'pick = { study = "val.toml", runs = ["a"], by = "loss" }\n'))

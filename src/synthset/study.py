@@ -20,6 +20,19 @@ and ``<out>/study.md`` (its table).
 A run may give ``evaluate`` too (appended likewise), ``evaluate = false`` to make a set that
 only later rows score, or ``set = "OTHER_RUN"`` to evaluate another run's set under its own
 protocol (e.g. the cross-architecture row).
+
+A final row can leave its settings to a validation study: it takes the distill flags of the
+candidate with the best validation score, without ``--holdout-val`` (the final set is made
+from the whole training split, as the papers do), then the study's and its own flags (a
+later flag wins, so a final row may change the budget)::
+
+    [[runs]]
+    name = "mhist64-ipc10"
+    pick = { study = "mhist64-val.toml", runs = ["dm-f2", "dm-f2-exp3"], by = "balanced" }
+
+``by`` is ``accuracy`` (default), ``balanced`` or ``auc``, read from the candidates' first
+model; a tie goes to the run listed first. The choice and every candidate's score are kept
+in the row, so the test split never takes part in it.
 """
 from __future__ import annotations
 
@@ -34,7 +47,17 @@ if TYPE_CHECKING:
     from .config import EvalConfig
 
 _STUDY_KEYS = {"name", "out", "distill", "evaluate", "runs", "description"}
-_RUN_KEYS = {"name", "distill", "evaluate", "set", "note"}
+_RUN_KEYS = {"name", "distill", "evaluate", "set", "note", "pick"}
+_PICK_KEYS = {"study", "runs", "by"}
+_PICK_BY = {"accuracy": "mean", "balanced": "balanced_mean", "auc": "auc_mean"}
+
+
+@dataclass(frozen=True)
+class Pick:
+    """Take a run's settings from the best of some runs of a validation study."""
+    study: Path
+    runs: tuple[str, ...]
+    by: str = "accuracy"
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,7 @@ class StudyRun:
     evaluate: Optional[tuple[str, ...]]  # None: the set is made, not scored, by this row
     set: Optional[str] = None  # evaluate another run's set
     note: str = ""
+    pick: Optional[Pick] = None
 
 
 @dataclass(frozen=True)
@@ -63,7 +87,9 @@ class Study:
         return self.out / run.name
 
     def distill_argv(self, run: StudyRun, *, resume: bool) -> list[str]:
-        return ["distill", *run.distill, "--out", str(self.run_dir(run)),
+        """ValueError where the run picks from a validation study not yet scored."""
+        picked = choose(run.pick)[1] if run.pick else ()  # first: the study's flags win
+        return ["distill", *picked, *run.distill, "--out", str(self.run_dir(run)),
                 *(["--resume"] if resume else [])]
 
     def evaluate_argv(self, run: StudyRun) -> list[str]:
@@ -106,12 +132,62 @@ def load_study(path: str | Path, *, root: Optional[Path] = None) -> Study:
         evaluate = None if r.get("evaluate") is False else (
             *shlex.split(raw.get("evaluate", "")), *shlex.split(r.get("evaluate", "")))
         runs.append(StudyRun(name=r["name"], distill=tuple(distill), evaluate=evaluate,
-                             set=r.get("set"), note=r.get("note", "")))
+                             set=r.get("set"), note=r.get("note", ""),
+                             pick=_read_pick(path, r) if "pick" in r else None))
     if not runs:
         raise ValueError(f"study {path}: no [[runs]]")
     out = Path(raw["out"])
     return Study(name=raw["name"], out=out if out.is_absolute() or root is None else root / out,
                  runs=tuple(runs), description=raw.get("description", ""), source=path)
+
+
+def _read_pick(path: Path, r: dict) -> Pick:
+    p = r["pick"]
+    where = f"study {path}: run {r['name']!r}"
+    if not isinstance(p, dict) or set(p) - _PICK_KEYS or not p.get("study") or not p.get("runs"):
+        raise ValueError(f"{where}: pick = {{ study = \"VAL.toml\", runs = [...], by = \"accuracy\" }} "
+                         f"(knows {', '.join(sorted(_PICK_KEYS))}; got {p})")
+    if r.get("set"):
+        raise ValueError(f"{where}: a row that evaluates another set cannot pick settings")
+    by = p.get("by", "accuracy")
+    if by not in _PICK_BY:
+        raise ValueError(f"{where}: pick by {by!r}; choose from {', '.join(_PICK_BY)}")
+    return Pick(study=path.parent / p["study"], runs=tuple(p["runs"]), by=by)
+
+
+def choose(pick: Pick) -> tuple[str, tuple[str, ...], dict[str, float]]:
+    """The candidate with the best validation score: its name, its distill flags without the
+    validation holdout, and every candidate's score. ValueError names a candidate that the
+    validation study lacks or has not scored on val yet."""
+    val = load_study(pick.study)
+    runs = {r.name: r for r in val.runs}
+    scores = {}
+    for name in pick.runs:
+        if name not in runs:
+            raise ValueError(f"{pick.study} has no run {name!r} to pick from "
+                             f"(it has {', '.join(runs)})")
+        ev = row(val, runs[name]).get("evaluation")
+        if not ev or ev["split"] != "val":
+            raise ValueError(f"run {name!r} of {pick.study} has no validation score yet: "
+                             f"run `synthset study {pick.study}` first")
+        score = next(iter(ev["models"].values())).get(_PICK_BY[pick.by])
+        if score is None:
+            raise ValueError(f"run {name!r} of {pick.study} records no {pick.by} score")
+        scores[name] = score
+    best = max(pick.runs, key=scores.__getitem__)  # max keeps the first of equals
+    return best, _without_holdout(runs[best].distill), scores
+
+
+def _without_holdout(flags: tuple[str, ...]) -> tuple[str, ...]:
+    out, skip = [], False
+    for f in flags:
+        if skip:
+            skip = False
+        elif f == "--val-seed":
+            skip = True
+        elif f != "--holdout-val" and not f.startswith("--val-seed="):
+            out.append(f)
+    return tuple(out)
 
 
 def distilled(study: Study, run: StudyRun) -> bool:
@@ -152,11 +228,19 @@ def can_resume(study: Study, run: StudyRun) -> bool:
 def row(study: Study, run: StudyRun) -> dict:
     """One run's row: its commands, what its set records and what its evaluation scored."""
     from .evaluate import results_files
-    out: dict = {"name": run.name, "note": run.note,
-                 "distill_command": None if run.set else
-                 shlex.join(["synthset", *study.distill_argv(run, resume=False)]),
-                 "evaluate_command": None if run.evaluate is None else
-                 shlex.join(["synthset", *study.evaluate_argv(run)])}
+    out: dict = {"name": run.name, "note": run.note}
+    try:
+        out["distill_command"] = None if run.set else shlex.join(
+            ["synthset", *study.distill_argv(run, resume=False)])
+    except ValueError as e:  # picks from a validation study not scored yet
+        out["distill_command"], out["picked"] = None, {"pending": str(e)}
+    if run.pick and "picked" not in out:
+        chosen, _, scores = choose(run.pick)
+        out["picked"] = {"from": str(run.pick.study), "by": run.pick.by, "chosen": chosen,
+                         "val_scores": scores}
+    out.update({
+        "evaluate_command": None if run.evaluate is None else
+        shlex.join(["synthset", *study.evaluate_argv(run)])})
     meta_path = study.run_dir(run) / "synthetic.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -215,7 +299,9 @@ def table(body: dict):
     rows, splits, protocols = [], set(), set()
     for r in body["rows"]:
         s, ev = r.get("set", {}), r.get("evaluation")
-        cells = [r["name"], r.get("note", "")]
+        picked = r.get("picked") or {}
+        cells = [r["name"], r.get("note", "") + (
+            f" (settings of {picked['chosen']}, best {picked['by']} on val)" if "chosen" in picked else "")]
         cells += [str(s.get("iterations", "-")),
                   f"{s['median_iteration_seconds']:.2f}" if s.get("median_iteration_seconds") else "-",
                   _fmt_seconds((s.get("setup") or {}).get("setup_seconds")) if s.get("setup") else "-",
