@@ -577,6 +577,77 @@ def official_speed() -> str:
     return "\n\n".join(out)
 
 
+@table
+def faults() -> str:
+    """benchmarks/fault_table.py: each fault, how often injected, what the user saw."""
+    path = RES / "faults.json"
+    if not path.exists():
+        return "*Not measured yet: run `python benchmarks/fault_table.py`.*"
+    d = json.loads(path.read_text())
+    body = []
+    for r in d["rows"]:
+        landed = (f"{r['landed_while_running']} while running" if "landed_while_running" in r
+                  else f"{r['rounds_all_succeeded']} rounds all succeeded" if "rounds_all_succeeded" in r
+                  else "")
+        detail = []
+        if "checkpoint_iteration_after_each_kill" in r:
+            detail.append("checkpoint after each kill at iteration "
+                          + ", ".join(map(str, r["checkpoint_iteration_after_each_kill"])))
+            detail.append(f"{r['temporary_files_left']} temporary files left behind")
+        if "last_checkpoint_readable" in r:
+            detail.append(f"exit {', '.join(map(str, r['exits']))}; last checkpoint readable "
+                          f"{r['last_checkpoint_readable']}/{r['injected']}")
+        if "autotune_entries_per_round" in r:
+            detail.append(f"autotune entries per round {r['autotune_entries_per_round']}; "
+                          f"{r['torn_or_temporary_files']} torn or temporary files")
+        if "second_exit" in r:
+            detail.append(f"second exit {r['second_exit']}, first exit {r['first_exit']}")
+        eq = r.get("final_equals_uninterrupted")
+        body.append([r["fault"], str(r["injected"]), landed, "; ".join(detail),
+                     f"`{r['user_saw']}`" if r.get("user_saw") else "-",
+                     "-" if eq is None else ("yes" if eq else "**no**")])
+    return (caption("DM, IPC 2, the folder dataset's fake images, a checkpoint after every "
+                    "iteration (60), fp32", machine(d["machine"]), rel(path))
+            + f"Command: `{d['command']}`\n\n"
+            + md(["fault", "injected", "landed", "what was left", "what the user saw (last line)",
+                  "final set = uninterrupted"], body))
+
+
+@table
+def resume_divergence() -> str:
+    """benchmarks/resume_divergence.py: per run length, 2 ranks and cut+resume vs 1 process."""
+    files = sorted((RES / "resume_divergence").glob("*.json"))
+    if not files:
+        return "*Not measured yet: run `python benchmarks/resume_divergence.py`.*"
+    out = []
+    for f in files:
+        d = json.loads(f.read_text())
+        out.append(caption("DM, IPC 2, tiny fake MNIST, fp32, one thread per process; largest "
+                           "pixel difference to the 1-process run of the same length",
+                           machine(d["machine"]), rel(f)) + f"Command: `{d['command']}`\n\n"
+                   + md(["iterations", "2 ranks throughout", "cut on 2 ranks after 1, resumed on 1"],
+                        [[str(r["iterations"]), f"{r['two_ranks']:.1e}", f"{r['cut_resume']:.1e}"]
+                         for r in d["rows"]]))
+    return "\n\n".join(out)
+
+
+@table
+def bad_inputs() -> str:
+    """benchmarks/bad_inputs.sh's transcript: each bad input and the message it gets."""
+    text = (RES / "bad_inputs.txt").read_text()
+    head = json.loads(text.splitlines()[0])
+    body = []
+    for block in text.split("\n## ")[1:]:
+        title, *lines = block.strip().splitlines()
+        said = [ln for ln in lines if ln and not ln.startswith(("$ ", "(exit"))]
+        code = [ln for ln in lines if ln.startswith("(exit")]
+        body.append([title, " / ".join(f"`{s}`".replace("|", "\\|") for s in said) or "-",
+                     code[-1].strip("()") if code else "-"])
+    return (caption("each command run on a broken copy of the data or set", machine(head["machine"]),
+                    "benchmarks/results/bad_inputs.txt")
+            + f"Command: `{head['command']}`\n\n" + md(["bad input", "what the user sees", "exit"], body))
+
+
 def render(template: Path) -> str:
     out = []
     for line in template.read_text().splitlines():

@@ -34,3 +34,14 @@ def match_loop(method, train, config: DistillConfig, *, device=CPU, generator=No
     return run_method(method, train, config, method.options(config.options), device=device,
                       generator=generator, log=log, run_dir=run_dir, resume=resume,
                       progress=progress, on_step=on_step)
+
+
+def folder_data(root, *, per_class: int, size: int, seed: int):
+    """A two-class ImageFolder tree of random RGB PNGs."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import folder_data as _folder_data
+
 from synthset.cli import main
 
 
@@ -40,17 +42,6 @@ def test_bad_input_messages(argv, message, capsys, shared_root, monkeypatch):
         monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
-
-
-def _folder_data(root, *, per_class: int, size: int, seed: int):
-    """A two-class ImageFolder tree of random RGB PNGs."""
-    import numpy as np
-    from PIL import Image
-    rng = np.random.default_rng(seed)
-    for c in ("a", "b"):
-        (root / c).mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
 
 
 def test_train_full_reference_on_a_folder_dataset(tmp_path, capsys):

@@ -18,7 +18,6 @@ Zhao & Zhang, ICLR 2025).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Callable, Optional
@@ -26,6 +25,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from .atomic import write_json
 from .config import Options, opt
 from .data.base import DataError, ImageData, denormalize
 
@@ -222,7 +222,7 @@ def audit(run_dir: str | Path, config: AuditConfig = AuditConfig(), *, device=to
                          "near copy is closer to a training image than 99% of held-out real "
                          "images are. These numbers are no privacy guarantee; a model trained "
                          "on the set can leak membership even when no image is a near copy."}
-    (run_dir / AUDIT).write_text(json.dumps(report, indent=2))
+    write_json(run_dir / AUDIT, report)
     return report
 
 

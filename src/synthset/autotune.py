@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from .atomic import locked, write_json
 from .device import synchronize
 from .provenance import cpu
 
@@ -54,14 +55,14 @@ def _read() -> dict:
 
 
 def _write(key: str, value: dict) -> None:
-    data = _read()
-    data[key] = value
+    """Add one choice: read, update and replace the file under a lock, so that processes
+    tuning at once keep each other's choices (and a reader never sees half a file)."""
     path = cache_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(path)
+        with locked(path):
+            data = _read()
+            data[key] = value
+            write_json(path, data, indent=1)
     except OSError:  # a read-only cache costs a re-tune next time, nothing else
         pass
 

@@ -677,6 +677,7 @@ class _WithoutProgress:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .atomic import WriteError
     from .data.base import DataError
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -693,6 +694,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError, FloatingPointError) as e:
         print(f"synthset {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except WriteError as e:  # a full disk, a file-size limit, a read-only folder
+        print(f"synthset {args.command}: error: {e}", file=sys.stderr)
+        return 74  # EX_IOERR
     except KeyboardInterrupt:
         print(f"\nsynthset {args.command}: interrupted", file=sys.stderr)
         return 130

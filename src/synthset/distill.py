@@ -4,13 +4,13 @@ everything a report needs (FLOPs, times, memory, versions, machine)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 
+from .atomic import write_json
 from .config import DataConfig, DistillConfig
 from .data import load_training
 from .device import peak_memory_mib
@@ -63,8 +63,7 @@ def distill(data: DataConfig, config: DistillConfig, *, out_dir: Optional[str | 
         sset = _make(method, data, config, options, device=device, run_dir=run_dir,
                      resume=resume, log=log, progress=progress)
         sset.save(run_dir)
-        (run_dir / "config.json").write_text(json.dumps(
-            {"data": data.to_dict(), "distill": config.to_dict()}, indent=2))
+        write_json(run_dir / "config.json", {"data": data.to_dict(), "distill": config.to_dict()})
         sset.grid(run_dir / "grid.png")
     return sset
 

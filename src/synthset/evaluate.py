@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from . import augment
+from .atomic import append_line, read_jsonl, write_json
 from .config import EvalConfig, TrainConfig
 from .data.base import DatasetInfo, ImageData
+from .engine.rundir import evaluating
 from .device import autocast, onednn_off, peak_memory_mib, synchronize
 from .flops import inference_flops, train_step_flops
 from .metrics import accuracy, balanced_accuracy, class_recall, roc_auc
@@ -255,34 +257,38 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         raise ValueError(f"--workers {workers} forks local processes, and under torchrun each of "
                          f"the {world.size} ranks is already one: drop --workers (the ranks share "
                          f"the runs) or run without torchrun")
-    precisions = world.broadcast(resolve_precision(cfg, images, device, log)
-                                 if world.is_main else None)
-    key = _precision_key(cfg, {m: p["precision"] for m, p in precisions.items()},
-                         images.shape[0], tag)
-    log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
-    done = _finished_runs(log_path, key)
-    todo = [(m, r) for m in cfg.models for r in range(cfg.runs) if (m, r) not in done]
-    done, todo = world.broadcast((done, todo))  # rank 0's log decides (no shared disk needed)
+    # a second evaluation of the same folder and split is refused, not interleaved
+    lock = (evaluating(out_dir, cfg.split) if out_dir and world.is_main
+            else contextlib.nullcontext())
+    with lock:
+        precisions = world.broadcast(resolve_precision(cfg, images, device, log)
+                                     if world.is_main else None)
+        key = _precision_key(cfg, {m: p["precision"] for m, p in precisions.items()},
+                             images.shape[0], tag)
+        log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
+        done = _finished_runs(log_path, key)
+        todo = [(m, r) for m in cfg.models for r in range(cfg.runs) if (m, r) not in done]
+        done, todo = world.broadcast((done, todo))  # rank 0's log decides (no shared disk needed)
 
-    def record(res: RunResult) -> None:
-        done[(res.model, res.run)] = res
-        if world.is_main:
-            _log_run(res, log_path, key, log)
+        def record(res: RunResult) -> None:
+            done[(res.model, res.run)] = res
+            if world.is_main:
+                _log_run(res, log_path, key, log)
 
-    train_cfg = {m: dataclasses.replace(cfg.train, precision=precisions[m]["precision"])
-                 for m in cfg.models}
-    done = _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, device=device,
-                       world=world, workers=workers, tag=tag, progress=progress,
-                       data_parallel=data_parallel)
-    report = _report(cfg, done, precisions, images, test, device, config_extra)
-    if missing:
-        report["missing_classes"] = missing
-    if world.active:
-        report["world_size"] = world.size
-    if out_dir and world.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / results_files(cfg.split)[0]).write_text(json.dumps(report, indent=2))
-    return report
+        train_cfg = {m: dataclasses.replace(cfg.train, precision=precisions[m]["precision"])
+                     for m in cfg.models}
+        done = _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, device=device,
+                           world=world, workers=workers, tag=tag, progress=progress,
+                           data_parallel=data_parallel)
+        report = _report(cfg, done, precisions, images, test, device, config_extra)
+        if missing:
+            report["missing_classes"] = missing
+        if world.active:
+            report["world_size"] = world.size
+        if out_dir and world.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_json(out_dir / results_files(cfg.split)[0], report)
+        return report
 
 
 def _precision_key(cfg: EvalConfig, chosen: dict[str, str], n_train: int, tag: str) -> str:
@@ -301,21 +307,15 @@ def _log_run(res: RunResult, log_path: Optional[Path], key: str, log) -> None:
     log(f"{res.model} run {res.run}: {res.accuracy:.2f}% (balanced {res.balanced_accuracy:.2f}%) "
         f"in {res.train_seconds:.1f}s")
     if log_path:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a") as f:
-            f.write(json.dumps({**asdict(res), "config_key": key}) + "\n")
+        append_line(log_path, json.dumps({**asdict(res), "config_key": key}))
 
 
 def _finished_runs(log_path: Optional[Path], key: str) -> dict[tuple[str, int], RunResult]:
     """The runs of ``key`` already in the run log (a line cut by an interruption is skipped)."""
     done: dict[tuple[str, int], RunResult] = {}
-    if not log_path or not log_path.exists():
+    if not log_path:
         return done
-    for line in log_path.read_text().splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for rec in read_jsonl(log_path):
         if rec.get("config_key") == key:
             rec.pop("config_key")
             done[(rec["model"], rec["run"])] = RunResult(**rec)

@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
+from .atomic import write_json, write_text
+
 if TYPE_CHECKING:
     from .config import EvalConfig
 
@@ -284,10 +286,8 @@ def write_results(study: Study, header: dict) -> Path:
     body = {**header, "study": study.name, "description": study.description,
             "source": str(study.source) if study.source else None,
             "rows": [row(study, r) for r in study.runs]}
-    part = path.with_suffix(".json.part")
-    part.write_text(json.dumps(body, indent=2))
-    part.replace(path)
-    (study.out / "study.md").write_text(table(body).markdown() + "\n")
+    write_json(path, body)
+    write_text(study.out / "study.md", table(body).markdown() + "\n")
     return path
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from .atomic import replacing, write_json, write_safetensors
 from .data.base import DataError, DatasetInfo, denormalize
 from .formation import decode, tile_size
 from .provenance import versions
@@ -68,13 +69,10 @@ class SyntheticSet:
         run_dir.mkdir(parents=True, exist_ok=True)
         tensors = {"images": self.images.detach().float().cpu().contiguous(),
                    "labels": self.labels.cpu().to(torch.int64).contiguous()}
-        part = run_dir / (TENSORS + ".part")
-        save_file(tensors, str(part))
-        part.replace(run_dir / TENSORS)
+        write_safetensors(run_dir / TENSORS, tensors)
         meta = {"format": FORMAT_VERSION, "dataset": self.info.to_dict(), "factor": self.factor,
                 "metadata": {"versions": versions(), **self.metadata}}
-        (run_dir / (META + ".part")).write_text(json.dumps(meta, indent=2))
-        (run_dir / (META + ".part")).replace(run_dir / META)
+        write_json(run_dir / META, meta)
         return run_dir
 
     @classmethod
@@ -116,7 +114,8 @@ class SyntheticSet:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         images, labels = self.decoded()
-        torch.save({"data": [[images.cpu(), labels.cpu()]]}, path)
+        with replacing(path) as tmp:
+            torch.save({"data": [[images.cpu(), labels.cpu()]]}, tmp)
         return path
 
     def grid(self, path: str | Path, *, max_per_class: int = 10, scale: int = 0) -> Path:

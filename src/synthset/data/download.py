@@ -52,7 +52,7 @@ def download_url(url: str, dest: Path, *, md5: Optional[str] = None, gunzip_md5:
     if ``gunzip_md5``) before the final rename. Raises DataError on a mismatch."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
+    part = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # processes downloading at once
     try:
         req = urllib.request.Request(url, headers={"User-Agent": "synthset"})
         with urllib.request.urlopen(req, timeout=timeout) as r, open(part, "wb") as f:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..atomic import WriteError, write_safetensors
 from ..config import DataConfig
 from .base import DataError, DatasetInfo, ImageData
 from .download import cache_dir, data_root, md5_of
@@ -137,11 +139,10 @@ def load_all(root: Path, size: int, *, check_md5: bool = True, use_cache: bool =
         arrays = list(pool.map(lambda p: decode(p, size), paths))
     images = torch.from_numpy(np.stack(arrays))
     if use_cache:
-        from safetensors.torch import save_file
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        part = cache.with_name(cache.name + ".part")
-        save_file({"images": images}, str(part))
-        part.replace(cache)
+        try:
+            write_safetensors(cache, {"images": images})
+        except WriteError as e:  # the cache saves time only: go on without it
+            warnings.warn(f"MHIST decode cache not saved ({e})", RuntimeWarning, stacklevel=2)
     return rows, images
 
 

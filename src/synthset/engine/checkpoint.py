@@ -9,8 +9,9 @@ from typing import Optional
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from ..atomic import write_safetensors, write_text
 from ..config import VOLATILE_ENGINE, EngineConfig, legacy_distill
 from .state import RunState
 
@@ -33,11 +34,9 @@ def save(run_dir: Path, state: RunState, *, iteration: int, generator_state: tor
     meta = json.dumps({"iteration": iteration, "history": state.history[:iteration],
                        "elapsed": state.elapsed[:iteration], "config": config,
                        "seconds": seconds, **extra_meta})
-    part = run_dir / (CHECKPOINT + ".part")
-    save_file(tensors, str(part), metadata={"meta": meta})
-    part.replace(run_dir / CHECKPOINT)
-    (run_dir / (CHECKPOINT_META + ".part")).write_text(meta)
-    (run_dir / (CHECKPOINT_META + ".part")).replace(run_dir / CHECKPOINT_META)
+    # the tensors carry their own metadata (what resume reads); checkpoint.json is a copy to read
+    write_safetensors(run_dir / CHECKPOINT, tensors, metadata={"meta": meta})
+    write_text(run_dir / CHECKPOINT_META, meta)
 
 
 def read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -28,26 +29,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _take_lock(path: Path) -> Path:
-    lock = path / LOCK
-    for _ in range(2):
+def _take_lock(path: Path, name: str = LOCK, doing: str = "written") -> Path:
+    lock = path / name
+    for _ in range(50):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             try:
                 pid = int(lock.read_text().strip() or 0)
+                age = time.time() - lock.stat().st_mtime
             except (OSError, ValueError):
-                pid = 0
+                pid, age = 0, 0.0
             if pid and pid != os.getpid() and _alive(pid):
                 raise RunDirError(
-                    f"{path} is being written by another synthset process (PID {pid}, lock file "
+                    f"{path} is being {doing} by another synthset process (PID {pid}, lock file "
                     f"{lock}); wait for it to finish, stop it, or choose another --out") from None
+            if not pid and age < 2.0:  # just created: its owner is writing its PID
+                time.sleep(0.05)
+                continue
             lock.unlink(missing_ok=True)  # a stale lock: its process is gone
             continue
         with os.fdopen(fd, "w") as f:
             f.write(str(os.getpid()))
         return lock
     raise RunDirError(f"could not take the lock {lock}; delete it if no synthset process runs")
+
+
+@contextlib.contextmanager
+def evaluating(path: str | Path, split: str = "test") -> Iterator[Path]:
+    """Hold ``path``'s evaluation lock for ``split``: a second ``synthset evaluate`` writing
+    the same folder and split at once is refused with the PID of the first (its run log
+    would interleave with this one's and each would redo the other's runs)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    lock = _take_lock(path, f".synthset-evaluate-{split}.lock", "evaluated")
+    try:
+        yield path
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

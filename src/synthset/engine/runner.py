@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic import append_line
 from ..config import DataConfig, DistillConfig, EvalConfig, TrainConfig
 from ..data.base import ImageData, class_indices, normalize
 from ..device import autocast
@@ -335,12 +336,10 @@ class Loop:
                        device=self.ctx.device, progress=False, log=lambda m: None,
                        world=World())  # rank 0 alone: no collectives while the others iterate
         m = rep["models"][ec.model]
-        with open(self.run_dir / LOG, "a") as f:
-            f.write(json.dumps({"iteration": iteration, "loss": loss,
-                                "distill_seconds": self.seconds(), "accuracy": m["mean"],
-                                "std": m["std"], "eval_epochs": ec.eval_epochs,
-                                "split": "val" if self.data.holdout_val else "test",
-                                "eval_runs": ec.eval_runs}) + "\n")
+        append_line(self.run_dir / LOG, json.dumps({
+            "iteration": iteration, "loss": loss, "distill_seconds": self.seconds(),
+            "accuracy": m["mean"], "std": m["std"], "eval_epochs": ec.eval_epochs,
+            "split": "val" if self.data.holdout_val else "test", "eval_runs": ec.eval_runs}))
 
 
 def run(method, train: ImageData, config: DistillConfig, options, *, device: torch.device,

@@ -7,11 +7,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import os
-from pathlib import Path
 
 import torch
 
+from ..atomic import write_safetensors
 from ..config import CoresetConfig, DistillConfig, TrainConfig
 from ..data.base import ImageData, class_indices
 from ..data.download import cache_dir
@@ -116,20 +115,22 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
     key = (f"{info.name}-{info.size[0]}-{len(train)}-{fingerprint(train)}-{cfg.feature_model}"
            f"-e{epochs}-s{seed}")
     path = cache_dir() / "feature_nets" / f"{key}.safetensors"
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
     if path.exists():
-        net.load_state_dict(load_file(str(path)))
-        log(f"feature net: loaded {path}")
-        return net
+        try:
+            net.load_state_dict(load_file(str(path)))
+            log(f"feature net: loaded {path}")
+            return net
+        except Exception as e:  # a corrupt or foreign cache entry is retrained, not trusted
+            log(f"feature net: {path} cannot be read ({e}); training it again")
     log(f"feature net: training {cfg.feature_model} on all {len(train)} training images for "
         f"{epochs} epoch(s) (cached afterwards at {path})")
     tcfg = TrainConfig(epochs=epochs, augment=False, precision="fp32")  # as cached so far
     train_network(net, train.images, train.labels, info, tcfg, generator=g, device=device,
                   desc="feature net")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = f"{path}.{os.getpid()}.part"  # torchrun ranks train the same net side by side
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, part)
-    Path(part).replace(path)
+    # atomic: torchrun ranks train the same net side by side
+    write_safetensors(path, {k: v.detach().cpu().contiguous()
+                             for k, v in net.state_dict().items()})
     return net
 
 

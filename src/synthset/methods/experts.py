@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -29,6 +28,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from ..atomic import write_safetensors
 from ..data.base import normalize
 
 
@@ -151,9 +151,6 @@ def _load(path: Optional[Path]) -> tuple[Optional[dict], float]:
 def _save(path: Optional[Path], weights: dict, seconds: float) -> None:
     if path is None:
         return
-    from safetensors.torch import save_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = f"{path}.{os.getpid()}.part"  # atomic: concurrent runs never read half a file
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, part,
-              metadata={"train_seconds": json.dumps(seconds)})
-    Path(part).replace(path)
+    # atomic: concurrent runs never read half a file
+    write_safetensors(path, {k: v.detach().cpu().contiguous() for k, v in weights.items()},
+                      metadata={"train_seconds": json.dumps(seconds)})

@@ -7,6 +7,7 @@ import html
 import shutil
 from pathlib import Path
 
+from ..atomic import write_text
 from .runs import load_run, method_order
 from .tables import (Table, accuracy_tables, audit_table, membership_table, config_table, cost_table, crossarch, majority,
                      protocol_model)
@@ -26,8 +27,8 @@ def build_report(run_dirs: list[str | Path], out_dir: str | Path, *, title: str 
                                         for dataset in sorted({r.dataset for r in records})]
     sections.append(("configs", [config_table(records)]))
     md, page = _render(sections, title, command)
-    (out / "report.md").write_text(md)
-    (out / "report.html").write_text(page)
+    write_text(out / "report.md", md)
+    write_text(out / "report.html", page)
     return {"html": out / "report.html", "markdown": out / "report.md"}
 
 

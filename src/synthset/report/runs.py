@@ -14,6 +14,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ..atomic import read_jsonl
 from ..config import legacy_distill
 from ..data.base import DatasetInfo
 
@@ -152,17 +153,6 @@ def _results_from_eval_json(d: dict) -> dict[str, ModelResult]:
     return out
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    out = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by an interruption
-    return out
-
-
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -185,7 +175,7 @@ def load_run(path: str | Path) -> RunRecord:
         d = _read_json(syn)
         meta = d.get("metadata", {})
         info = DatasetInfo.from_dict(d["dataset"])
-        runs = _read_jsonl(path / "eval_runs.jsonl")
+        runs = read_jsonl(path / "eval_runs.jsonl")
         if runs:
             by_epochs = _results_from_runs(runs)
             results = _best_per_model(by_epochs)
@@ -206,7 +196,7 @@ def load_run(path: str | Path) -> RunRecord:
                          method=meta.get("method", "?"), ipc=ipc, n_images=n, results=results,
                          by_epochs=by_epochs,
                          metadata=meta, config=legacy_distill(meta.get("distill", {})), curve=curve,
-                         eval_log=_read_jsonl(path / "log.jsonl"), factor=factor, flops=flops,
+                         eval_log=read_jsonl(path / "log.jsonl"), factor=factor, flops=flops,
                          missing_classes=ev_json.get("missing_classes", []),
                          audit=_read_json(path / "audit.json") if (path / "audit.json").exists() else None)
     if ev.exists():
@@ -216,7 +206,7 @@ def load_run(path: str | Path) -> RunRecord:
                          method="full", ipc=None, n_images=int(d["n_train"]),
                          results=_results_from_eval_json(d), config=d.get("config", {}),
                          flops=_recorded_flops(d))
-    runs = _read_jsonl(path / "eval_runs.jsonl")
+    runs = read_jsonl(path / "eval_runs.jsonl")
     if runs:  # a `synthset train --out` stopped before its eval.json: its finished runs
         by_epochs = _results_from_runs(runs)
         return RunRecord(path=path, kind="full", dataset="?", info=None, method="full", ipc=None,
