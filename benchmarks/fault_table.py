@@ -52,7 +52,8 @@ def same_set(a: Path, b: Path) -> bool:
 
 
 def last_line(text: str) -> str:
-    lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip() and "it/s" not in ln]
+    lines = [ln for ln in text.replace("\r", "\n").splitlines()
+             if ln.strip() and "it/s" not in ln and "s/it" not in ln]
     return lines[-1].strip() if lines else ""
 
 
@@ -68,14 +69,15 @@ def kills(tmp: Path, data: Path, env: dict, ref: Path, n: int, seed: int) -> dic
         landed += proc.poll() is None
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        parts += len(list(run.glob(".*.part")))
+        parts += len(list(run.glob(".*.part")))  # cleared by the next start
         meta = run / "checkpoint.json"
         iterations.append(json.loads(meta.read_text())["iteration"] if meta.exists() else 0)
     res = subprocess.run(distill(data, run, "--resume-or-start"), env=env, capture_output=True,
                          text=True)
     return {"fault": "kill -9 at a random moment, then --resume-or-start", "injected": n,
             "landed_while_running": landed, "checkpoint_iteration_after_each_kill": iterations,
-            "temporary_files_left": parts, "final_exit": res.returncode,
+            "temporary_files_after_kills": parts,
+            "temporary_files_at_the_end": len(list(run.glob(".*.part"))), "final_exit": res.returncode,
             "user_saw": last_line(res.stderr) or last_line(res.stdout),
             "final_equals_uninterrupted": res.returncode == 0 and same_set(run, ref)}
 

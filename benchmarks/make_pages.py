@@ -593,7 +593,9 @@ def faults() -> str:
         if "checkpoint_iteration_after_each_kill" in r:
             detail.append("checkpoint after each kill at iteration "
                           + ", ".join(map(str, r["checkpoint_iteration_after_each_kill"])))
-            detail.append(f"{r['temporary_files_left']} temporary files left behind")
+            detail.append(f"{r['temporary_files_after_kills']} temporary files left by the kills "
+                          f"in all, {r['temporary_files_at_the_end']} after the final run (a start "
+                          f"clears them)")
         if "last_checkpoint_readable" in r:
             detail.append(f"exit {', '.join(map(str, r['exits']))}; last checkpoint readable "
                           f"{r['last_checkpoint_readable']}/{r['injected']}")

@@ -46,7 +46,9 @@ def test_every_dataset_loads_and_describes_itself(dataset, fake_root):
 
 
 @pytest.mark.parametrize("method", METHODS.names())
-@pytest.mark.parametrize("dataset", DATASETS.names())
+@pytest.mark.parametrize("dataset", [
+    pytest.param(n, marks=pytest.mark.slow) if DATASETS.get(n).smoke_slow else n
+    for n in DATASETS.names()])
 def test_every_method_on_every_dataset(method, dataset, fake_root, tmp_path):
     m = METHODS.get(method)
     cfg = distill_config(method, 1, features="random", model="ConvNetD2", **m.smoke)

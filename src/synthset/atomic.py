@@ -130,16 +130,19 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 @contextlib.contextmanager
-def locked(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` + ``.lock`` (other processes wait), for a
-    read-modify-write of a shared file such as the autotune cache. Where file locks are
-    not available the block runs unlocked: the writes above stay atomic, a concurrent
-    update may then be lost, never half-written."""
+def locked(path: str | Path, *, remove: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on the hidden file ``.<name>.lock`` beside ``path`` (other
+    processes wait), for a read-modify-write of a shared file such as the autotune cache.
+    ``remove``: delete the lock file on the way out (a one-off job such as a download; a
+    process that waited then finds the job done). Where file locks are not available the
+    block runs unlocked: the writes above stay atomic, a concurrent update may then be
+    lost, never half-written."""
     path = Path(path)
+    lock = path.with_name(f".{path.name}.lock")
     try:
         import fcntl
         path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path.with_name(path.name + ".lock"), "a")
+        f = open(lock, "a")
     except (ImportError, OSError):
         yield
         return
@@ -148,6 +151,8 @@ def locked(path: str | Path) -> Iterator[None]:
         try:
             yield
         finally:
+            if remove:
+                lock.unlink(missing_ok=True)
             fcntl.flock(f, fcntl.LOCK_UN)
 
 

@@ -101,11 +101,15 @@ def cmd_datasets(args) -> int:
     print(f"data root: {root}")
     for name, spec in DATASETS.items():
         info = spec.info()
+        classes = ", ".join(info.class_names[:5]) + (", ..." if info and info.num_classes > 5 else "") \
+            if info else ""
+        stats = (f"mean {info.mean}, std {info.std}" if info and info.mean
+                 else "mean/std measured on the training images")
         facts = (f"{info.channels}x{info.size[0]}x{info.size[1]}, {info.num_classes} classes "
-                 f"({', '.join(info.class_names)}), mean {info.mean}, std {info.std}; "
+                 f"({classes}), {stats}; "
                  f"{'present' if spec.present(root) else 'not present'} under the root; "
                  if info else "")
-        print(f"  {name:<7} {facts}{spec.where}")
+        print(f"  {name:<16} {facts}{spec.where}")
     return 0
 
 

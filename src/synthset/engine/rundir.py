@@ -89,6 +89,8 @@ def owned(path: str | Path, *, resume: bool = False, overwrite: bool = False,
     path.mkdir(parents=True, exist_ok=True)
     lock = _take_lock(path)
     try:
+        for part in path.glob(".*.part"):  # a writer killed mid-write (synthset.atomic) left it
+            part.unlink(missing_ok=True)
         found = [name for name in OUTPUTS if (path / name).exists()]
         if found and not (resume or overwrite):
             raise RunDirError(
