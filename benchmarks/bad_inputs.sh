@@ -30,7 +30,18 @@ try synthset distill --dataset mhist --image-size 32 --data-root $T/mh2 --no-ver
 echo "## unknown method / model / dataset"
 try synthset distill --method dm2 --data-root $SHARED --out $T/o
 try synthset train --model ResNet50 --data-root $SHARED
-try synthset distill --dataset cifar10 --out $T/o
+try synthset distill --dataset cifar11 --out $T/o
+echo "## a dataset to download with no network"; try synthset distill --dataset cifar10 --data-root $T/net --out $T/o
+mkdir -p $T/pk/cifar10 && python - "$T/pk/cifar10/cifar-10-python.tar.gz" <<'PY'
+import io, pickle, sys, tarfile
+blob = pickle.dumps({"data": 0})
+with tarfile.open(sys.argv[1], "w:gz") as tar:
+    ti = tarfile.TarInfo("cifar-10-batches-py/data_batch_1"); ti.size = len(blob); tar.addfile(ti, io.BytesIO(blob))
+PY
+echo "## CIFAR-10's Python (pickle) archive where the binary one belongs"
+try synthset distill --dataset cifar10 --data-root $T/pk --no-download --out $T/o
+echo "## a write past a file-size limit (ulimit -f 16: 16 KiB)"
+try bash -c "ulimit -f 16; exec synthset distill --data-root $SHARED --iterations 3 --checkpoint-every 1 --out $T/fsize"
 echo "## IPC larger than a class"; try synthset distill --dataset mhist --image-size 32 --ipc 1000 --data-root $SHARED --out $T/o
 echo "## --device cuda without a GPU"; try synthset distill --device cuda --data-root $SHARED --out $T/o
 echo "## evaluate a folder that is not a run"; try synthset evaluate $T

@@ -578,6 +578,24 @@ def official_speed() -> str:
 
 
 @table
+def audit_speed() -> str:
+    """benchmarks/audit_speed.py: the memorisation audit's wall-clock, cold and cached."""
+    path = RES / "audit" / "speed_cpu.json"
+    if not path.exists():
+        return "*Not measured yet: run `python benchmarks/audit_speed.py`.*"
+    d = json.loads(path.read_text())
+    return (caption(f"`synthset audit` of `{d['set']}` (pixel and feature space, 2,000 held-out "
+                    f"test images, drift from the remade start), nothing else running",
+                    machine(d["machine"]), rel(path)) + f"Command: `{d['command']}`\n\n"
+            + md(["cache", "wall-clock"],
+                 [["empty (the feature network is trained first, then cached)",
+                   mins(d["seconds_empty_cache"])],
+                  ["the feature network cached", mins(d["seconds_cached_feature_net"])]])
+            + (f"\n\nThe feature network's training: `{d['feature_net_training']}`."
+               if d.get("feature_net_training") else ""))
+
+
+@table
 def faults() -> str:
     """benchmarks/fault_table.py: each fault, how often injected, what the user saw."""
     path = RES / "faults.json"

@@ -31,7 +31,7 @@ def test_distill_evaluate_show_export(tmp_path, shared_root, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["distill", "--method", "nope", "--out", "x"], "unknown method 'nope'; choose one of: random, herding, kcenter"),
-    (["distill", "--dataset", "cifar", "--out", "x"], "unknown dataset 'cifar'; choose one of: folder, mhist, mnist"),
+    (["distill", "--dataset", "cifar", "--out", "x"], "unknown dataset 'cifar'; choose one of: cifar10, cifar100, "),
     (["distill", "--ipc", "7000", "--out", "x"], "--ipc 7000 is larger than a class"),
     (["evaluate", "missing-dir"], "missing-dir does not exist"),
     (["train", "--model", "ResNet99"], "unknown model 'ResNet99'"),
@@ -112,8 +112,11 @@ def test_distill_factor_flag_saves_a_multi_formation_set(tmp_path, shared_root, 
 def test_datasets_lists_facts(shared_root, capsys):
     assert main(["datasets", "--data-root", str(shared_root)]) == 0
     out = capsys.readouterr().out
-    assert "mnist   1x28x28, 10 classes" in out and "mhist   3x224x224, 2 classes (HP, SSA)" in out
-    assert out.count("present under the root") == 2
+    lines = {ln.split()[0]: ln for ln in out.splitlines()[1:]}
+    assert "1x28x28, 10 classes (0, 1, 2, 3, 4, ...)" in lines["mnist"]
+    assert "3x224x224, 2 classes (HP, SSA)" in lines["mhist"]
+    assert "mean/std measured on the training images" in lines["pathmnist"]
+    assert out.count("; present under the root") == 2  # MNIST and MHIST are in ../shared/data
 
 
 def _children(pid: int) -> list[int]:

@@ -35,24 +35,36 @@ AUDIT = "audit.json"
 # ---------------------------------------------------------------- distances
 
 
-def nearest(a: torch.Tensor, b: torch.Tensor, *, chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(a: torch.Tensor, b: torch.Tensor, *, chunk: int = 4096, candidates: int = 4,
+            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """For each row of ``a`` (N, D), the Euclidean distance to its nearest row of ``b`` (M, D)
-    and that row's index. The search uses ||a||^2 + ||b||^2 - 2 a.b in chunks of ``chunk``
-    rows of ``b`` (float64, clamped at 0); the distance to the row found is then computed
-    directly, ||a - b_i||, so an exact copy measures 0 on every BLAS (the expansion left
-    8e-7 on an AVX-512 Intel Xeon)."""
-    a, b = a.double().flatten(1), b.double().flatten(1)
-    aa = a.square().sum(1, keepdim=True)
-    best = torch.full((a.shape[0],), math.inf, dtype=torch.float64)
-    index = torch.zeros(a.shape[0], dtype=torch.long)
-    for start in range(0, b.shape[0], chunk):
-        part = b[start:start + chunk]
-        d2 = (aa + part.square().sum(1) - 2 * a @ part.T).clamp_min(0)
-        m, i = d2.min(1)
-        better = m < best
-        best = torch.where(better, m, best)
-        index = torch.where(better, i + start, index)
-    return (a - b[index]).norm(dim=1), index
+    and that row's index. The search ranks the rows of ``b`` by ||a||^2 + ||b||^2 - 2 a.b in
+    float32, in chunks of ``chunk`` rows, keeping each row's ``candidates`` best; those are
+    then measured exactly in float64, ||a - b_i||, and the nearest kept. So an exact copy
+    measures 0 on every BLAS, and float32 can only mislead where more than ``candidates`` rows
+    of ``b`` tie within its rounding, which then changes no distance beyond that rounding."""
+    from tqdm import tqdm
+    if b.shape[0] == 0:
+        raise ValueError("nearest: the set searched holds no rows")
+    if a.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    a32, b32 = a.float().flatten(1), b.float().flatten(1)
+    aa = a32.square().sum(1, keepdim=True)
+    k = min(candidates, b32.shape[0])
+    best = torch.full((a32.shape[0], k), math.inf)
+    index = torch.zeros(a32.shape[0], k, dtype=torch.long)
+    for start in tqdm(range(0, b32.shape[0], chunk), desc="nearest", disable=not progress,
+                      leave=False):
+        part = b32[start:start + chunk]
+        d2 = (aa + part.square().sum(1) - 2 * a32 @ part.T).clamp_min(0)
+        m, i = d2.topk(min(k, part.shape[0]), dim=1, largest=False)
+        best, pick = torch.cat([best, m], 1).topk(k, dim=1, largest=False)
+        index = torch.cat([index, i + start], 1).gather(1, pick)
+    a64, b_flat = a.double().flatten(1), b.flatten(1)
+    exact = torch.cat([(a64[r:r + 512, None, :] - b_flat[index[r:r + 512]].double()).norm(dim=2)
+                       for r in range(0, a64.shape[0], 512)])  # (N, k), float64
+    d, j = exact.min(1)
+    return d, index.gather(1, j[:, None])[:, 0]
 
 
 def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 1.0, window: int = 11,
@@ -129,8 +141,8 @@ def memorisation(syn: torch.Tensor, train: ImageData, held_out: torch.Tensor, *,
     """The memorisation statistics of ``syn`` (normalised, decoded) against the training
     split, with ``held_out`` (normalised real images not in it) as the baseline."""
     real = train.normalized()
-    d_syn, i_syn = nearest(syn, real)
-    d_base, _ = nearest(held_out, real)
+    d_syn, i_syn = nearest(syn, real, progress=True)
+    d_base, _ = nearest(held_out, real, progress=True)
     frac, thr = near_copy_fraction(d_syn, d_base)
     px_syn = denormalize(syn.float(), train.info.mean, train.info.std)
     px_nn = denormalize(real[i_syn].float(), train.info.mean, train.info.std)
@@ -141,8 +153,8 @@ def memorisation(syn: torch.Tensor, train: ImageData, held_out: torch.Tensor, *,
            "nearest_train_index": i_syn.tolist(), "pixel_distances": d_syn.tolist()}
     if embed is not None:
         f_real, f_syn, f_held = embed(real), embed(syn), embed(held_out)
-        fd_syn, fi_syn = nearest(f_syn, f_real)
-        fd_base, _ = nearest(f_held, f_real)
+        fd_syn, fi_syn = nearest(f_syn, f_real, progress=True)
+        fd_base, _ = nearest(f_held, f_real, progress=True)
         ffrac, fthr = near_copy_fraction(fd_syn, fd_base)
         out["feature"] = {"synthetic_to_train": summary(fd_syn), "held_out_to_train": summary(fd_base),
                           "near_copy_threshold": fthr, "near_copy_fraction": ffrac,
@@ -202,8 +214,12 @@ def audit(run_dir: str | Path, config: AuditConfig = AuditConfig(), *, device=to
     if cfg_d and sset.metadata.get("iterations"):
         from .distill import distill
         cfg = DistillConfig.from_dict(cfg_d)
-        cfg = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, iterations=0,
-                                                                  compile=False))
+        # the start comes from the run's generator alone: no trained experts (their own
+        # seeds), no timing of arithmetic, no compilation are needed to remake it
+        options = {**(cfg.options or {}), **({"experts": 0, "ce_weight": 0.0}
+                                             if (cfg.options or {}).get("experts") else {})}
+        cfg = dataclasses.replace(cfg, options=options, engine=dataclasses.replace(
+            cfg.engine, iterations=0, compile=False, precision="fp32"))
         log("remaking the set's start (its seed, 0 iterations)")
         start = distill(data, cfg, device=device, log=lambda m: None, progress=False).decoded()[0]
     stats = memorisation(syn, train, held, embed=embed, start=start)
