@@ -606,7 +606,8 @@ def faults() -> str:
     for r in d["rows"]:
         landed = (f"{r['landed_while_running']} while running" if "landed_while_running" in r
                   else f"{r['rounds_all_succeeded']} rounds all succeeded" if "rounds_all_succeeded" in r
-                  else "")
+                  else f"{sum(e == 74 for e in r['exits'])} stopped a run" if "exits" in r
+                  else "refused" if r.get("second_exit") else "")
         detail = []
         if "checkpoint_iteration_after_each_kill" in r:
             detail.append("checkpoint after each kill at iteration "
