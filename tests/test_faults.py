@@ -19,7 +19,7 @@ from helpers import folder_data
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and rlimits")
-ITERATIONS = 40
+ITERATIONS = 80
 
 
 def _env(cache: Path) -> dict:
@@ -54,12 +54,12 @@ def test_kill_9_at_random_moments_then_resume_ends_equal_to_the_uninterrupted_ru
         before = meta.stat().st_mtime_ns if meta.exists() else 0
         while proc.poll() is None and (not meta.exists() or meta.stat().st_mtime_ns == before):
             time.sleep(0.02)  # until the loop writes its first checkpoint
-        time.sleep(rng.uniform(0.0, 0.3))  # then anywhere in an iteration or a write
+        time.sleep(rng.uniform(0.0, 0.15))  # then anywhere in an iteration or a write
         assert proc.poll() is None, "the run ended before the kill"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         reached.append(json.loads(meta.read_text())["iteration"])
-    assert 0 < reached[0] <= reached[1] <= reached[2] < ITERATIONS  # each life kept its progress
+    assert 0 < reached[0] <= reached[1] <= reached[2] <= ITERATIONS  # each life kept its progress
     res = subprocess.run(_distill(data, tmp_path / "run", "--resume-or-start"), env=env,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
