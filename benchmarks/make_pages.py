@@ -45,6 +45,15 @@ def jsonl(name: str) -> list[dict]:
     return [json.loads(x) for x in (RES / name).read_text().splitlines() if x.strip()]
 
 
+def measured(pattern: str) -> list[tuple[Path, dict]]:
+    """The results files under benchmarks/results/ matching ``pattern``, read, in name order."""
+    return [(f, json.loads(f.read_text())) for f in sorted(RES.glob(pattern))]
+
+
+def not_measured(script: str) -> str:
+    return f"*Not measured yet: run `python benchmarks/{script}`.*"
+
+
 def js(name: str) -> dict:
     return json.loads((RES / name).read_text())
 
@@ -547,12 +556,11 @@ RETIRED = ("compile_ab.py", "dm_mnist.py", "dm_proxy.py", "ema_proxy.py", "embed
 @table
 def official_speed() -> str:
     """synthset beside the official main_DM.py, one block per machine (benchmarks/official_speed.py)."""
-    files = sorted((RES / "official_speed").glob("*.json"))
+    files = measured("official_speed/*.json")
     if not files:
-        return "*Not measured yet: run `benchmarks/official_speed.py` (see its docstring).*"
+        return not_measured("official_speed.py") + " (see its docstring)"
     out = []
-    for f in files:
-        d = json.loads(f.read_text())
+    for f, d in files:
         body = []
         for heap in dict.fromkeys(r["allocator"] for r in d["runs"]):
             rs = [r for r in d["runs"] if r["allocator"] == heap]
@@ -580,10 +588,10 @@ def official_speed() -> str:
 @table
 def audit_speed() -> str:
     """benchmarks/audit_speed.py: the memorisation audit's wall-clock, cold and cached."""
-    path = RES / "audit" / "speed_cpu.json"
-    if not path.exists():
-        return "*Not measured yet: run `python benchmarks/audit_speed.py`.*"
-    d = json.loads(path.read_text())
+    files = measured("audit/speed_cpu.json")
+    if not files:
+        return not_measured("audit_speed.py")
+    path, d = files[0]
     return (caption(f"`synthset audit` of `{d['set']}` (pixel and feature space, 2,000 held-out "
                     f"test images, drift from the remade start), nothing else running",
                     machine(d["machine"]), rel(path)) + f"Command: `{d['command']}`\n\n"
@@ -598,10 +606,10 @@ def audit_speed() -> str:
 @table
 def faults() -> str:
     """benchmarks/fault_table.py: each fault, how often injected, what the user saw."""
-    path = RES / "faults.json"
-    if not path.exists():
-        return "*Not measured yet: run `python benchmarks/fault_table.py`.*"
-    d = json.loads(path.read_text())
+    files = measured("faults.json")
+    if not files:
+        return not_measured("fault_table.py")
+    path, d = files[0]
     body = []
     for r in d["rows"]:
         landed = (f"{r['landed_while_running']} while running" if "landed_while_running" in r
@@ -628,7 +636,7 @@ def faults() -> str:
                      f"`{r['user_saw']}`" if r.get("user_saw") else "-",
                      "-" if eq is None else ("yes" if eq else "**no**")])
     return (caption("DM, IPC 2, the folder dataset's fake images, a checkpoint after every "
-                    "iteration (60), fp32", machine(d["machine"]), rel(path))
+                    "iteration (200), fp32", machine(d["machine"]), rel(path))
             + f"Command: `{d['command']}`\n\n"
             + md(["fault", "injected", "landed", "what was left", "what the user saw (last line)",
                   "final set = uninterrupted"], body))
@@ -637,12 +645,11 @@ def faults() -> str:
 @table
 def resume_divergence() -> str:
     """benchmarks/resume_divergence.py: per run length, 2 ranks and cut+resume vs 1 process."""
-    files = sorted((RES / "resume_divergence").glob("*.json"))
+    files = measured("resume_divergence/*.json")
     if not files:
-        return "*Not measured yet: run `python benchmarks/resume_divergence.py`.*"
+        return not_measured("resume_divergence.py")
     out = []
-    for f in files:
-        d = json.loads(f.read_text())
+    for f, d in files:
         out.append(caption("DM, IPC 2, tiny fake MNIST, fp32, one thread per process; largest "
                            "pixel difference to the 1-process run of the same length",
                            machine(d["machine"]), rel(f)) + f"Command: `{d['command']}`\n\n"

