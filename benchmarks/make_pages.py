@@ -313,126 +313,6 @@ def mhist_large() -> str:
     ], auc=True, train_cost=True)
 
 
-# ---------------------------------------------------------------- speed
-
-
-def _precision_speed(name: str) -> str:
-    d = js(f"precision/{name}")
-    body = []
-    for r in d["rows"]:
-        prec = "/".join(sorted(set(r["precision"].values()))) if r["precision"] else "fp32"
-        peak = d["matmul_gflops"]["bf16" if prec == "bf16" else "fp32"]
-        gf = r.get("gflop_per_s")
-        body.append([r["method"], r["ipc"], r["batch_real"], r["variant"], prec,
-                     f"{r['s_per_iteration']:.2f}", f"{r['speedup_vs_reference_style']:.2f}x",
-                     f"{gf:.0f}" if gf else "-", f"{100 * gf / peak:.0f}%" if gf else "-"])
-    mm = d["matmul_gflops"]
-    return caption("median seconds per iteration of 5 after the first (which compiles); FLOPs "
-                   "counted per iteration (real forward + synthetic forward and backward)",
-                   machine(d["machine"]), f"benchmarks/results/precision/{name}") + \
-        f"Command: `{d['command']}`. Matrix-multiply peak (2048 x 2048) in the same run: " \
-        f"fp32 {mm['fp32']:.0f} GFLOP/s, bf16 {mm['bf16']:.0f} GFLOP/s.\n\n" + md(
-            ["method", "IPC", "real batch", "path", "precision", "s / iteration", "vs reference-style",
-             "GFLOP/s", "of the matmul peak"], body)
-
-
-@table
-def precision_speed() -> str:
-    return _precision_speed("speed_cpu.json")
-
-
-@table
-def precision_speed_amx() -> str:
-    return _precision_speed("speed_amx_cpu.json")
-
-
-@table
-def precision_speed_amx_datadam() -> str:
-    return _precision_speed("speed_amx_datadam_cpu.json")
-
-
-def _precision_eval(name: str) -> str:
-    d = js(f"precision/{name}")
-    body = [[r["precision"], r["resolved"]["ConvNet"]["precision"] if isinstance(r["resolved"], dict)
-             and "ConvNet" in r["resolved"] else r["resolved"]["precision"],
-             f"{r['mean']:.2f} ± {r['std']:.2f}", " / ".join(f"{x:.2f}" for x in r["runs"]),
-             f"{np.mean(r['train_seconds']):.0f} s"] for r in d["rows"]]
-    return caption(f"ConvNet, {len(d['rows'][0]['runs'])} runs x {d['rows'][0]['epochs']} epochs, DSA, "
-                   f"`--compile`, the same seeds in both rows; the set: {d['set']}",
-                   machine(d["machine"]), f"benchmarks/results/precision/{name}") + \
-        f"Command: `{d['command']}`\n\n" + md(
-            ["--precision", "ran as", "accuracy", "runs", "training time / run"], body)
-
-
-@table
-def precision_eval() -> str:
-    return _precision_eval("eval_cpu.json")
-
-
-@table
-def precision_eval_amx() -> str:
-    return _precision_eval("eval_amx_cpu.json")
-
-
-# the distillation options of each time-to-accuracy set (its run directory's name)
-TTA_AMX_OPTIONS = {
-    "dm-ipc10": "--method dm --ipc 10 --batch-real 64 --init herding --features pixels --ema 0.97",
-    "dm-ipc10-f2": "--recipe mnist-dm-ipc10-f2",
-    "dm-ipc10-f2-pool10": "--recipe mnist-dm-ipc10-f2 --net-pool 10 --net-pool-refresh 10",
-    "datadam-ipc10-f2": "--method datadam --ipc 10 --batch-real 64 --init herding --features pixels "
-                        "--ema 0.97 --factor 2",
-    "dm-ipc50": "--method dm --ipc 50 --batch-real 64 --init herding --features pixels --ema 0.97",
-}
-
-
-@table
-def tta_amx() -> str:
-    """Sets made within a fixed time on the AMX CPU, with every evaluation run done so far."""
-    body, mach, cmds = [], None, []
-    for run_dir in sorted((RES / "tta_amx").glob("*/synthetic.json")):
-        meta = json.loads(run_dir.read_text())["metadata"]
-        mach = meta.get("machine", mach)
-        log = run_dir.with_name("eval_runs.jsonl")
-        runs = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
-        acc = [r["accuracy"] for r in runs]
-        engine = meta["distill"].get("engine", {})
-        budget = engine.get("max_time")
-        body.append([run_dir.parent.name, str(meta["ipc"]), budget, f"{meta['iterations']:,}",
-                     f"{meta['loop_seconds'] / 60:.1f} min",
-                     f"{meta['median_iteration_seconds']:.2f} s",
-                     f"{np.mean(acc):.2f} ± {np.std(acc):.2f}" if acc else "not evaluated yet",
-                     f"{len(acc)} of 5", " / ".join(f"{a:.2f}" for a in acc) or "-"])
-        options = TTA_AMX_OPTIONS.get(run_dir.parent.name, "--recipe mnist-dm-ipc10-f2")
-        cmds.append(f"`synthset distill {options} --iterations 100000 --max-time {budget} "
-                    f"--compile --out {rel(run_dir.parent)}` (factor {engine.get('factor', 1)}), "
-                    f"then `synthset evaluate {rel(run_dir.parent)} --runs 5 --epochs 1000 --compile`")
-    if not body:
-        return "*Not measured yet.*"
-    return caption("MNIST, distillation stopped by the stated `--max-time` budget; ConvNet, 1000 epochs per "
-                   "evaluation run, DSA; each distillation ran alone; the evaluation runs were not timed "
-                   "alone (they ran beside other jobs on 1 thread, or were paused while a distillation "
-                   "ran), so their times are not speed figures", machine(mach),
-                   "benchmarks/results/tta_amx/") + \
-        "Commands: " + "; ".join(cmds) + "\n\n" + md(
-            ["set", "IPC", "budget", "iterations", "distillation loop", "s / iteration", "accuracy",
-             "runs done", "runs"], body)
-
-
-@table
-def precision_distill() -> str:
-    d = js("precision/distill_cpu.json")
-    body = [[r["precision"], "/".join(f"{k} {v}" for k, v in r["resolved"].items()),
-             f"{r['median_iteration_seconds']:.2f}", f"{r['distill_seconds']:.0f} s",
-             f"{r['mean']:.2f} ± {r['std']:.2f}", " / ".join(f"{x:.2f}" for x in r["runs"])]
-            for r in d["rows"]]
-    return caption(f"the `{d['recipe']}` recipe made at each precision (same seed); each set "
-                   f"evaluated in fp32, ConvNet, {len(d['rows'][0]['runs'])} runs x "
-                   f"{d['rows'][0]['eval_epochs']} epochs, the same seeds",
-                   machine(d["machine"]), "benchmarks/results/precision/distill_cpu.json") + \
-        f"Command: `{d['command']}`\n\n" + md(
-            ["--precision", "passes ran as", "s / iteration", "distillation", "accuracy", "runs"], body)
-
-
 # ---------------------------------------------------------------- pages
 
 
@@ -546,11 +426,12 @@ def distributed_scaling() -> str:
 
 
 # Scripts retired once their results were recorded (their tables are frozen into the page
-# templates); the commit that last holds them.
-RETIRED_AT = "6826104"
-RETIRED = ("compile_ab.py", "dm_mnist.py", "dm_proxy.py", "ema_proxy.py", "embed_speed.py",
-           "eval_speed.py", "eval_workers.sh", "foreign_sets.py", "gm_study.py", "mhist_speed.py", "netpool_speed.py",
-           "protocol_tables.py", "set_drift.py", "syn_speed.py")
+# templates), each with the commit that last holds it.
+RETIRED = {**dict.fromkeys(("compile_ab.py", "dm_mnist.py", "dm_proxy.py", "ema_proxy.py",
+                            "embed_speed.py", "eval_speed.py", "eval_workers.sh", "foreign_sets.py",
+                            "gm_study.py", "mhist_speed.py", "netpool_speed.py",
+                            "protocol_tables.py", "set_drift.py", "syn_speed.py"), "6826104"),
+           **dict.fromkeys(("precision_study.py", "mnist_study.sh", "mhist_study.sh"), "a6a645e")}
 
 
 @table
@@ -681,11 +562,11 @@ def render(template: Path) -> str:
     for line in template.read_text().splitlines():
         m = re.fullmatch(r"\{\{\s*(\w+)\s*\}\}", line.strip())
         out.append(TABLES[m.group(1)]() if m else line)
-    named = [f"`benchmarks/{s}`" for s in RETIRED if f"benchmarks/{s}" in "\n".join(out)]
+    named = [f"`benchmarks/{s}` (`git show {c}:benchmarks/{s}`)" for s, c in RETIRED.items()
+             if f"benchmarks/{s}" in "\n".join(out)]
     if named:
-        out += ["", f"*Retired scripts: {', '.join(named)} made results shown here and were "
-                f"retired once those were recorded; `git show {RETIRED_AT}:benchmarks/NAME` "
-                f"prints one.*"]
+        out += ["", f"*Retired scripts, which made results shown here and were retired once "
+                f"those were recorded: {', '.join(named)}.*"]
     head = (f"<!-- generated by `python benchmarks/make_pages.py` from {rel(template)} and "
             f"benchmarks/results/; edit those, not this file -->\n")
     return head + "\n".join(out).rstrip() + "\n"

@@ -174,44 +174,58 @@ def test_sigterm_stops_parallel_training_and_its_workers(tmp_path):
     assert not survivors, "worker processes outlived the parent"
 
 
-# every command whose options come from dataclasses: (argv that parses, {dest prefix: class})
-def _generated_commands():
-    from synthset.audit import AuditConfig
-    from synthset.config import (CoresetConfig, DataConfig, DistillConfig, EngineConfig,
-                                 EvalConfig, TrainConfig)
+def _commands():
+    """(argv that parses, subparser) for every command, and distill once per method."""
+    import argparse
+
+    from synthset.cli import build_parser
     from synthset.methods import METHODS
-    yield ["distill", "--out", "x"], {"data": DataConfig, "": DistillConfig,
-                                      "engine": EngineConfig, "coreset": CoresetConfig}
-    for name, m in METHODS.items():
-        yield ["distill", "--method", name, "--out", "x"], {"method": m.Options}
-    yield ["evaluate", "x"], {"train": TrainConfig, "eval": EvalConfig}
-    yield ["train"], {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
-    yield ["audit", "x"], {"audit": AuditConfig}
+    for method in (None, *(name for name, _ in METHODS.items())):
+        ap = build_parser(method)
+        sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+        for name, p in sub.choices.items():
+            if method is not None and name != "distill":
+                continue
+            argv = [name] + (["--method", method] if method else [])
+            for a in p._actions:
+                if not a.option_strings and a.dest != "help":
+                    argv += ["x"] if a.nargs in (None, "+") else []
+                elif a.required:
+                    argv += [a.option_strings[0], "x"]
+            yield argv, ap, p
 
 
-def test_every_cli_default_is_its_dataclass_default():
-    """One default per option: the parsed default of each generated flag equals its field's
-    default, except the overrides the CLI declares (COMMAND_DEFAULTS). This would have
-    caught --mia-shadows (4 in the CLI, 0 in AuditConfig)."""
+def test_every_cli_option_comes_from_a_dataclass_field_with_its_default():
+    """Every flag of every command is generated from a dataclass field (the only hand-written
+    arguments are positional paths), and its parsed default is the field's default, except
+    the overrides the CLI declares (COMMAND_DEFAULTS). This would have caught --mia-shadows
+    (4 in the CLI, 0 in AuditConfig) and any flag written by hand."""
     import dataclasses
 
-    from synthset.cli import COMMAND_DEFAULTS, build_parser
-    checked = 0
-    for argv, classes in _generated_commands():
-        method = argv[argv.index("--method") + 1] if "--method" in argv else None
-        args = vars(build_parser(method).parse_args(argv))
+    from synthset.cli import COMMAND_DEFAULTS
+    checked, commands = 0, set()
+    for argv, ap, p in _commands():
+        args = vars(ap.parse_args(argv))
         own = COMMAND_DEFAULTS.get(argv[0], {})
-        for prefix, cls in classes.items():
-            for f in dataclasses.fields(cls):
-                if not f.metadata.get("cli", True):
-                    continue
-                dest = f"{prefix}.{f.name}" if prefix else f.name
-                assert dest in args, f"{argv[0]}: no flag for {cls.__name__}.{f.name}"
-                want = own.get(dest, f.default if f.default is not dataclasses.MISSING
-                               else f.default_factory())
-                assert args[dest] == want, (argv[0], dest, args[dest], want)
-                checked += 1
-    assert checked > 60
+        for a in p._actions:
+            if not a.option_strings or a.dest == "help" or set(a.option_strings) & set(argv):
+                continue
+            assert hasattr(a, "field"), f"synthset {argv[0]} {a.option_strings[0]} is hand-written"
+            cls, f = a.field
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                assert a.required, (argv[0], a.dest)
+                continue
+            want = own.get(a.dest, f.default if f.default is not dataclasses.MISSING
+                           else f.default_factory())
+            assert args[a.dest] == want, (argv[0], a.dest, args[a.dest], want)
+            checked += 1
+        commands.add(argv[0])
+    assert len(commands) == 12 and checked > 150
+    # every declared override names a flag that exists
+    for command, overrides in COMMAND_DEFAULTS.items():
+        parsed = vars(next(ap for argv, ap, _ in _commands() if argv[0] == command)
+                      .parse_args(next(argv for argv, _, _ in _commands() if argv[0] == command)))
+        assert set(overrides) <= set(parsed), command
 
 
 def test_boolean_flags_read_as_what_they_do():
@@ -219,5 +233,5 @@ def test_boolean_flags_read_as_what_they_do():
     text = build_parser().format_help()
     helps = build_parser()._subparsers._group_actions[0].choices["distill"].format_help()
     assert "off: download missing data" not in helps
-    assert "turn off (on by default): download missing data" in " ".join(helps.split())
+    assert "turn off (on by default): download missing files" in " ".join(helps.split())
     assert text

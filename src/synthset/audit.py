@@ -247,7 +247,7 @@ def _membership(sset, data, train, config: AuditConfig, *, device, log) -> dict:
     recipe of set, a random real subset of its size, and a model trained on all members."""
     from .config import DistillConfig, EvalConfig, TrainConfig
     from .data import DATASETS
-    from .evaluate import resolve_precision
+    from .evaluate import resolve_compute
     from .membership import membership_attack
     cfg = DistillConfig.from_dict(sset.metadata["distill"])
     spec = DATASETS.get(data.name)
@@ -261,11 +261,11 @@ def _membership(sset, data, train, config: AuditConfig, *, device, log) -> dict:
                          ("full", config.mia_full_epochs)):
         tcfg = spec.train_config(TrainConfig(epochs=epochs, compile=cfg.engine.compile,
                                              precision=cfg.engine.precision))
-        chosen = resolve_precision(EvalConfig(models=(model,), train=tcfg),
-                                   train.images[:tcfg.batch_size], device, log)[model]
-        tcfg = dataclasses.replace(tcfg, precision=chosen["precision"])
+        compute = resolve_compute(EvalConfig(models=(model,), train=tcfg),
+                                  train.images[:tcfg.batch_size], device, log)[model]
+        tcfg = dataclasses.replace(tcfg, precision=compute.precision_of("train"))
         out["rows"].append(membership_attack(
             kind, train, cfg, tcfg, model=model, audited=config.mia_audited,
             models=config.mia_models, shadows=config.mia_shadows, seed=config.seed,
-            device=device, log=log))
+            device=device, compute=compute, log=log))
     return out

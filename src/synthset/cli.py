@@ -15,8 +15,11 @@ import threading
 import time
 import types
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+from .config import opt
 
 # ---------------------------------------------------------------- options from dataclasses
 
@@ -46,33 +49,47 @@ def _parse_list(kind):
 
 
 def add_options(parser, cls, prefix: str, *, defaults: Optional[dict] = None,
-                title: Optional[str] = None) -> None:
-    """Add one flag per CLI field of dataclass ``cls`` (dest ``prefix.field``)."""
+                title: Optional[str] = None, only: Optional[tuple[str, ...]] = None) -> None:
+    """Add one flag per CLI field of dataclass ``cls`` (dest ``prefix.field``; ``only``: just
+    those fields). A field without a default is a required flag. Each action keeps its field
+    (``action.field``), so tests can hold every flag to its one default."""
     group = parser.add_argument_group(title) if title else parser
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if not f.metadata.get("cli", True):
+        if not f.metadata.get("cli", True) or (only is not None and f.name not in only):
             continue
         default = (defaults or {}).get(f.name, f.default)
         kind, is_tuple = _base_type(hints[f.name])
         names = [f"--{_flag(f)}", *(f"--{a}" for a in f.metadata.get("aliases", ()))]
         help_ = f.metadata.get("help", "")
         dest = f"{prefix}.{f.name}" if prefix else f.name
+        actions = []
         if kind is bool:
             if default:
-                group.add_argument(f"--no-{_flag(f)}", dest=dest, action="store_false",
-                                   default=True, help=f"turn off (on by default): {help_}")
+                actions.append(group.add_argument(f"--no-{_flag(f)}", dest=dest, action="store_false",
+                                                  default=True, help=f"turn off (on by default): {help_}"))
             else:
-                group.add_argument(*names, dest=dest, action="store_true", default=False, help=help_)
+                actions.append(group.add_argument(*names, dest=dest, action="store_true",
+                                                  default=False, help=help_))
                 # lets a command line switch off what a recipe switched on
-                group.add_argument(f"--no-{_flag(f)}", dest=dest, action="store_false",
-                                   help=argparse.SUPPRESS)
-            continue
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        group.add_argument(*names, dest=dest, default=default, metavar=f.name.upper(),
-                           type=_parse_list(kind) if is_tuple else kind,
-                           choices=f.metadata.get("choices"),
-                           help=f"{help_} (default: {shown})" if shown is not None else help_)
+                actions.append(group.add_argument(f"--no-{_flag(f)}", dest=dest, action="store_false",
+                                                  help=argparse.SUPPRESS))
+        elif default is dataclasses.MISSING:
+            actions.append(group.add_argument(*names, dest=dest, required=True, type=kind,
+                                              metavar=f.name.upper(), help=help_))
+        else:
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+            actions.append(group.add_argument(
+                *names, dest=dest, default=default, metavar=f.name.upper(),
+                type=_parse_list(kind) if is_tuple else kind, choices=f.metadata.get("choices"),
+                help=help_ if shown in (None, "") or "(default" in help_ else
+                f"{help_} (default: {shown})"))
+        for a in actions:
+            a.field = (cls, f)
+
+
+def _field_default(cls, name: str):
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
 
 
 def options_from(args, cls, prefix: str, **fixed):
@@ -94,10 +111,20 @@ def _train_config(args):
     return options_from(args, TrainConfig, "train")
 
 
+def _compute_config(args):
+    from .config import ComputeConfig
+    return options_from(args, ComputeConfig, "compute")
+
+
+def _device(args):
+    from .device import resolve_device
+    return resolve_device(_compute_config(args).device)
+
+
 def cmd_datasets(args) -> int:
     from .data import DATASETS
     from .data.download import data_root
-    root = data_root(args.data_root)
+    root = data_root(vars(args)["data.root"])
     print(f"data root: {root}")
     for name, spec in DATASETS.items():
         info = spec.info()
@@ -206,7 +233,6 @@ def apply_recipe(args, argv: list[str]) -> None:
 
 def cmd_distill(args) -> int:
     from .config import CoresetConfig, DistillConfig, EngineConfig
-    from .device import resolve_device
     from .distill import distill
     from .methods import METHODS
     method = METHODS.get(args.method)
@@ -215,22 +241,21 @@ def cmd_distill(args) -> int:
                         coreset=options_from(args, CoresetConfig, "coreset"),
                         engine=options_from(args, EngineConfig, "engine"),
                         options=dataclasses.asdict(options), recipe=args.recipe)
-    device = resolve_device(args.device)
+    c = options_from(args, DistillCommand, "cmd")
     t0 = time.perf_counter()
     try:
-        sset = distill(_data_config(args), cfg, out_dir=args.out, device=device,
-                       resume=args.resume, overwrite=args.overwrite,
-                       resume_or_start=args.resume_or_start)
+        sset = distill(_data_config(args), cfg, out_dir=c.out, device=_device(args),
+                       resume=c.resume, overwrite=c.overwrite, resume_or_start=c.resume_or_start)
     except KeyboardInterrupt:
         print(f"interrupted: rerun the same command with --resume to continue from the checkpoint "
-              f"in {args.out}", file=sys.stderr)
+              f"in {c.out}", file=sys.stderr)
         return 130
     decoded = (f"; multi-formation factor {sset.factor}: models train on {sset.n_train}"
                if sset.factor > 1 else "")
     its = sset.metadata.get("iterations")
     done = f" after {its} iterations" if its is not None else ""
     print(f"saved {len(sset.labels)} images ({sset.ipc} per class{decoded}) of {sset.info.name} "
-          f"to {args.out}{done} in {time.perf_counter() - t0:.1f}s; grid: {Path(args.out) / 'grid.png'}")
+          f"to {c.out}{done} in {time.perf_counter() - t0:.1f}s; grid: {Path(c.out) / 'grid.png'}")
     return 0
 
 
@@ -242,25 +267,26 @@ def _evaluation_set(args):
     from .foreign import detect_format, imported_dir, load_foreign
     from .synthetic import SyntheticSet
     path = Path(args.run_dir)
+    c = options_from(args, EvaluateCommand, "cmd")
+    given = {k[5:]: v for k, v in vars(args).items() if k.startswith("data.") and v is not None}
+    split = vars(args)["eval.split"]
     if detect_format(path) == "synthset":
         sset = SyntheticSet.load(path)
         d = dict(sset.metadata.get("data", {"name": sset.info.name}))
-        d.update({k: v for k, v in (("root", args.data_root), ("image_size", args.image_size))
-                  if v is not None})
-        if args.dataset and args.dataset != d["name"]:
-            raise ValueError(f"{path} is a {d['name']} set; drop --dataset {args.dataset}")
-        data = DataConfig.from_dict(d)
+        if given.get("name", d["name"]) != d["name"]:
+            raise ValueError(f"{path} is a {d['name']} set; drop --dataset {given['name']}")
+        data = DataConfig.from_dict({**d, **given})
         # --out keeps a second protocol (e.g. other architectures) beside the run's eval.json
-        out = Path(args.out) if args.out else path
-        return sset, out, data, load_dataset(data, args.__dict__["eval.split"])
-    if not args.dataset:
+        out = Path(c.out) if c.out else path
+        return sset, out, data, load_dataset(data, split)
+    if "name" not in given:
         raise ValueError(f"{path} is a set made by another tool ({detect_format(path)}): name its "
                          f"dataset with --dataset (see `synthset datasets`)")
-    data = DataConfig(name=args.dataset, root=args.data_root, image_size=args.image_size)
-    test = load_dataset(data, args.__dict__["eval.split"])
-    sset = load_foreign(path, test.info, index=args.set_index)
+    data = DataConfig(**given)
+    test = load_dataset(data, split)
+    sset = load_foreign(path, test.info, index=c.set_index)
     sset.metadata["data"] = data.to_dict()
-    run_dir = Path(args.out) if args.out else imported_dir(path)
+    run_dir = Path(c.out) if c.out else imported_dir(path)
     if (run_dir / "synthetic.json").exists():
         held = SyntheticSet.load(run_dir).metadata.get("source", {}).get("sha256")
         if held != sset.metadata["source"]["sha256"]:
@@ -276,10 +302,9 @@ def _evaluation_set(args):
 def cmd_evaluate(args) -> int:
     from .config import EvalConfig
     from .data import DATASETS
-    from .device import resolve_device
     from .evaluate import evaluate, format_table, results_files
     from .models import MODELS
-    device = resolve_device(args.device)
+    device = _device(args)
     sset, run_dir, data, test = _evaluation_set(args)
     ev = options_from(args, EvalConfig, "eval",
                       train=DATASETS.get(data.name).train_config(_train_config(args)))
@@ -289,7 +314,7 @@ def cmd_evaluate(args) -> int:
           f"{cfg.runs} runs x {cfg.train.epochs} epochs on {device}")
     try:
         report = evaluate(*sset.decoded(), test, cfg, device=device, out_dir=run_dir,
-                          workers=args.workers)
+                          workers=_compute_config(args).workers)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs are kept in {run_dir / results_files(cfg.split)[1]}; "
               f"run the same command again to continue", file=sys.stderr)
@@ -304,10 +329,9 @@ def cmd_train(args) -> int:
     With --out, each finished run is kept in OUT/eval_runs.jsonl and not redone."""
     from .config import EvalConfig
     from .data import DATASETS, load_dataset
-    from .device import resolve_device
     from .evaluate import evaluate, format_table
     from .models import MODELS
-    device = resolve_device(args.device)
+    device = _device(args)
     data = _data_config(args)
     train = load_dataset(data, "train")
     test = load_dataset(data, args.__dict__["eval.split"])
@@ -315,12 +339,13 @@ def cmd_train(args) -> int:
     ev = options_from(args, EvalConfig, "eval",
                       train=DATASETS.get(data.name).train_config(_train_config(args)))
     cfg = dataclasses.replace(ev, models=tuple(MODELS.canonical(m) for m in ev.models))
-    out = Path(args.out) if args.out else None
+    c = options_from(args, TrainCommand, "cmd")
+    out = Path(c.out) if c.out else None
     print(f"training {', '.join(cfg.models)} on all {len(train)} {info.name} training images: "
           f"{cfg.runs} runs x {cfg.train.epochs} epochs, augment={cfg.train.augment}, on {device}")
     try:
         report = evaluate(train.images, train.labels, test, cfg, device=device, out_dir=out,
-                          workers=args.workers, tag="full", config_extra={"data": data.to_dict()},
+                          workers=_compute_config(args).workers, tag="full", config_extra={"data": data.to_dict()},
                           data_parallel=True)
     except KeyboardInterrupt:
         kept = f"finished runs are kept in {out / 'eval_runs.jsonl'}; " if out else ""
@@ -347,7 +372,12 @@ def cmd_study(args) -> int:
     study = load_study(args.file)
     header = {"command": shlex.join(["synthset", "study", args.file]), "machine": machine(),
               "versions": versions()}
-    runs = [r for r in study.runs if not args.only or r.name in args.only.split(",")]
+    c = options_from(args, StudyCommand, "cmd")
+    unknown = set(c.only) - {r.name for r in study.runs}
+    if unknown:
+        raise ValueError(f"--only names {', '.join(sorted(unknown))}, which {args.file} has not; "
+                         f"its runs: {', '.join(r.name for r in study.runs)}")
+    runs = [r for r in study.runs if not c.only or r.name in c.only]
     for run in runs:
         steps = []
         if run.distill and not distilled(study, run):
@@ -356,44 +386,45 @@ def cmd_study(args) -> int:
             steps.append(study.evaluate_argv(run))
         for argv in steps:
             print(f"[{study.name}/{run.name}] synthset {shlex.join(argv)}", flush=True)
-            if args.dry_run:
+            if c.dry_run:
                 continue
             code = main(argv)
             if code:
                 print(f"[{study.name}/{run.name}] stopped (exit {code}); rerun the study to "
                       f"continue", file=sys.stderr)
                 return code
-        if not args.dry_run:  # rows as they finish: a stopped study keeps what it measured
+        if not c.dry_run:  # rows as they finish: a stopped study keeps what it measured
             write_results(study, header)
-    if not args.dry_run:
+    if not c.dry_run:
         print(f"wrote {study.out / 'study.json'}")
     return 0
 
 
 def cmd_show(args) -> int:
     from .synthetic import SyntheticSet
+    c = options_from(args, ShowCommand, "cmd")
     sset = SyntheticSet.load(args.run_dir)
-    out = Path(args.out or Path(args.run_dir) / "grid.png")
-    sset.grid(out, max_per_class=args.max_per_class)
+    out = Path(c.out or Path(args.run_dir) / "grid.png")
+    sset.grid(out, max_per_class=c.max_per_class)
     print(f"wrote {out}")
     return 0
 
 
 def cmd_export(args) -> int:
     from .synthetic import SyntheticSet
+    c = options_from(args, ExportCommand, "cmd")
     sset = SyntheticSet.load(args.run_dir)
-    if args.format == "png":
-        print(f"wrote {sset.export_png_folder(args.out)}")
+    if c.format == "png":
+        print(f"wrote {sset.export_png_folder(c.out)}")
     else:
-        print(f"wrote {sset.export_dcbench(args.out)}")
+        print(f"wrote {sset.export_dcbench(c.out)}")
     return 0
 
 
 def cmd_audit(args) -> int:
     from .audit import AuditConfig, audit
-    from .device import resolve_device
     cfg = options_from(args, AuditConfig, "audit")
-    rep = audit(args.run_dir, cfg, device=resolve_device(args.device), data_root=args.data_root)
+    rep = audit(args.run_dir, cfg, device=_device(args), data_root=vars(args)["data.root"])
     m = rep["memorisation"]
     px = m["pixel"]
     print(f"{rep['n_synthetic']} synthetic images against {rep['n_train']} training images "
@@ -419,9 +450,10 @@ def cmd_report(args) -> int:
     import shlex
 
     from .report import build_report
-    command = shlex.join(["synthset", "report", *args.run_dirs, "--out", args.out]
-                         + (["--title", args.title] if args.title != "synthset report" else []))
-    paths = build_report(args.run_dirs, args.out, title=args.title, command=command)
+    c = options_from(args, ReportCommand, "cmd")
+    command = shlex.join(["synthset", "report", *args.run_dirs, "--out", c.out]
+                         + (["--title", c.title] if c.title != _field_default(ReportCommand, "title") else []))
+    paths = build_report(args.run_dirs, c.out, title=c.title, command=command)
     print(f"wrote {paths['html']} and {paths['markdown']} (figures beside them)")
     return 0
 
@@ -435,56 +467,102 @@ def cmd_compare(args) -> int:
 # ---------------------------------------------------------------- the parser
 
 
-def _common(p, *, device: bool = True) -> None:
-    if device:
-        p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default: auto)")
+@dataclass(frozen=True, kw_only=True)
+class DistillCommand:
+    """What ``synthset distill`` does with its run directory."""
+
+    out: str = opt(help="run directory to write (new or empty)")
+    resume: bool = opt(False, "continue from OUT's checkpoint")
+    resume_or_start: bool = opt(False, "continue from OUT's checkpoint if it has one, else "
+                                       "start a run there")
+    overwrite: bool = opt(False, "replace the run in OUT (its evaluations are removed too)")
 
 
-def _add_data(p) -> None:
-    from .config import DataConfig
-    add_options(p, DataConfig, "data", title="data")
+@dataclass(frozen=True, kw_only=True)
+class EvaluateCommand:
+    """Where ``synthset evaluate`` writes, and which set of an official file it reads."""
+
+    out: Optional[str] = opt(None, "folder for the evaluation (eval.json, eval_runs.jsonl) and, "
+                                   "for a set made by another tool, the imported set (default: "
+                                   "the run directory; SET.synthset beside an imported set)")
+    set_index: int = opt(0, "which [images, labels] pair of an official .pt (one per experiment)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainCommand:
+    out: Optional[str] = opt(None, "folder for eval.json and eval_runs.jsonl (resumable)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyCommand:
+    only: tuple[str, ...] = opt((), "comma-separated run names to run (default: all)")
+    dry_run: bool = opt(False, "print the commands, run nothing")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShowCommand:
+    out: Optional[str] = opt(None, "PNG to write (default: RUN_DIR/grid.png)")
+    max_per_class: int = opt(10, "images per class row")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportCommand:
+    format: str = opt("png", "png: an ImageFolder, one folder per class; dcbench: "
+                             "torch.save({'data': [[images, labels]]})", choices=("png", "dcbench"))
+    out: str = opt(help="folder (png) or .pt file (dcbench) to write")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportCommand:
+    out: str = opt(help="folder for report.html, report.md and the PNGs")
+    title: str = opt("synthset report", "the report's title")
 
 
 # The only CLI defaults that differ from their dataclass's, on purpose: the full-data
-# reference trains 20 epochs once (the protocol's 1000 epochs x 5 runs are for small sets).
-# tests/test_cli.py checks every other flag's default against its field.
-COMMAND_DEFAULTS = {"train": {"train.epochs": 20, "eval.runs": 1}}
+# reference trains 20 epochs once (the protocol's 1000 epochs x 5 runs are for small sets);
+# evaluate and audit read a set's dataset from the set unless told. tests/test_cli.py holds
+# every other flag to its field's default.
+COMMAND_DEFAULTS = {"train": {"train.epochs": 20, "eval.runs": 1},
+                    "evaluate": {"data.name": None}}
+
+
+def _add(p, command: str, cls, prefix: str, *, title: Optional[str] = None,
+         only: Optional[tuple[str, ...]] = None) -> None:
+    """``add_options`` with the command's declared overrides (COMMAND_DEFAULTS)."""
+    own = {k[len(prefix) + 1:]: v for k, v in COMMAND_DEFAULTS.get(command, {}).items()
+           if k.startswith(prefix + ".")}
+    add_options(p, cls, prefix, defaults=own, title=title, only=only)
+
+
+def _compute(p, command: str, *, workers: bool = False) -> None:
+    from .config import ComputeConfig
+    _add(p, command, ComputeConfig, "compute", title="compute",
+         only=("device", "workers") if workers else ("device",))
 
 
 def _add_training(p, command: str) -> None:
     from .config import EvalConfig, TrainConfig
-    own = COMMAND_DEFAULTS.get(command, {})
-    add_options(p, TrainConfig, "train", title="training protocol",
-                defaults={k.split(".")[1]: v for k, v in own.items() if k.startswith("train.")})
-    add_options(p, EvalConfig, "eval", title="runs",
-                defaults={k.split(".")[1]: v for k, v in own.items() if k.startswith("eval.")})
-    p.add_argument("--workers", type=int, default=1,
-                   help="CPU: train this many runs at once in separate processes (default: 1)")
+    _add(p, command, TrainConfig, "train", title="training protocol")
+    _add(p, command, EvalConfig, "eval", title="runs")
+    _compute(p, command, workers=True)
 
 
 def add_distill_options(p, method: Optional[str]) -> None:
     """distill's flags; with ``method``, that method's own options too."""
-    from .config import CoresetConfig, DistillConfig, EngineConfig
+    from .config import CoresetConfig, DataConfig, DistillConfig, EngineConfig
     from .methods import METHODS
-    _add_data(p)
-    add_options(p, DistillConfig, "", title="run")
-    p.add_argument("--out", required=True, help="run directory to write (new or empty)")
-    p.add_argument("--recipe", default=None,
-                   help="start from a shipped recipe's settings (see `synthset recipes`); "
-                        "options given here override it")
-    p.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
-    p.add_argument("--resume-or-start", action="store_true",
-                   help="continue from OUT's checkpoint if it has one, else start a run there")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace the run in OUT (its evaluations are removed too)")
-    _common(p)
-    add_options(p, CoresetConfig, "coreset", title="feature space (herding, k-center, --init herding)")
-    add_options(p, EngineConfig, "engine", title="engine (learned methods: " + ", ".join(
+    _add(p, "distill", DataConfig, "data", title="data")
+    _add(p, "distill", DistillConfig, "", title="run")
+    _add(p, "distill", DistillCommand, "cmd", title="run directory")
+    _compute(p, "distill")
+    _add(p, "distill", CoresetConfig, "coreset",
+         title="feature space (herding, k-center, --init herding)")
+    _add(p, "distill", EngineConfig, "engine", title="engine (learned methods: " + ", ".join(
         n for n, m in METHODS.items() if m.kind == "learned") + ")")
     p.epilog = "options of a method: synthset distill --method M --help"
     if method is not None:
         m = METHODS.get(method)
-        add_options(p, m.Options, "method", title=f"options of --method {m.name}")
+        _add(p, "distill", m.Options, "method", title=f"options of --method {m.name}")
 
 
 def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
@@ -498,9 +576,9 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
 
 
 def _parser_datasets(sub, method: Optional[str]) -> None:
+    from .config import DataConfig
     p = sub.add_parser("datasets", help="list datasets and the data root")
-    p.add_argument("--data-root", default=None, help="data root to look in (default: "
-                                                     "$SYNTHSET_DATA, else ~/.cache/synthset)")
+    _add(p, "datasets", DataConfig, "data", only=("root",))
     p.set_defaults(fn=cmd_datasets)
 
 
@@ -522,33 +600,26 @@ def _parser_distill(sub, method: Optional[str]) -> None:
 
 
 def _parser_evaluate(sub, method: Optional[str]) -> None:
+    from .config import DataConfig
     p = sub.add_parser("evaluate", help="train fresh networks on a set, test on real data")
     p.add_argument("run_dir", metavar="SET",
                    help="a run directory, or a set made by another tool: an official .pt "
                         "({'data': [[images, labels]]}), a DC-Bench set folder, an ImageFolder "
                         "of PNGs or an .npz (give --dataset)")
-    p.add_argument("--dataset", default=None, help="dataset of a set made by another tool")
-    p.add_argument("--image-size", type=int, default=None,
-                   help="image size the set was made at (default: the run's, else native)")
-    p.add_argument("--set-index", type=int, default=0,
-                   help="which [images, labels] pair of an official .pt (one per experiment; "
-                        "default: 0)")
-    p.add_argument("--out", default=None,
-                   help="folder for the evaluation (eval.json, eval_runs.jsonl) and, for a set "
-                        "made by another tool, the imported set (default: the run directory; "
-                        "SET.synthset beside an imported set)")
-    p.add_argument("--data-root", default=None, help="data root, if not the one the set was made from")
+    _add(p, "evaluate", DataConfig, "data", only=("name", "root", "image_size"),
+         title="data (default: what the set was made from; name the dataset of a set made "
+               "by another tool)")
+    _add(p, "evaluate", EvaluateCommand, "cmd", title="output")
     _add_training(p, "evaluate")
-    _common(p)
     p.set_defaults(fn=cmd_evaluate)
 
 
 def _parser_train(sub, method: Optional[str]) -> None:
+    from .config import DataConfig
     p = sub.add_parser("train", help="full-data reference: train on the whole training set")
-    _add_data(p)
+    _add(p, "train", DataConfig, "data", title="data")
     _add_training(p, "train")
-    p.add_argument("--out", default=None, help="folder for eval.json and eval_runs.jsonl (resumable)")
-    _common(p)
+    _add(p, "train", TrainCommand, "cmd", title="output")
     p.set_defaults(fn=cmd_train)
 
 
@@ -556,45 +627,40 @@ def _parser_study(sub, method: Optional[str]) -> None:
     p = sub.add_parser("study", help="run a study file (runs as synthset commands; resumable) "
                                      "and write OUT/study.json")
     p.add_argument("file", help="a study .toml (see synthset.study)")
-    p.add_argument("--only", default=None, help="comma-separated run names to run")
-    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    _add(p, "study", StudyCommand, "cmd")
     p.set_defaults(fn=cmd_study)
 
 
 def _parser_show(sub, method: Optional[str]) -> None:
     p = sub.add_parser("show", help="write the image grid of a set")
     p.add_argument("run_dir", help="a run directory")
-    p.add_argument("--out", default=None, help="PNG to write (default: RUN_DIR/grid.png)")
-    p.add_argument("--max-per-class", type=int, default=10,
-                   help="images per class row (default: 10)")
+    _add(p, "show", ShowCommand, "cmd")
     p.set_defaults(fn=cmd_show)
 
 
 def _parser_export(sub, method: Optional[str]) -> None:
     p = sub.add_parser("export", help="export a set as PNG folder or DC-Bench .pt")
     p.add_argument("run_dir", help="a run directory")
-    p.add_argument("--format", choices=("png", "dcbench"), default="png",
-                   help="png: an ImageFolder, one folder per class; dcbench: "
-                        "torch.save({'data': [[images, labels]]}) (default: png)")
-    p.add_argument("--out", required=True, help="folder (png) or .pt file (dcbench) to write")
+    _add(p, "export", ExportCommand, "cmd")
     p.set_defaults(fn=cmd_export)
 
 
 def _parser_audit(sub, method: Optional[str]) -> None:
+    from .audit import AuditConfig
+    from .config import DataConfig
     p = sub.add_parser("audit", help="how close a set is to the real images it was made from")
     p.add_argument("run_dir", help="a run directory")
-    from .audit import AuditConfig
-    add_options(p, AuditConfig, "audit", title="audit")
-    p.add_argument("--data-root", default=None, help="data root, if not the one the set was made from")
-    _common(p)
+    _add(p, "audit", AuditConfig, "audit", title="audit")
+    _add(p, "audit", DataConfig, "data", only=("root",),
+         title="data (default: the root the set was made from)")
+    _compute(p, "audit")
     p.set_defaults(fn=cmd_audit)
 
 
 def _parser_report(sub, method: Optional[str]) -> None:
     p = sub.add_parser("report", help="HTML + Markdown report (tables, plots, grids) over run directories")
     p.add_argument("run_dirs", nargs="+", help="distill runs and/or `synthset train --out` folders")
-    p.add_argument("--out", required=True, help="folder for report.html, report.md and the PNGs")
-    p.add_argument("--title", default="synthset report", help="the report's title")
+    _add(p, "report", ReportCommand, "cmd")
     p.set_defaults(fn=cmd_report)
 
 
@@ -654,13 +720,14 @@ def _join_world(args) -> None:
     if args.command not in DISTRIBUTED:
         raise ValueError(f"{args.command} runs in one process; run it without torchrun "
                          f"(under torchrun: {', '.join(DISTRIBUTED)})")
-    if getattr(args, "workers", 1) > 1:
-        raise ValueError(f"--workers {args.workers} forks local processes, and under torchrun "
+    compute = _compute_config(args)
+    if compute.workers > 1:
+        raise ValueError(f"--workers {compute.workers} forks local processes, and under torchrun "
                          f"each rank is already one: drop --workers (the ranks share the runs)")
     import torch
-    world = distributed.init(args.device)
-    if args.device != "cpu" and torch.cuda.is_available():
-        args.device = f"cuda:{world.local_rank}"
+    world = distributed.init(compute.device)
+    if compute.device != "cpu" and torch.cuda.is_available():
+        vars(args)["compute.device"] = f"cuda:{world.local_rank}"
     if not world.is_main:
         sys.stdout = open(os.devnull, "w")
         sys.stderr = _WithoutProgress(sys.stderr)

@@ -61,11 +61,12 @@ class DataConfig(Options):
     """Which dataset and where it lives."""
 
     name: str = opt("mnist", "dataset: a registered name (see `synthset datasets`)", flag="dataset")
-    root: Optional[str] = opt(None, "folder holding MNIST/raw and mhist/ (default: $SYNTHSET_DATA, "
-                                    "else ~/.cache/synthset)", flag="data-root")
+    root: Optional[str] = opt(None, "data root, the folder holding each dataset's files (default: "
+                                    "$SYNTHSET_DATA, else ~/.cache/synthset)", flag="data-root")
     path: Optional[str] = opt(None, "ImageFolder tree for --dataset folder", flag="data-path")
     image_size: Optional[int] = opt(None, "resize images to this square size (default: native)")
-    download: bool = opt(True, "download missing data (MNIST); off: fail if data is missing")
+    download: bool = opt(True, "download missing files of a dataset that can be downloaded "
+                               "(all but MHIST and folder); without it a missing file is an error")
     verify: bool = opt(True, "check the files' checksums (MNIST's content MD5s, MHIST's "
                              "annotations MD5 and image count); off for a modified copy")
     holdout_val: bool = opt(False, "hold the validation split out of the training split (MNIST "
@@ -162,6 +163,20 @@ class EvalConfig(Options):
         check(len(self.models) >= 1, "models must name at least one architecture")
         if isinstance(self.train, dict):
             object.__setattr__(self, "train", TrainConfig.from_dict(self.train))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComputeConfig(Options):
+    """Where a command computes: the device, and on a CPU how many processes train runs at
+    once. How each pass computes there (precision, compile, memory format) is the run's own
+    config (``EngineConfig``, ``TrainConfig``), resolved with this into one
+    ``synthset.compute.Compute``."""
+
+    device: str = opt("auto", "auto | cpu | cuda[:N]")
+    workers: int = opt(1, "CPU: train this many runs at once in separate processes")
+
+    def __post_init__(self) -> None:
+        check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
 
 
 FEATURE_SPACES = ("trained", "random", "pixels")
@@ -269,8 +284,9 @@ class DistillConfig(Options):
     coreset: CoresetConfig = opt(default_factory=CoresetConfig, cli=False)
     engine: EngineConfig = opt(default_factory=EngineConfig, cli=False)
     options: dict = opt(default_factory=dict, cli=False)
-    recipe: Optional[str] = opt(None, "the shipped recipe (name@version) the run started from; "
-                                      "the fields above hold every value it set", cli=False)
+    recipe: Optional[str] = opt(None, "start from a shipped recipe's settings (see `synthset "
+                                      "recipes`); options given here override it (saved as "
+                                      "name@version beside every value it set)")
 
     def __post_init__(self) -> None:
         check(self.ipc >= 1, f"ipc must be >= 1, got {self.ipc}")

@@ -27,18 +27,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def autocast(device: torch.device, precision: str):
-    """A factory of autocast contexts, the one place autocast is built: bf16 autocast for
-    ``precision == "bf16"``, none for "fp32" (the reference). The commands resolve "auto"
-    (``synthset.autotune.choose``) before any pass; a low-level call that passes it
-    unresolved (``train_network`` with a default ``TrainConfig``) runs fp32."""
-    if precision not in ("fp32", "bf16", "auto"):
-        raise ValueError(f"precision must be fp32, bf16 or auto, got {precision!r}")
-    if precision == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
 @contextlib.contextmanager
 def onednn_state(enabled: bool):
     """oneDNN convolutions on or off for the block (the flag is process-wide)."""

@@ -26,7 +26,8 @@ from .atomic import append_line, read_jsonl, write_json
 from .config import EvalConfig, TrainConfig
 from .data.base import DatasetInfo, ImageData
 from .engine.rundir import evaluating
-from .device import autocast, onednn_off, peak_memory_mib, synchronize
+from .compute import Compute, given, resolve
+from .device import onednn_off, peak_memory_mib, synchronize
 from .flops import inference_flops, train_step_flops
 from .metrics import accuracy, balanced_accuracy, class_recall, roc_auc
 from .models import build_model
@@ -62,25 +63,27 @@ def _scores(pred: torch.Tensor, score: torch.Tensor, target: torch.Tensor, k: in
 
 
 @torch.no_grad()
-def test_network(net: torch.nn.Module, test: ImageData, *, device: torch.device,
-                 batch: int = 512, precision: str = "fp32", channels_last: bool = False,
+def test_network(net: torch.nn.Module, test: ImageData, *, compute: Optional[Compute] = None,
+                 device: Optional[torch.device] = None, batch: int = 512,
                  tta: bool = False) -> dict:
     """Accuracy, balanced accuracy and (binary tasks) ROC-AUC on the whole test split.
     ``tta``: predictions average the softmax over the 8 dihedral views of each image; the
     scores of the plain view (the identity, one of the 8) come back under ``single_view``."""
     net.eval()
     scores, plain = [], []
+    compute = given(compute, device)
+    device, autocast = compute.device, compute.autocast("train")
     synchronize(device)
     t0 = time.perf_counter()
     # fp32 inference without oneDNN was faster on the CPUs measured; bf16 needs oneDNN's kernels
-    with onednn_off() if device.type == "cpu" and precision == "fp32" else contextlib.nullcontext():
+    fp32_cpu = device.type == "cpu" and compute.precision_of("train") == "fp32"
+    with onednn_off() if fp32_cpu else contextlib.nullcontext():
         for i in range(0, len(test), batch):
             x = test.normalized(torch.arange(i, min(i + batch, len(test))), device=device)
             probs = []
             for v in augment.dihedral_views(x) if tta else [x]:  # one view at a time: memory
-                if channels_last:
-                    v = v.contiguous(memory_format=torch.channels_last)
-                with autocast(device, precision)():
+                v = compute.layout(v)
+                with autocast():
                     probs.append(torch.softmax(net(v).float(), 1))
             if tta:
                 plain.append(probs[0].cpu())  # the identity view
@@ -104,38 +107,41 @@ def _percent(s: dict) -> dict:
 
 
 def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: ImageData,
-                 cfg: TrainConfig, *, seed: int, run: int, device: torch.device,
-                 progress: bool = True, tag: str = "",
+                 cfg: TrainConfig, *, seed: int, run: int, compute: Optional[Compute] = None,
+                 device: Optional[torch.device] = None, progress: bool = True, tag: str = "",
                  on_epoch: Optional[Callable[[int, float], None]] = None,
                  world=None) -> RunResult:
     """One run: a freshly initialised ``model`` trained on (images, labels), then tested.
     ``tag`` separates the seed streams of different kinds of run (e.g. "full"); ``world``
-    (several ranks): the run is trained data-parallel over them (``train_network``)."""
+    (several ranks): the run is trained data-parallel over them (``train_network``).
+    ``compute``: where and how it trains and tests (``device`` alone: ``cfg``'s policy there)."""
+    compute = given(compute, device, cfg)
     s = run_seed(seed, model, run, *([tag] if tag else []))
     g = torch.Generator().manual_seed(s)
     info = test.info
     net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
-    tr = train_network(net, images, labels, info, cfg, generator=g, device=device,
+    tr = train_network(net, images, labels, info, cfg, generator=g, compute=compute,
                        desc=f"{model} {tag or 'run'} {run}", progress=progress, on_epoch=on_epoch,
                        world=world)
-    te = test_network(net, test, device=device, batch=cfg.batch_test, precision=cfg.precision,
-                      channels_last=cfg.channels_last, tta=cfg.tta)
+    te = test_network(net, test, compute=compute, batch=cfg.batch_test, tta=cfg.tta)
     sc = _percent(te)
     return RunResult(model=model, run=run, seed=s, accuracy=sc["accuracy"],
                      balanced_accuracy=sc["balanced_accuracy"], auc=sc["auc"], epochs=cfg.epochs,
                      steps=tr["steps"], train_seconds=tr["train_seconds"],
                      test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"],
-                     peak_memory_mib=round(peak_memory_mib(device), 1),
+                     peak_memory_mib=round(peak_memory_mib(compute.device), 1),
                      class_recall=sc["class_recall"],
                      single_view=_percent(te["single_view"]) if "single_view" in te else None)
 
 
 def train_full(model: str, train: ImageData, test: ImageData, cfg: TrainConfig, *, seed: int,
-               run: int, device: torch.device, progress: bool = True,
+               run: int, compute: Optional[Compute] = None,
+               device: Optional[torch.device] = None, progress: bool = True,
                on_epoch: Optional[Callable[[int, float], None]] = None) -> RunResult:
     """Full-data reference: a fresh ``model`` trained on the whole (uint8) training split."""
     return evaluate_run(model, train.images, train.labels, test, cfg, seed=seed, run=run,
-                        device=device, progress=progress, tag="full", on_epoch=on_epoch)
+                        compute=compute, device=device, progress=progress, tag="full",
+                        on_epoch=on_epoch)
 
 
 def summarize(runs: list[RunResult], *, n_train: int, info: DatasetInfo, model: str) -> dict:
@@ -184,40 +190,37 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
                           .encode()).hexdigest()[:16]
 
 
-def resolve_precision(cfg: EvalConfig, images: torch.Tensor, device: torch.device,
-                      log: Callable[[str], None] = print) -> dict[str, dict]:
-    """Per model, the training step's precision from ``cfg.train.precision`` (``auto``:
-    ``synthset.autotune.choose``, timing a few steps of the protocol's step on a batch of
-    the set's shape, compiled if the run is)."""
-    from .autotune import choose
+def resolve_compute(cfg: EvalConfig, images: torch.Tensor, device: torch.device,
+                    log: Callable[[str], None] = print) -> dict[str, Compute]:
+    """Per model, the compute policy of its runs: ``cfg.train``'s precision (``auto``: timed
+    on a few steps of the protocol's step on a batch of the set's shape, compiled if the
+    runs are), compilation and memory format, on ``device``."""
     t = cfg.train
     shape = tuple(images.shape[1:])
     bs = min(t.batch_size, images.shape[0])
+    base = Compute(device=device, compile=t.compile, channels_last=t.channels_last)
     out = {}
     for model in cfg.models:
         detail = (f"{model} {'x'.join(map(str, shape))} batch {bs} compile={t.compile} "
                   f"channels_last={t.channels_last}")
-        out[model] = choose("train", detail, device, t.precision,
-                            lambda p, model=model: _train_bench(model, shape, bs, t, p, device),
-                            log=log)
+        out[model] = resolve(device, t.precision, compile=t.compile, channels_last=t.channels_last,
+                             passes={"train": ("train", detail, lambda p, model=model: _train_bench(
+                                 model, shape, bs, t, base.at("train", p)))}, log=log)
     return out
 
 
-def _train_bench(model: str, shape, batch: int, cfg: TrainConfig, precision: str, device):
-    """One SGD step of the protocol (forward, cross-entropy, backward, update) at ``precision``."""
+def _train_bench(model: str, shape, batch: int, cfg: TrainConfig, compute: Compute):
+    """One SGD step of the protocol (forward, cross-entropy, backward, update) under ``compute``."""
     g = torch.Generator().manual_seed(0)
-    net = build_model(model, shape[0], 10, shape[1:], generator=g).to(device).train()
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    fwd = torch.compile(net) if cfg.compile else net
+    net = compute.place(build_model(model, shape[0], 10, shape[1:], generator=g)).train()
+    fwd = compute.compiled(net)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    x = torch.randn(batch, *shape, generator=g).to(device)
-    if cfg.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,), generator=g).to(device)
+    x = compute.layout(torch.randn(batch, *shape, generator=g))
+    y = torch.randint(0, 10, (batch,), generator=g).to(compute.device)
+    autocast = compute.autocast("train")
 
     def step():
-        with autocast(device, precision)():
+        with autocast():
             loss = F.cross_entropy(fwd(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -261,8 +264,9 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     lock = (evaluating(out_dir, cfg.split) if out_dir and world.is_main
             else contextlib.nullcontext())
     with lock:
-        precisions = world.broadcast(resolve_precision(cfg, images, device, log)
-                                     if world.is_main else None)
+        computes = world.broadcast(resolve_compute(cfg, images, device, log)
+                                   if world.is_main else None)
+        precisions = {m: c.choices["train"] for m, c in computes.items()}
         log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
         key, done, todo = _pending(cfg, precisions, images.shape[0], tag, log_path, world)
 
@@ -273,7 +277,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
 
         train_cfg = {m: dataclasses.replace(cfg.train, precision=precisions[m]["precision"])
                      for m in cfg.models}
-        done = _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, device=device,
+        done = _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, computes,
                            world=world, workers=workers, tag=tag, progress=progress,
                            data_parallel=data_parallel)
         report = _report(cfg, done, precisions, images, test, device, config_extra)
@@ -328,7 +332,7 @@ def _finished_runs(log_path: Optional[Path], key: str) -> dict[tuple[str, int], 
     return done
 
 
-def _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, *, device, world,
+def _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, computes, *, world,
                 workers, tag, progress, data_parallel) -> dict:
     """Train the runs still to do: spread over torchrun's ranks (one run each per round, or
     every run data-parallel), over local worker processes, or one after another."""
@@ -337,7 +341,7 @@ def _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, *, dev
             mine = todo[i + world.rank] if i + world.rank < len(todo) else None
             res = None if mine is None else evaluate_run(
                 mine[0], images, labels, test, train_cfg[mine[0]], seed=cfg.seed, run=mine[1],
-                device=device, progress=False, tag=tag)
+                compute=computes[mine[0]], progress=False, tag=tag)
             for r in world.gather(res) or []:
                 if r is not None:
                     record(r)
@@ -345,15 +349,15 @@ def _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, *, dev
     if world.active:
         for m, r in todo:
             record(evaluate_run(m, images, labels, test, train_cfg[m], seed=cfg.seed, run=r,
-                                device=device, progress=progress and world.is_main, tag=tag,
+                                compute=computes[m], progress=progress and world.is_main, tag=tag,
                                 world=world))
-    elif workers > 1 and device.type == "cpu" and len(todo) > 1:
+    elif workers > 1 and all(c.device.type == "cpu" for c in computes.values()) and len(todo) > 1:
         _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag, progress,
-                           train_cfg)
+                           train_cfg, computes)
     else:
         for m, r in todo:
             record(evaluate_run(m, images, labels, test, train_cfg[m], seed=cfg.seed, run=r,
-                                device=device, progress=progress, tag=tag))
+                                compute=computes[m], progress=progress, tag=tag))
     return done
 
 
@@ -424,13 +428,15 @@ def _run_with_threads(task: tuple) -> RunResult:
 
 
 def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record,
-                       tag: str = "", progress: bool = True, train_cfg=None) -> None:
+                       tag: str = "", progress: bool = True, train_cfg=None,
+                       computes=None) -> None:
     import multiprocessing as mp
     threads = task_threads(torch.get_num_threads(), workers, len(todo))
     every = max(1, cfg.train.epochs // 10) if progress else 0
     train_cfg = train_cfg or {m: cfg.train for m, _ in todo}
+    computes = computes or {m: given(None, None, train_cfg[m]) for m, _ in todo}
     tasks = [(t, every, (m, images, labels, test, train_cfg[m]),
-              dict(seed=cfg.seed, run=r, device=torch.device("cpu"), progress=False, tag=tag))
+              dict(seed=cfg.seed, run=r, compute=computes[m], progress=False, tag=tag))
              for t, (m, r) in zip(threads, todo)]
     # A Pool, not a ProcessPoolExecutor: leaving the block on an exception (Ctrl-C, or the
     # SIGTERM the CLI turns into one) terminates the workers instead of waiting for runs

@@ -146,29 +146,33 @@ def make_set(kind: str, train, config, *, device, seed: int, log=print):
     return decode(out.images, out.labels, out.factor)
 
 
-def trained_models(images, labels, info, cfg, *, model: str, k: int, seed: int, device):
-    """``k`` fresh ``model``s trained on (images, labels) with the protocol ``cfg``."""
+def trained_models(images, labels, info, cfg, *, model: str, k: int, seed: int, compute):
+    """``k`` fresh ``model``s trained on (images, labels) with the protocol ``cfg``, under
+    the compute policy ``compute``."""
     from .models import build_model
     from .training import run_seed, train_network
     nets = []
     for j in range(k):
         g = torch.Generator().manual_seed(run_seed(seed, "mia", j))
         net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
-        train_network(net, images, labels, info, cfg, generator=g, device=device, progress=False)
+        train_network(net, images, labels, info, cfg, generator=g, compute=compute, progress=False)
         nets.append(net.to("cpu").eval())
     return nets
 
 
 def membership_attack(kind: str, train, config, train_cfg, *, model: str = "ConvNet",
                       audited: int = 500, models: int = 2, shadows: int = 4, seed: int = 0,
-                      device=torch.device("cpu"), test=None, log=print) -> dict:
+                      device=torch.device("cpu"), compute=None, test=None, log=print) -> dict:
     """The membership protocol for one kind of set (``make_set``): members are a random half
     of the training split; the target set is made from them; ``models`` protocol models are
     trained on it; ``audited`` members and ``audited`` non-members are scored by the loss
     attack (mean loss over the models) and by offline LiRA against ``shadows`` shadow sets
     made the same way from other random halves (each audited example is OUT of the shadows
     whose half left it out). With ``test`` (the test split), the target models' mean test
-    accuracy is reported beside the attack: what the set is worth to its user."""
+    accuracy is reported beside the attack: what the set is worth to its user. ``compute``:
+    how the models train (default: ``train_cfg``'s precision on ``device``, auto as fp32)."""
+    from .compute import fixed
+    compute = compute or fixed(device, train_cfg.precision)
     n = len(train)
     member = halves(n, seed)
     g = torch.Generator().manual_seed(seed + 1)
@@ -184,10 +188,10 @@ def membership_attack(kind: str, train, config, train_cfg, *, model: str = "Conv
     def phis(mask, s, target=False):
         images, labels = make_set(kind, subset(train, mask), config, device=device, seed=s, log=log)
         nets = trained_models(images, labels, train.info, train_cfg, model=model, k=models, seed=s,
-                              device=device)
+                              compute=compute)
         if target and test is not None:
             from .evaluate import test_network
-            accuracy.extend(100 * test_network(net, test, device=torch.device("cpu"))["accuracy"]
+            accuracy.extend(100 * test_network(net, test, compute=fixed(torch.device("cpu")))["accuracy"]
                             for net in nets)
         stats = [losses_and_phi(net, x, y) for net in nets]
         return torch.stack([a for a, _ in stats]).mean(0), torch.stack([b for _, b in stats]).mean(0)

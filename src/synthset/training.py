@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 from . import augment
 from .config import TrainConfig
 from .data.base import DatasetInfo, normalize
-from .device import autocast, reuse_freed_memory, synchronize
+from .compute import Compute, given
+from .device import reuse_freed_memory, synchronize
 
 
 def run_seed(seed: int, *keys: int | str) -> int:
@@ -39,45 +40,48 @@ def _data_parallel(net, n: int, bs: int, generator, world, device):
     return model, sampler, generator, max(1, math.ceil(bs / world.size)), len(sampler)
 
 
-def _batch(x: torch.Tensor, info: DatasetInfo, cfg: TrainConfig, generator, device) -> torch.Tensor:
+def _batch(x: torch.Tensor, info: DatasetInfo, cfg: TrainConfig, generator,
+           compute: Compute) -> torch.Tensor:
     """A training batch as the network sees it: normalised, turned (``dihedral``), DSA
-    augmented, in the chosen memory format."""
+    augmented, in the policy's memory format."""
     if x.dtype == torch.uint8:
         x = normalize(x, info.mean, info.std)
     if cfg.dihedral:
         x = augment.dihedral(x, generator)
     if cfg.augment:
         p = augment.sample(cfg.dsa, 1, x.shape[0], tuple(x.shape[2:]), generator=generator,
-                           device=device)
+                           device=compute.device)
         x = augment.apply(x, p, 1, cfg.dsa)
-    if cfg.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    return compute.layout(x)
 
 
 def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                   info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
-                  device: torch.device, desc: str = "train", progress: bool = True,
+                  compute: Optional[Compute] = None, device: Optional[torch.device] = None,
+                  desc: str = "train", progress: bool = True,
                   on_epoch: Optional[Callable[[int, float], None]] = None,
                   world=None) -> dict:
     """Train ``net`` in place. ``images`` are normalised floats or uint8 (normalised per
-    batch, so the full training set stays compact). Returns timing and the last loss.
+    batch, so the full training set stays compact). ``compute`` says where and how (its
+    ``train`` pass's precision, compilation, memory format; ``device`` alone: ``cfg``'s, auto
+    as fp32); ``cfg`` the protocol. Returns timing and the last loss.
 
     ``world`` (a ``synthset.distributed.World`` of several ranks): data-parallel training,
     ``DistributedDataParallel`` over a ``DistributedSampler`` shard of each epoch, each rank
     a 1/size share of the protocol's batch (the global batch stays ``batch_size``), its own
     augmentation stream; the weights stay the same on every rank."""
     reuse_freed_memory()
-    net.to(device).train()
+    compute = given(compute, device, cfg)
+    device = compute.device
+    net = compute.place(net).train()
     images, labels = images.to(device), labels.to(device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
     n = images.shape[0]
     bs = min(cfg.batch_size, n)
     model, sampler = net, None
     if world is not None and world.active:
         model, sampler, generator, bs, n = _data_parallel(net, n, bs, generator, world, device)
-    fwd = torch.compile(model) if cfg.compile else model
+    fwd = compute.compiled(model)
+    autocast = compute.autocast("train")
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(n / bs)
@@ -99,9 +103,9 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
         loss_sum = torch.zeros((), device=device)
         for b in range(steps_per_epoch):
             idx = order[b * bs:(b + 1) * bs] if order is not None else None
-            x = _batch(images if idx is None else images[idx], info, cfg, generator, device)
+            x = _batch(images if idx is None else images[idx], info, cfg, generator, compute)
             y = labels if idx is None else labels[idx]
-            with autocast(device, cfg.precision)():
+            with autocast():
                 loss = F.cross_entropy(fwd(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..atomic import append_line
 from ..config import DataConfig, DistillConfig, EvalConfig, TrainConfig
 from ..data.base import ImageData, class_indices, normalize
-from ..device import autocast
+from ..compute import Compute, fixed
 from ..distributed import World
 from ..formation import decode, encode, tile_size
 from ..models import build_model
@@ -53,9 +53,10 @@ class RunContext:
     by_class: list[torch.Tensor]  # per-class indices (CPU)
     by_class_device: list[torch.Tensor]
     aux: Any = None
-    # the precision of each pass ("real": no-grad real forward, "syn": synthetic forward +
-    # backward), resolved from --precision (auto: synthset.autotune) before the first step
-    precision: dict = None  # type: ignore[assignment]
+    # the compute policy: each pass's precision ("real": no-grad real forward, "syn":
+    # synthetic forward + backward), resolved from --precision (auto: synthset.autotune)
+    # before the first step, with --compile and --channels-last
+    compute: Compute = None  # type: ignore[assignment]
     # the ranks of a torchrun run (synthset.distributed): each forwards its shard of the
     # real batch; everything else is the same on every rank
     world: World = field(default_factory=World)
@@ -74,19 +75,20 @@ class RunContext:
         return self.train.info.num_classes
 
     def __post_init__(self) -> None:
-        if self.precision is None:
-            fixed = self.engine.precision if self.engine.precision != "auto" else "fp32"
-            self.precision = {"real": fixed, "syn": fixed}
+        if self.compute is None:  # until resolve_compute times auto: auto runs fp32
+            ec = self.engine
+            self.compute = fixed(self.device, ec.precision, kinds=("real", "syn"),
+                                 compile=ec.compile, channels_last=ec.channels_last)
 
     @property
     def autocast(self):
         """The synthetic pass's autocast (with autograd)."""
-        return autocast(self.device, self.precision["syn"])
+        return self.compute.autocast("syn")
 
     @property
     def real_autocast(self):
         """The real batch's no-grad forward's autocast."""
-        return autocast(self.device, self.precision["real"])
+        return self.compute.autocast("real")
 
     def build_net(self, generator: Optional[torch.Generator], *, frozen: bool = True):
         """A freshly initialised ``--model`` in train mode (frozen: no parameter gradients)."""
@@ -96,7 +98,7 @@ class RunContext:
         net.train()
         for p in net.parameters():
             p.requires_grad_(not frozen)
-        return net.to(memory_format=torch.channels_last) if self.engine.channels_last else net
+        return self.compute.place(net)
 
     def real_shard(self, generator: torch.Generator, n: Optional[int] = None
                    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -124,7 +126,7 @@ class RunContext:
         return out
 
     def memory_format(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.engine.channels_last else x
+        return self.compute.layout(x)
 
 
 def make_context(method, train: ImageData, config: DistillConfig, options, device,
@@ -144,41 +146,43 @@ def make_context(method, train: ImageData, config: DistillConfig, options, devic
                       by_class_device=[ix.to(device) for ix in by_class], world=world)
 
 
-def resolve_precision(method, ctx: RunContext, log: Callable[[str], None]) -> dict:
-    """Each pass's precision from ``--precision`` (``auto``: ``synthset.autotune.choose``, timed
-    through the method's own benches on the run's shapes, so the compiled paths the run
-    uses are the ones warmed up). Sets ``ctx.precision``; returns what to record."""
-    from ..autotune import choose, choose_layout
+def resolve_compute(method, ctx: RunContext, log: Callable[[str], None]) -> dict:
+    """The run's compute policy (``ctx.compute``): each pass's precision from ``--precision``
+    (``auto``: ``synthset.autotune``, timed through the method's own benches on the run's
+    shapes, so the compiled paths the run uses are the ones warmed up) and, for a compiled
+    CPU synthetic pass, its layout. Returns what to record."""
+    from ..autotune import choose_layout
+    from ..compute import resolve
     ec, info = ctx.engine, ctx.info
     shape = f"{ec.model} {info.channels}x{info.size[0]}x{info.size[1]}"
-    out = {}
     knob = method.layout_knob(ctx)
-    if not ctx.world.is_main:  # rank 0 times and decides; the ranks must run the same arithmetic
-        out = ctx.world.broadcast(None)
-        ctx.precision = {k: v["precision"] for k, v in out.items()}
-        if "layout" in out["syn"]:
-            knob.layout = out["syn"]["layout"]
-        return out
-    for kind, n in (("real", ctx.n_real), ("syn", ctx.n_syn)):
-        detail = (f"{method.name} {shape} {ctx.classes}x{n} per class "
-                  f"compile={ec.compile} channels_last={ec.channels_last}")
-        requested = ec.precision if (ec.precision != "auto" or method.bf16_auto) else "fp32"
-        out[kind] = choose(f"distill-{kind}", detail, ctx.device, requested,
-                           lambda p, kind=kind: method.bench(ctx, kind, p), log=log)
-    ctx.precision = {k: v["precision"] for k, v in out.items()}
-    if knob is not None:
-        detail = (f"{method.name} {shape} {ctx.classes}x{ctx.n_syn} per class "
-                  f"{ctx.precision['syn']} channels_last={ec.channels_last}")
+    if ctx.world.is_main:
+        passes = {kind: (f"distill-{kind}", f"{method.name} {shape} {ctx.classes}x{n} per class "
+                         f"compile={ec.compile} channels_last={ec.channels_last}",
+                         lambda p, kind=kind: method.bench(ctx, kind, p))
+                  for kind, n in (("real", ctx.n_real), ("syn", ctx.n_syn))}
+        out = dict(resolve(ctx.device, ec.precision, compile=ec.compile,
+                           channels_last=ec.channels_last, passes=passes, log=log,
+                           allow_bf16={"real": method.bf16_auto, "syn": method.bf16_auto}).choices)
+        if knob is not None:
+            chosen = out["syn"]["precision"]
+            detail = (f"{method.name} {shape} {ctx.classes}x{ctx.n_syn} per class "
+                      f"{chosen} channels_last={ec.channels_last}")
 
-        def bench(layout):
-            knob.layout = layout
-            return method.bench(ctx, "syn", ctx.precision["syn"])
-        out["syn"].update(choose_layout("distill-syn-layout", detail, ctx.device, bench, log=log))
+            def bench(layout):
+                knob.layout = layout
+                return method.bench(ctx, "syn", chosen)
+            out["syn"] = {**out["syn"], **choose_layout("distill-syn-layout", detail, ctx.device,
+                                                        bench, log=log)}
+    # rank 0 times and decides; the ranks must run the same arithmetic
+    out = ctx.world.broadcast(out if ctx.world.is_main else None)
+    ctx.compute = Compute(device=ctx.device, precision={k: v["precision"] for k, v in out.items()},
+                          compile=ec.compile, channels_last=ec.channels_last, choices=out)
+    if knob is not None and "layout" in out["syn"]:
         knob.layout = out["syn"]["layout"]
-    ctx.world.broadcast(out)
     if ec.precision == "auto":
-        log(f"precision auto: real pass {ctx.precision['real']}, synthetic pass "
-            f"{ctx.precision['syn']} ({out['real']['source']})")
+        log(f"precision auto: real pass {out['real']['precision']}, synthetic pass "
+            f"{out['syn']['precision']} ({out['real']['source']})")
     return out
 
 
@@ -360,7 +364,7 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
     # work the method did before the first iteration (trained experts): it counts against
     # the time budget and in the set's FLOPs, also when a cache served it
     setup = _hook(ctx.aux, "record") or {}
-    paths = resolve_precision(method, ctx, log)
+    paths = resolve_compute(method, ctx, log)
     state = initial_state(ctx, generator, start)
     if resume and (run_dir is not None or ctx.world.active):
         resume_state(state, ctx, method, run_dir, log)

@@ -73,14 +73,13 @@ class LearnedMethod(Method):
         """A zero-argument step of pass ``kind`` ("real": a no-grad forward of one class batch
         of real-sized images; "syn": a forward + backward of the synthetic batch) at
         ``precision``, on throwaway weights and inputs, for ``--precision auto`` to time."""
-        from ..device import autocast
         info, classes = ctx.info, ctx.classes
         g = torch.Generator().manual_seed(0)
         net = ctx.build_net(g, frozen=kind == "real")
         n = ctx.n_real if kind == "real" else ctx.n_syn
         x = ctx.memory_format(torch.randn(classes * n, info.channels, *info.size, generator=g)
                               .to(ctx.device))
-        ac = autocast(ctx.device, precision)
+        ac = ctx.compute.at(kind, precision).autocast(kind)
 
         def real():
             with torch.no_grad(), ac():

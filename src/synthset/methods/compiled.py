@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..compute import autocast
 from ..device import onednn_off
 
 
@@ -66,7 +67,7 @@ class CompiledEmbed:
         stack = contextlib.ExitStack()
         stack.enter_context(torch.no_grad())
         if precision == "bf16":
-            stack.enter_context(torch.autocast(self.device_type, dtype=torch.bfloat16))
+            stack.enter_context(autocast(torch.device(self.device_type), "bf16")())
         elif self.cpu:
             import torch._inductor.config as inductor_config
             stack.enter_context(onednn_off())

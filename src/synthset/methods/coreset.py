@@ -11,6 +11,7 @@ import math
 import torch
 
 from ..atomic import write_safetensors
+from ..compute import fixed
 from ..config import CoresetConfig, DistillConfig, TrainConfig
 from ..data.base import ImageData, class_indices
 from ..data.download import cache_dir
@@ -126,8 +127,8 @@ def feature_net(train: ImageData, cfg: CoresetConfig, seed: int, device, log) ->
     log(f"feature net: training {cfg.feature_model} on all {len(train)} training images for "
         f"{epochs} epoch(s) (cached afterwards at {path})")
     tcfg = TrainConfig(epochs=epochs, augment=False, precision="fp32")  # as cached so far
-    train_network(net, train.images, train.labels, info, tcfg, generator=g, device=device,
-                  desc="feature net")
+    train_network(net, train.images, train.labels, info, tcfg, generator=g,
+                  compute=fixed(device, tcfg.precision), desc="feature net")
     # atomic: torchrun ranks train the same net side by side
     write_safetensors(path, {k: v.detach().cpu().contiguous()
                              for k, v in net.state_dict().items()})

@@ -235,7 +235,7 @@ class EmbeddingMatching(LearnedMethod):
         them, and the record of their training (seconds, FLOPs, cache use)."""
         from ..autotune import native_bf16
         from ..data.download import cache_dir
-        from ..device import autocast
+        from ..compute import autocast
         from ..training import run_seed
         from .coreset import fingerprint
         from .experts import ExpertBank
@@ -276,7 +276,7 @@ class EmbeddingMatching(LearnedMethod):
         real_aug = ctx.memory_format(augment.apply(real, params.at(pos), classes, ec.dsa))
         means = self.real_means(net, real_aug, classes, o, chunk=o.embed_chunk or ctx.n_real,
                                 autocast=ctx.real_autocast, embed_real=aux.embed_real,
-                                precision=ctx.precision["real"])
+                                precision=ctx.compute.precision_of("real"))
         means = self.reduce_stats(ctx, means, pos)  # the whole batch's statistics
         for inner in range(o.inner_steps):
             syn_aug = ctx.memory_format(augment.apply(state.decoded()[0], params, classes, ec.dsa))
@@ -307,11 +307,10 @@ class EmbeddingMatching(LearnedMethod):
     def bench(self, ctx, kind: str, precision: str):
         """One step of the run's own real or synthetic pass (compiled if the run is) on
         throwaway weights and inputs: the real pass on one chunk of the class batch."""
-        from ..device import autocast
         o, aux, info, classes = ctx.options, ctx.aux, ctx.info, ctx.classes
         g = torch.Generator().manual_seed(0)
         net = ctx.build_net(g)
-        ac = autocast(ctx.device, precision)
+        ac = ctx.compute.at(kind, precision).autocast(kind)
         if kind == "real":
             per_class = max(1, min(ctx.n_real, (o.embed_chunk or (640 if aux.embed_real else
                                                                    ctx.n_real * classes)) // classes))
