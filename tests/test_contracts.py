@@ -118,3 +118,16 @@ def test_no_import_cycle():
     for n in graph:
         if n not in state:
             visit(n, [])
+
+
+def test_no_function_in_the_package_is_over_60_lines():
+    """Small functions (docs/design.md): one that grows past 60 lines is split."""
+    import ast
+    long = []
+    for path in (ROOT / "src" / "synthset").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, long

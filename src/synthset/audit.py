@@ -181,7 +181,7 @@ def pairs_grid(syn: torch.Tensor, real: torch.Tensor, order: torch.Tensor, info,
 def audit(run_dir: str | Path, config: AuditConfig = AuditConfig(), *, device=torch.device("cpu"),
           data_root: Optional[str] = None, log: Callable[[str], None] = print) -> dict:
     """Audit the set in ``run_dir``; writes ``run_dir/audit.json`` and ``audit_pairs.png``."""
-    from .config import DataConfig, DistillConfig
+    from .config import DataConfig
     from .data import load_dataset
     from .synthetic import SyntheticSet
     run_dir = Path(run_dir)
@@ -209,19 +209,8 @@ def audit(run_dir: str | Path, config: AuditConfig = AuditConfig(), *, device=to
         def embed(x: torch.Tensor) -> torch.Tensor:
             return torch.cat([net.embed(x[i:i + 1024].to(device)).float().cpu()
                               for i in range(0, len(x), 1024)])
-    start = None
     cfg_d = sset.metadata.get("distill")
-    if cfg_d and sset.metadata.get("iterations"):
-        from .distill import distill
-        cfg = DistillConfig.from_dict(cfg_d)
-        # the start comes from the run's generator alone: no trained experts (their own
-        # seeds), no timing of arithmetic, no compilation are needed to remake it
-        options = {**(cfg.options or {}), **({"experts": 0, "ce_weight": 0.0}
-                                             if (cfg.options or {}).get("experts") else {})}
-        cfg = dataclasses.replace(cfg, options=options, engine=dataclasses.replace(
-            cfg.engine, iterations=0, compile=False, precision="fp32"))
-        log("remaking the set's start (its seed, 0 iterations)")
-        start = distill(data, cfg, device=device, log=lambda m: None, progress=False).decoded()[0]
+    start = _start_of(sset, data, device, log) if cfg_d and sset.metadata.get("iterations") else None
     stats = memorisation(syn, train, held, embed=embed, start=start)
     closest = torch.argsort(torch.tensor(stats["pixel_distances"]))[:config.grid]
     real_nn = train.normalized(torch.tensor(stats["nearest_train_index"]))
@@ -240,6 +229,21 @@ def audit(run_dir: str | Path, config: AuditConfig = AuditConfig(), *, device=to
                          "on the set can leak membership even when no image is a near copy."}
     write_json(run_dir / AUDIT, report)
     return report
+
+
+def _start_of(sset, data, device, log) -> torch.Tensor:
+    """A learned set's images at iteration 0, remade from its config. The start comes from
+    the run's generator alone: no trained experts (their own seeds), no timing of
+    arithmetic and no compilation are needed to remake it."""
+    from .config import DistillConfig
+    from .distill import distill
+    cfg = DistillConfig.from_dict(sset.metadata["distill"])
+    options = {**(cfg.options or {}), **({"experts": 0, "ce_weight": 0.0}
+                                         if (cfg.options or {}).get("experts") else {})}
+    cfg = dataclasses.replace(cfg, options=options, engine=dataclasses.replace(
+        cfg.engine, iterations=0, compile=False, precision="fp32"))
+    log("remaking the set's start (its seed, 0 iterations)")
+    return distill(data, cfg, device=device, log=lambda m: None, progress=False).decoded()[0]
 
 
 def _membership(sset, data, train, config: AuditConfig, *, device, log) -> dict:

@@ -132,9 +132,19 @@ class TrainConfig(Options):
                          choices=PRECISIONS)
     channels_last: bool = opt(False, "channels-last memory format")
     compile: bool = opt(False, "torch.compile the trained network")
+    dp_epsilon: Optional[float] = opt(None, "train with DP-SGD (Opacus) to this privacy budget: "
+                                            "per-example gradients clipped, Gaussian noise, "
+                                            "Poisson-sampled batches; the accountant's epsilon is "
+                                            "recorded (fp32, uncompiled)")
+    dp_delta: float = opt(1e-5, "DP-SGD's delta")
+    dp_max_grad_norm: float = opt(1.0, "DP-SGD's per-example gradient clipping norm")
 
     def __post_init__(self) -> None:
         check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.dp_epsilon is None or self.dp_epsilon > 0,
+              f"dp_epsilon must be > 0 (or None: no DP-SGD), got {self.dp_epsilon}")
+        check(0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), got {self.dp_delta}")
+        check(self.dp_max_grad_norm > 0, f"dp_max_grad_norm must be > 0, got {self.dp_max_grad_norm}")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.batch_test >= 1, f"batch_test must be >= 1, got {self.batch_test}")

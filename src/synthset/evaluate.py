@@ -52,6 +52,7 @@ class RunResult:
     class_recall: Optional[list] = None  # % per class (None: absent); older logs lack it
     # with test-time augmentation: the plain view's scores of the same network (in %)
     single_view: Optional[dict] = None
+    dp: Optional[dict] = None  # DP-SGD (--dp-epsilon): the accountant's epsilon and settings
 
 
 def _scores(pred: torch.Tensor, score: torch.Tensor, target: torch.Tensor, k: int) -> dict:
@@ -130,7 +131,7 @@ def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: I
                      steps=tr["steps"], train_seconds=tr["train_seconds"],
                      test_seconds=te["test_seconds"], final_train_loss=tr["final_train_loss"],
                      peak_memory_mib=round(peak_memory_mib(compute.device), 1),
-                     class_recall=sc["class_recall"],
+                     class_recall=sc["class_recall"], dp=tr.get("dp"),
                      single_view=_percent(te["single_view"]) if "single_view" in te else None)
 
 
@@ -163,6 +164,9 @@ def summarize(runs: list[RunResult], *, n_train: int, info: DatasetInfo, model: 
     if runs[0].auc is not None:
         auc = [r.auc for r in runs]
         out["auc"] = {"mean": float(np.mean(auc)), "std": float(np.std(auc)), "runs": auc}
+    if all(r.dp is not None for r in runs):
+        out["dp"] = {**{k: v for k, v in runs[0].dp.items() if k != "epsilon"},
+                     "epsilon": [r.dp["epsilon"] for r in runs]}
     if all(r.single_view is not None for r in runs):
         out["single_view"] = {m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "runs": v}
                               for m in ("accuracy", "balanced_accuracy", "auc")
@@ -186,6 +190,9 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
     for opt in ("dihedral", "tta"):
         if not d["train"][opt]:
             del d["train"][opt]
+    if d["train"]["dp_epsilon"] is None:
+        for opt in ("dp_epsilon", "dp_delta", "dp_max_grad_norm"):
+            del d["train"][opt]
     return hashlib.sha256(json.dumps([d, n_train] + ([tag] if tag else []), sort_keys=True)
                           .encode()).hexdigest()[:16]
 
@@ -203,7 +210,9 @@ def resolve_compute(cfg: EvalConfig, images: torch.Tensor, device: torch.device,
     for model in cfg.models:
         detail = (f"{model} {'x'.join(map(str, shape))} batch {bs} compile={t.compile} "
                   f"channels_last={t.channels_last}")
-        out[model] = resolve(device, t.precision, compile=t.compile, channels_last=t.channels_last,
+        # DP-SGD's per-example gradients run in fp32, uncompiled
+        asked = "fp32" if t.dp_epsilon is not None else t.precision
+        out[model] = resolve(device, asked, compile=t.compile, channels_last=t.channels_last,
                              passes={"train": ("train", detail, lambda p, model=model: _train_bench(
                                  model, shape, bs, t, base.at("train", p)))}, log=log)
     return out
@@ -461,6 +470,8 @@ def format_table(report: dict, title: str = "") -> str:
             a = v.get("auc")
             line += f" {a['mean']:>7.2f} ± {a['std']:<4.2f}" if a else f" {'-':>14}"
         line += f" {len(v['runs']):>5} {v['epochs']:>6} {np.mean(v['train_seconds']):>7.1f}"
+        if "dp" in v:  # DP-SGD: the accountant's epsilon of each run
+            line += f"  DP-SGD epsilon {max(v['dp']['epsilon']):.2f} (delta {v['dp']['delta']:g})"
         rows.append(line)
         if "single_view" in v:  # the same networks, scored without test-time augmentation
             sv = v["single_view"]

@@ -55,6 +55,15 @@ def _batch(x: torch.Tensor, info: DatasetInfo, cfg: TrainConfig, generator,
     return compute.layout(x)
 
 
+def _order(sampler, epoch: int, n: int, steps: int, generator, device) -> Optional[torch.Tensor]:
+    """An epoch's image order: this rank's shard under DDP, else a permutation (None where
+    one batch holds every image)."""
+    if sampler is not None:
+        sampler.set_epoch(epoch)
+        return torch.tensor(list(sampler), device=device)
+    return torch.randperm(n, generator=generator).to(device) if steps > 1 else None
+
+
 def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                   info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
                   compute: Optional[Compute] = None, device: Optional[torch.device] = None,
@@ -72,6 +81,12 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     augmentation stream; the weights stay the same on every rank."""
     reuse_freed_memory()
     compute = given(compute, device, cfg)
+    if cfg.dp_epsilon is not None:
+        if world is not None and world.active:
+            raise ValueError("DP-SGD runs in one process: drop torchrun (or --dp-epsilon)")
+        from .dpsgd import train_private
+        return train_private(net, images, labels, info, cfg, generator=generator, compute=compute,
+                             desc=desc, progress=progress, on_epoch=on_epoch)
     device = compute.device
     net = compute.place(net).train()
     images, labels = images.to(device), labels.to(device)
@@ -95,11 +110,7 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
         if ep == decay_at and decay_at > 0:
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * 0.1
-        if sampler is not None:
-            sampler.set_epoch(ep)
-            order = torch.tensor(list(sampler), device=device)
-        else:
-            order = torch.randperm(n, generator=generator).to(device) if steps_per_epoch > 1 else None
+        order = _order(sampler, ep, n, steps_per_epoch, generator, device)
         loss_sum = torch.zeros((), device=device)
         for b in range(steps_per_epoch):
             idx = order[b * bs:(b + 1) * bs] if order is not None else None
