@@ -220,7 +220,7 @@ def test_every_cli_option_comes_from_a_dataclass_field_with_its_default():
             assert args[a.dest] == want, (argv[0], a.dest, args[a.dest], want)
             checked += 1
         commands.add(argv[0])
-    assert len(commands) == 12 and checked > 150
+    assert len(commands) == 13 and checked > 150
     # every declared override names a flag that exists
     for command, overrides in COMMAND_DEFAULTS.items():
         parsed = vars(next(ap for argv, ap, _ in _commands() if argv[0] == command)

@@ -12,7 +12,7 @@ from synthset.cli import main
 from synthset.config import EvalConfig, TrainConfig
 from synthset.evaluate import _config_key
 from synthset.models import build_model
-from synthset.training import train_network
+from synthset.dpsgd import train_protocol
 
 pytest.importorskip("opacus")
 
@@ -22,7 +22,7 @@ def _train(tiny_train, eps: float, model: str = "ConvNet"):
     net = build_model(model, info.channels, info.num_classes, info.size,
                       generator=torch.Generator().manual_seed(0))
     cfg = TrainConfig(epochs=2, batch_size=64, dp_epsilon=eps, augment=False)
-    rec = train_network(net, tiny_train.images[:200], tiny_train.labels[:200], info, cfg,
+    rec = train_protocol(net, tiny_train.images[:200], tiny_train.labels[:200], info, cfg,
                         generator=torch.Generator().manual_seed(1), device=torch.device("cpu"),
                         progress=False)
     return net, rec

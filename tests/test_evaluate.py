@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from synthset.config import EvalConfig, TrainConfig
-from synthset.evaluate import evaluate, evaluate_run, format_table, train_network
+from synthset.evaluate import evaluate, evaluate_run, format_table
+from synthset.training import train_network
 from synthset.models import build_model
 
 

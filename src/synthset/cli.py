@@ -446,6 +446,28 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_attack(args) -> int:
+    from .lira import LiraConfig, attack
+    cfg = options_from(args, LiraConfig, "lira")
+    c = options_from(args, AttackCommand, "cmd")
+    rep = attack(args.run_dir, cfg, out=c.out, device=_device(args), data_root=vars(args)["data.root"])
+    print(f"{cfg.kind}: {cfg.shadows} pipelines x {cfg.pool} pool images = {rep['pairs']} scored "
+          f"pairs; {rep['seconds_per_pipeline']:.0f} s per pipeline")
+    for name in ("online", "offline"):
+        r = rep[name]
+        lo, hi = r["tpr_at_0.001_fpr_ci"]
+        low = (f"{100 * r['tpr_at_0.001_fpr']:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}] at 0.1% FPR"
+               if r["fpr_0.001_resolvable"] else
+               f"0.1% FPR not resolvable with {r['non_members']} non-member pairs")
+        print(f"  LiRA {name}: AUC {r['auc']:.3f}, TPR {100 * r['tpr_at_0.01_fpr']:.2f}% at 1% FPR, "
+              f"{low}")
+    if "canaries" in rep:
+        k = rep["canaries"]
+        print(f"  canaries: {100 * k['canaries_flagged']:.1f}% flagged at 0.1% FPR (ordinary members "
+              f"{100 * k['members_flagged']:.1f}%), AUC {k['canary_auc']:.3f}")
+    return 0
+
+
 def cmd_report(args) -> int:
     import shlex
 
@@ -513,6 +535,12 @@ class ExportCommand:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AttackCommand:
+    out: Optional[str] = opt(None, "folder for the pipelines, lira.json and its figures "
+                                   "(default: RUN_DIR/lira-KIND)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReportCommand:
     out: str = opt(help="folder for report.html, report.md and the PNGs")
     title: str = opt("synthset report", "the report's title")
@@ -570,7 +598,7 @@ def build_parser(method: Optional[str] = None) -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     for add in (_parser_datasets, _parser_methods, _parser_recipes, _parser_distill,
                 _parser_evaluate, _parser_train, _parser_study, _parser_show, _parser_export,
-                _parser_audit, _parser_report, _parser_compare):
+                _parser_audit, _parser_attack, _parser_report, _parser_compare):
         add(sub, method)
     return ap
 
@@ -655,6 +683,20 @@ def _parser_audit(sub, method: Optional[str]) -> None:
          title="data (default: the root the set was made from)")
     _compute(p, "audit")
     p.set_defaults(fn=cmd_audit)
+
+
+def _parser_attack(sub, method: Optional[str]) -> None:
+    from .config import DataConfig
+    from .lira import LiraConfig
+    p = sub.add_parser("attack", help="membership inference at scale: LiRA over S shadow pipelines "
+                                      "of a run's recipe, with canaries (resumable)")
+    p.add_argument("run_dir", help="a run directory")
+    _add(p, "attack", LiraConfig, "lira", title="attack")
+    _add(p, "attack", DataConfig, "data", only=("root",),
+         title="data (default: the root the set was made from)")
+    _add(p, "attack", AttackCommand, "cmd", title="output")
+    _compute(p, "attack")
+    p.set_defaults(fn=cmd_attack)
 
 
 def _parser_report(sub, method: Optional[str]) -> None:

@@ -22,9 +22,25 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .compute import Compute
+from .compute import Compute, given
 from .config import TrainConfig
 from .data.base import DatasetInfo
+from .training import _batch, run_seed, train_network
+
+
+def train_protocol(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                   info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
+                   compute: Optional[Compute] = None, device: Optional[torch.device] = None,
+                   world=None, **kw) -> dict:
+    """The protocol's training of ``net``: DP-SGD where ``cfg.dp_epsilon`` is set
+    (``train_private``), else ``training.train_network``."""
+    if cfg.dp_epsilon is None:
+        return train_network(net, images, labels, info, cfg, generator=generator, compute=compute,
+                             device=device, world=world, **kw)
+    if world is not None and world.active:
+        raise ValueError("DP-SGD runs in one process: drop torchrun (or --dp-epsilon)")
+    return train_private(net, images, labels, info, cfg, generator=generator,
+                         compute=given(compute, device, cfg), **kw)
 
 
 def _opacus():
@@ -59,7 +75,6 @@ def train_private(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     clipping to ``cfg.dp_max_grad_norm``), fp32 and uncompiled (per-example gradients come
     from module hooks). Returns ``train_network``'s record plus ``dp``: the accountant's
     epsilon, delta, noise multiplier, clipping norm and sample rate."""
-    from .training import run_seed
     PrivacyEngine, ModuleValidator = _opacus()
     problems = ModuleValidator.validate(net, strict=False)
     if problems:
@@ -93,7 +108,6 @@ QUIET = ("Secure RNG turned off", "Full backward hook is firing", "Optimal order
 
 def _train(engine, net, opt, loader, images, labels, info, cfg, *, generator, seed, desc,
            progress, on_epoch) -> dict:
-    from .training import _batch
     device = images.device
     model, opt, loader = engine.make_private_with_epsilon(
         module=net, optimizer=opt, data_loader=loader, target_epsilon=cfg.dp_epsilon,

@@ -32,7 +32,8 @@ from .flops import inference_flops, train_step_flops
 from .metrics import accuracy, balanced_accuracy, class_recall, roc_auc
 from .models import build_model
 from .provenance import machine
-from .training import run_seed, train_network
+from .dpsgd import train_protocol
+from .training import run_seed
 
 
 @dataclass
@@ -121,7 +122,7 @@ def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: I
     g = torch.Generator().manual_seed(s)
     info = test.info
     net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
-    tr = train_network(net, images, labels, info, cfg, generator=g, compute=compute,
+    tr = train_protocol(net, images, labels, info, cfg, generator=g, compute=compute,
                        desc=f"{model} {tag or 'run'} {run}", progress=progress, on_epoch=on_epoch,
                        world=world)
     te = test_network(net, test, compute=compute, batch=cfg.batch_test, tta=cfg.tta)

@@ -150,12 +150,13 @@ def trained_models(images, labels, info, cfg, *, model: str, k: int, seed: int, 
     """``k`` fresh ``model``s trained on (images, labels) with the protocol ``cfg``, under
     the compute policy ``compute``."""
     from .models import build_model
-    from .training import run_seed, train_network
+    from .dpsgd import train_protocol
+    from .training import run_seed
     nets = []
     for j in range(k):
         g = torch.Generator().manual_seed(run_seed(seed, "mia", j))
         net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
-        train_network(net, images, labels, info, cfg, generator=g, compute=compute, progress=False)
+        train_protocol(net, images, labels, info, cfg, generator=g, compute=compute, progress=False)
         nets.append(net.to("cpu").eval())
     return nets
 

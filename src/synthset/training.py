@@ -81,12 +81,6 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     augmentation stream; the weights stay the same on every rank."""
     reuse_freed_memory()
     compute = given(compute, device, cfg)
-    if cfg.dp_epsilon is not None:
-        if world is not None and world.active:
-            raise ValueError("DP-SGD runs in one process: drop torchrun (or --dp-epsilon)")
-        from .dpsgd import train_private
-        return train_private(net, images, labels, info, cfg, generator=generator, compute=compute,
-                             desc=desc, progress=progress, on_epoch=on_epoch)
     device = compute.device
     net = compute.place(net).train()
     images, labels = images.to(device), labels.to(device)

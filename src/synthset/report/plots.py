@@ -134,3 +134,20 @@ def accuracy_vs_flops(points: Sequence["FlopsPoint"],
     # beside the axes: with several series per method the legend would cover the points
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return _save(fig, path)
+
+
+def roc_loglog(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path: Path) -> Path:
+    """Membership-inference ROC curves on log-log axes, the view in which the low false-positive
+    rates that matter are visible (Carlini et al., S&P 2022, Fig. 1); the diagonal is chance."""
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.add_subplot()
+    lo = 1.0
+    for label, (fpr, tpr) in curves.items():
+        pts = [(f, t) for f, t in zip(fpr, tpr) if f > 0 and t > 0]
+        if pts:
+            lo = min(lo, pts[0][0])
+            ax.plot([f for f, _ in pts], [t for _, t in pts], label=label)
+    ax.plot([lo, 1], [lo, 1], color="gray", linestyle="--", linewidth=0.8, label="chance")
+    ax.set(xscale="log", yscale="log", xlabel="false-positive rate", ylabel="true-positive rate")
+    ax.legend(loc="lower right")
+    return _save(fig, path)

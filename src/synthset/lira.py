@@ -1,0 +1,307 @@
+"""Membership inference at scale: LiRA over S shadow pipelines, with canaries.
+
+The protocol of Carlini et al., "Membership Inference Attacks From First Principles" (S&P
+2022), applied to distillation: a pool of real training images; S shadow pipelines, each
+drawing a random half of the pool (every example is in exactly half of them), making a set
+from it with the audited recipe and training the evaluation network on that set. Every
+pipeline is in turn the target and the others its shadows (leave one out), so S pipelines
+give S x pool scored (example, target) pairs. Each pipeline is a folder of its own and a
+stopped attack resumes pipeline by pipeline.
+
+- The statistic: the logit-scaled confidence phi = log(p_y / (1 - p_y)) of the true class
+  (Sec. IV-A), for a few query views of each example (identity and one-pixel shifts: the
+  augmentation queries of Sec. IV-D).
+- Online LiRA (Algorithm 1): per example and view, Gaussians of phi over the shadows that
+  trained on it (in) and that did not (out); the score is the mean over views of
+  log N(phi; mu_in, sd_in) - log N(phi; mu_out, sd_out).
+- Offline LiRA (Sec. IV-C): the out Gaussian only; the score is the mean over views of
+  (phi - mu_out) / sd_out.
+- With few shadows the variances are pooled over examples (``fixed_variance``, Sec. VI-B).
+- Canaries (worst case): K pool images relabelled to another class before the split. They
+  are in or out like every other example; their exposure is the share of in-canaries the
+  attack flags at the threshold that keeps 0.1% of the non-canary non-members.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from .config import Options, check, opt
+
+KINDS = ("set", "random", "full")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiraConfig(Options):
+    """The attack: S shadow pipelines over a pool of real training images."""
+
+    shadows: int = opt(16, "shadow pipelines S (each is also a target once); each example is in "
+                           "exactly half of them")
+    pool: int = opt(10000, "real training images the pipelines draw their halves from (a "
+                           "seeded sample of the training split); pool/2 non-members per target")
+    kind: str = opt("set", "what each pipeline trains on: a set made with the audited run's "
+                           "recipe, a random real subset of its size, or all its members "
+                           "(the upper reference)", choices=KINDS)
+    iterations: Optional[int] = opt(None, "distillation iterations per pipeline (default: the "
+                                          "audited run's)")
+    epochs: int = opt(300, "training epochs of each pipeline's network")
+    views: int = opt(2, "query views per example: the identity, then one-pixel shifts")
+    canaries: int = opt(0, "pool images relabelled to another class (worst-case examples)")
+    fixed_variance: bool = opt(False, "pool the Gaussians' variances over examples (few shadows)")
+    dp_epsilon: Optional[float] = opt(None, "train each pipeline's network with DP-SGD to this "
+                                            "epsilon (the private reference; with --kind full)")
+    seed: int = opt(0, "seed of the pool, the halves, the canaries and the pipelines")
+
+    def __post_init__(self) -> None:
+        check(self.shadows >= 2, f"shadows must be >= 2 (one target, one shadow), got {self.shadows}")
+        check(self.pool >= 4, f"pool must be >= 4 images, got {self.pool}")
+        check(self.kind in KINDS, f"kind must be set|random|full, got {self.kind!r}")
+        check(1 <= self.views <= 5, f"views must be 1 to 5, got {self.views}")
+        check(0 <= self.canaries <= self.pool // 2, "canaries must be between 0 and pool/2")
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+
+
+# ---------------------------------------------------------------- the maths
+
+
+def shadow_masks(n: int, shadows: int, seed: int) -> torch.Tensor:
+    """(S, n) bool: which pipelines train on each example. Every column is a random
+    permutation's first S/2 rows, so each example is in exactly floor(S/2) pipelines
+    (Carlini et al.'s construction)."""
+    g = torch.Generator().manual_seed(seed)
+    rank = torch.rand(shadows, n, generator=g).argsort(0).argsort(0)
+    return rank < shadows // 2
+
+
+def views(x: torch.Tensor, k: int) -> list[torch.Tensor]:
+    """The query views of a batch: the identity, then shifts by one pixel right, down, left,
+    up (zero fill), the small translations of LiRA's augmentation queries."""
+    out = [x]
+    for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0))[:k - 1]:
+        shifted = torch.roll(x, (dy, dx), (2, 3))
+        if dx:
+            shifted[..., :, 0 if dx > 0 else -1] = 0
+        if dy:
+            shifted[..., 0 if dy > 0 else -1, :] = 0
+        out.append(shifted)
+    return out
+
+
+def _gaussians(phi: torch.Tensor, mask: torch.Tensor, pooled: bool, min_std: float = 1e-3):
+    """Leave-one-out per-example Gaussians: for each target i, the mean and std of ``phi``
+    (S, N, V) over the other pipelines j != i with ``mask[j]`` true. Returns (mu, sd), each
+    (S, N, V). Examples with fewer than two such pipelines take the std pooled over examples."""
+    w = mask.double()[..., None]  # (S, N, 1)
+    s1, s2, c = (phi * w).sum(0), (phi * phi * w).sum(0), w.sum(0)  # over all pipelines
+    s1, s2, c = s1 - phi * w, s2 - phi * phi * w, c - w  # leave the target out
+    mu = s1 / c.clamp_min(1)
+    var = (s2 / c.clamp_min(1) - mu * mu).clamp_min(0)
+    global_var = (var * (c > 1)).sum(1, keepdim=True) / (c > 1).sum(1, keepdim=True).clamp_min(1)
+    var = global_var.expand_as(var) if pooled else torch.where(c > 1, var, global_var)
+    return mu, var.sqrt().clamp_min(min_std)
+
+
+def normal_logpdf(x: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
+    return -0.5 * ((x - mu) / sd) ** 2 - sd.log() - 0.5 * math.log(2 * math.pi)
+
+
+def lira_scores(phi: torch.Tensor, keep: torch.Tensor, *, fixed_variance: bool = False
+                ) -> dict[str, torch.Tensor]:
+    """Online and offline LiRA scores (S, N) of every (target, example) pair from ``phi``
+    (S, N, V: pipeline, example, view) and ``keep`` (S, N), each target scored against the
+    other S - 1 pipelines (Carlini et al. 2022, Algorithm 1; offline: Sec. IV-C)."""
+    phi = phi.double()
+    mu_in, sd_in = _gaussians(phi, keep, fixed_variance)
+    mu_out, sd_out = _gaussians(phi, ~keep, fixed_variance)
+    online = (normal_logpdf(phi, mu_in, sd_in) - normal_logpdf(phi, mu_out, sd_out)).mean(-1)
+    offline = ((phi - mu_out) / sd_out).mean(-1)
+    return {"online": online, "offline": offline}
+
+
+def roc_points(scores: torch.Tensor, is_member: torch.Tensor) -> tuple[list[float], list[float]]:
+    """(FPR, TPR) of every threshold, members scoring high (for the log-log ROC plot)."""
+    order = scores.double().flatten().argsort(descending=True)
+    y = is_member.flatten()[order].double()
+    tp, fp = y.cumsum(0), (1 - y).cumsum(0)
+    return (fp / max(1.0, float(fp[-1]))).tolist(), (tp / max(1.0, float(tp[-1]))).tolist()
+
+
+def bootstrap(stat: Callable[[torch.Tensor, torch.Tensor], float], scores: torch.Tensor,
+              is_member: torch.Tensor, *, rounds: int = 200, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of ``stat(scores, is_member)`` over examples resampled with
+    replacement (Efron & Tibshirani 1993)."""
+    g = torch.Generator().manual_seed(seed)
+    s, y = scores.flatten(), is_member.flatten()
+    vals = sorted(stat(s[i], y[i]) for i in (torch.randint(len(s), (len(s),), generator=g)
+                                            for _ in range(rounds)))
+    return vals[int(0.025 * rounds)], vals[min(rounds - 1, int(0.975 * rounds))]
+
+
+def report(scores: torch.Tensor, is_member: torch.Tensor, *, rounds: int = 200) -> dict:
+    """AUC and TPR at 1%, 0.1% and 0.01% FPR, each with a bootstrap interval; a rate is
+    resolvable where at least one non-member lies above its threshold."""
+    from .membership import tpr_at_fpr
+    from .metrics import roc_auc
+    s, y = scores.flatten(), is_member.flatten().long()
+    n_neg = int((y == 0).sum())
+    out = {"members": int(y.sum()), "non_members": n_neg, "auc": roc_auc(s, y),
+           "auc_ci": bootstrap(lambda a, b: roc_auc(a, b), s, y, rounds=rounds)}
+    for fpr in (0.01, 0.001, 0.0001):
+        out[f"tpr_at_{fpr:g}_fpr"] = tpr_at_fpr(s, y, fpr)
+        out[f"tpr_at_{fpr:g}_fpr_ci"] = bootstrap(lambda a, b: tpr_at_fpr(a, b, fpr), s, y,
+                                                  rounds=rounds)
+        out[f"fpr_{fpr:g}_resolvable"] = n_neg * fpr >= 1
+    return out
+
+
+def canary_exposure(scores: torch.Tensor, keep: torch.Tensor, canary: torch.Tensor,
+                    fpr: float = 0.001) -> dict:
+    """The share of in-canaries flagged at the threshold that keeps ``fpr`` of the ordinary
+    (non-canary) non-members, beside the same share for ordinary members, and the canaries'
+    AUC against the canaries left out."""
+    from .metrics import roc_auc
+    c = canary[None, :].expand_as(keep)
+    neg = scores[~keep & ~c].double().sort(descending=True).values
+    threshold = neg[min(len(neg) - 1, int(math.floor(fpr * len(neg))))]
+    return {"canaries": int(canary.sum()), "fpr": fpr,
+            "canaries_flagged": float((scores[keep & c] > threshold).double().mean()),
+            "members_flagged": float((scores[keep & ~c] > threshold).double().mean()),
+            "canary_auc": roc_auc(scores[c].double(), keep[c].long())}
+
+
+# ---------------------------------------------------------------- the pipelines
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The attack's real examples: training-split indices, labels (canaries relabelled),
+    which are canaries, and each pipeline's half."""
+    index: torch.Tensor
+    labels: torch.Tensor
+    canary: torch.Tensor
+    keep: torch.Tensor
+
+
+def make_pool(train, cfg: LiraConfig) -> Pool:
+    """A seeded sample of ``cfg.pool`` training images, its first ``cfg.canaries`` relabelled
+    to a random other class, and the pipelines' halves."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    index = torch.randperm(len(train), generator=g)[:cfg.pool]
+    labels = train.labels[index].clone()
+    k, classes = cfg.canaries, train.info.num_classes
+    labels[:k] = (labels[:k] + torch.randint(1, classes, (k,), generator=g)) % classes
+    canary = torch.zeros(len(index), dtype=torch.bool)
+    canary[:k] = True
+    return Pool(index=index, labels=labels, canary=canary,
+                keep=shadow_masks(len(index), cfg.shadows, cfg.seed + 1))
+
+
+def pipeline(s: int, train, pool: Pool, distill_cfg, cfg: LiraConfig, train_cfg, *, model: str,
+             compute, device, out: Path, log=print) -> Path:
+    """Pipeline ``s``: make its set from its half of the pool, train the network on it and
+    write phi of every pool example under every view to ``out/shadow-SSS/phi.safetensors``
+    (skipped where it exists: a stopped attack resumes here)."""
+    from .atomic import write_json, write_safetensors
+    from .data.base import ImageData
+    from .membership import losses_and_phi, make_set, trained_models
+    folder = out / f"shadow-{s:03d}"
+    if (folder / "phi.safetensors").exists():
+        return folder
+    t0 = time.perf_counter()
+    members = pool.index[pool.keep[s]]
+    half = ImageData(images=train.images[members], labels=pool.labels[pool.keep[s]], info=train.info)
+    images, labels = make_set(cfg.kind, half, distill_cfg, device=device,
+                              seed=cfg.seed + 1000 + s, log=lambda m: None)
+    made = time.perf_counter() - t0
+    net = trained_models(images, labels, train.info, train_cfg, model=model, k=1,
+                         seed=cfg.seed + 1000 + s, compute=compute)[0]
+    x = train.normalized(pool.index)
+    phi = torch.stack([losses_and_phi(net, v, pool.labels)[1] for v in views(x, cfg.views)], -1)
+    write_safetensors(folder / "phi.safetensors", {"phi": phi.float().contiguous()})
+    write_json(folder / "pipeline.json", {"shadow": s, "members": int(pool.keep[s].sum()),
+                                          "set_images": int(len(labels)),
+                                          "make_seconds": made,
+                                          "seconds": time.perf_counter() - t0})
+    log(f"pipeline {s + 1}/{cfg.shadows}: {time.perf_counter() - t0:.0f} s")
+    return folder
+
+
+def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = None,
+           device=torch.device("cpu"), data_root: Optional[str] = None,
+           log: Callable[[str], None] = print) -> dict:
+    """LiRA over ``cfg.shadows`` pipelines of the run's recipe; writes ``OUT/lira.json``
+    (default OUT: ``run_dir/lira-KIND``), its ROC plot and the most exposed examples."""
+    from .atomic import write_json
+    from .config import DataConfig, DistillConfig, EvalConfig, TrainConfig
+    from .data import DATASETS, load_dataset
+    from .evaluate import resolve_compute
+    from .synthetic import SyntheticSet
+    run_dir = Path(run_dir)
+    sset = SyntheticSet.load(run_dir)
+    if not sset.metadata.get("distill"):
+        raise ValueError(f"{run_dir} records no distillation config: the attack remakes its "
+                         f"recipe in every pipeline")
+    d = dict(sset.metadata.get("data") or {"name": sset.info.name})
+    data = DataConfig.from_dict({**d, **({"root": data_root} if data_root else {})})
+    train = load_dataset(data, "train")
+    check(cfg.pool <= len(train), f"pool {cfg.pool} exceeds the {len(train)} training images")
+    dc = DistillConfig.from_dict(sset.metadata["distill"])
+    its = cfg.iterations if cfg.iterations is not None else sset.metadata.get("iterations")
+    dc = dataclasses.replace(dc, engine=dataclasses.replace(dc.engine, max_time=None, iterations=its,
+                                                            checkpoint_every=0, eval_every=0))
+    model = dc.engine.model
+    tcfg = DATASETS.get(data.name).train_config(TrainConfig(
+        epochs=cfg.epochs, compile=dc.engine.compile, precision=dc.engine.precision,
+        dp_epsilon=cfg.dp_epsilon))
+    probe = train.images[:min(len(train), tcfg.batch_size)]
+    compute = resolve_compute(EvalConfig(models=(model,), train=tcfg), probe, device, log)[model]
+    pool = make_pool(train, cfg)
+    out = Path(out) if out else run_dir / f"lira-{cfg.kind}"
+    write_json(out / "config.json", {"lira": cfg.to_dict(), "distill": dc.to_dict(),
+                                     "train": tcfg.to_dict(), "model": model})
+    folders = [pipeline(s, train, pool, dc, cfg, tcfg, model=model, compute=compute,
+                        device=device, out=out, log=log) for s in range(cfg.shadows)]
+    return summarise(folders, pool, cfg, out, train=train, model=model, tcfg=tcfg)
+
+
+def summarise(folders: list[Path], pool: Pool, cfg: LiraConfig, out: Path, *, train, model,
+              tcfg) -> dict:
+    """Score every (target, example) pair, write ``lira.json``, ``lira_roc.png`` and
+    ``lira_exposed.png`` (the pool examples with the highest online score as members)."""
+    from safetensors.torch import load_file
+    from .atomic import write_json
+    from .provenance import machine
+    phi = torch.stack([load_file(str(f / "phi.safetensors"))["phi"] for f in folders]).double()
+    scores = lira_scores(phi, pool.keep, fixed_variance=cfg.fixed_variance)
+    costs = [json.loads((f / "pipeline.json").read_text()) for f in folders]
+    seconds = [c["seconds"] for c in costs]
+    rep = {"config": cfg.to_dict(), "model": model, "epochs": tcfg.epochs,
+           "dp_epsilon": cfg.dp_epsilon, "pairs": int(pool.keep.numel()),
+           "online": report(scores["online"], pool.keep), "offline": report(scores["offline"], pool.keep),
+           "seconds_per_pipeline": sum(seconds) / len(seconds), "seconds_total": sum(seconds),
+           "set_images": costs[0]["set_images"], "machine": machine()}
+    if cfg.canaries:
+        rep["canaries"] = canary_exposure(scores["online"], pool.keep, pool.canary)
+    _plots(scores["online"], scores["offline"], pool, train, out)
+    write_json(out / "lira.json", rep)
+    return rep
+
+
+def _plots(online, offline, pool: Pool, train, out: Path) -> None:
+    from .report.plots import roc_loglog
+    from .synthetic import SyntheticSet
+    roc_loglog({"online LiRA": roc_points(online, pool.keep),
+                "offline LiRA": roc_points(offline, pool.keep)}, out / "lira_roc.png")
+    member_score = torch.where(pool.keep, online, torch.full_like(online, -math.inf)).max(0).values
+    top = member_score.argsort(descending=True)[:10]
+    images = train.normalized(pool.index[top])
+    info = dataclasses.replace(train.info, class_names=("most exposed",))
+    SyntheticSet(images=images, labels=torch.zeros(len(top), dtype=torch.long), info=info).grid(
+        out / "lira_exposed.png", max_per_class=len(top))
