@@ -149,12 +149,56 @@ def two_evaluations(tmp: Path, data: Path, env: dict, ref: Path) -> dict:
             "first_exit": first.returncode, "final_equals_uninterrupted": None}
 
 
+def real_disk(tmp: Path, data: Path, env: dict, ref: Path) -> list[dict]:
+    """A real full disk and a real read-only folder: the run folder on its own small tmpfs
+    (needs root), filled by another file or remounted read-only once the loop checkpoints;
+    then space is freed (or the folder made writable again) and the run resumed."""
+    mnt, sh = tmp / "disk", lambda *a: subprocess.run(a, capture_output=True).returncode
+    mnt.mkdir()
+    if sh("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)):
+        return [{"fault": "a full disk, a read-only folder", "injected": 0,
+                 "user_saw": "not injected: mounting a tmpfs needs root"}]
+
+    def fill():
+        with open(mnt / "ballast", "wb") as f:
+            while f.write(bytes(1 << 16)):
+                pass
+    faults = (("a full disk (ENOSPC): the run's tmpfs filled by another file mid-run; then "
+               "freed and --resume", fill, lambda: (mnt / "ballast").unlink()),
+              ("a read-only folder (EROFS): the run's tmpfs remounted read-only mid-run; then "
+               "writable and --resume", lambda: sh("mount", "-o", "remount,ro", str(mnt)),
+               lambda: sh("mount", "-o", "remount,rw", str(mnt))))
+    rows = []
+    try:
+        for k, (fault, act, undo) in enumerate(faults):
+            run = mnt / f"run{k}"
+            proc = subprocess.Popen(distill(data, run), env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True)
+            loop_started(run / "checkpoint.json", proc)
+            try:
+                act()
+            except OSError:  # the ballast met the full disk: that is the point
+                pass
+            err = proc.communicate()[1]
+            readable = torch.isfinite(load_file(str(run / "checkpoint.safetensors"))["images"]).all()
+            undo()
+            again = subprocess.run(distill(data, run, "--resume"), env=env, capture_output=True)
+            rows.append({"fault": fault, "injected": 1, "exits": [proc.returncode],
+                         "user_saw": last_line(err), "last_checkpoint_readable": int(readable),
+                         "final_equals_uninterrupted": again.returncode == 0 and same_set(run, ref)})
+    finally:
+        sh("umount", str(mnt))
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--cache-rounds", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/faults.json")
+    ap.add_argument("--only-disk", action="store_true",
+                    help="run the real-disk rows alone and replace them in OUT (kept rows stay)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -162,14 +206,18 @@ def main() -> int:
         env = {**os.environ, "SYNTHSET_CACHE": str(tmp / "cache")}
         ref = tmp / "ref"
         subprocess.run(distill(data, ref), env=env, check=True, capture_output=True)
-        rows = [kills(tmp, data, env, ref, args.kills, args.seed),
-                size_limits(tmp, data, env, ref, [50, 200, 800]),
-                shared_cache(tmp, data, args.cache_rounds),
-                two_evaluations(tmp, data, env, ref)]
-    out = Path(args.out)
+        disk = real_disk(tmp, data, env, ref)
+        rows = [r for r in json.loads(Path(args.out).read_text())["rows"]
+                if "disk" not in r["fault"] and "read-only" not in r["fault"]] if args.only_disk else [
+            kills(tmp, data, env, ref, args.kills, args.seed),
+            size_limits(tmp, data, env, ref, [50, 200, 800]),
+            shared_cache(tmp, data, args.cache_rounds), two_evaluations(tmp, data, env, ref)]
+        rows += disk
+    out, command = Path(args.out), " ".join(["python", *sys.argv])
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "machine": machine(),
-                               "rows": rows}, indent=2))
+    head = ({"command": json.loads(out.read_text())["command"], "disk_command": command}
+            if args.only_disk else {"command": command})
+    out.write_text(json.dumps({**head, "machine": machine(), "rows": rows}, indent=2))
     for r in rows:
         print(json.dumps(r))
     return 0

@@ -316,69 +316,6 @@ def mhist_large() -> str:
 # ---------------------------------------------------------------- pages
 
 
-KIND_LABEL = {"random": "random real", "herding": "herding", "dm-real": "DM, random real start",
-              "dm-noise": "DM, noise start", "full": "all members (upper reference)"}
-
-
-def _ci(lo_hi) -> str:
-    return f"[{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]"
-
-
-def _audit(name: str) -> str:
-    path = RES / "audit" / name
-    if not path.exists():
-        return f"*Not measured yet: `{rel(path)}` does not exist.*"
-    d = json.loads(path.read_text())
-    pr, rows = d["protocol"], d["rows"]
-    body = []
-    for kind, r in rows.items():
-        mem, mia = r.get("memorisation"), r["membership"]
-        lira = mia.get("lira_offline", {})
-        if mem:
-            px, ft = mem["pixel"], mem.get("feature", {})
-            drift = mem.get("drift_from_start", {}).get("relative_rms")
-            memo = [f"{px['near_copy_fraction']:.2f}", f"{px['ratio_of_medians']:.2f}",
-                    f"{ft.get('near_copy_fraction', float('nan')):.2f}",
-                    f"{ft.get('ratio_of_medians', float('nan')):.2f}",
-                    f"{mem['ssim_to_nearest']['median']:.2f}",
-                    "-" if drift is None else f"{100 * drift:.1f}%"]
-        else:
-            memo = ["-"] * 6
-        body.append([KIND_LABEL.get(kind, kind), f"{mia.get('target_test_accuracy', float('nan')):.2f}",
-                     *memo,
-                     f"{mia['loss']['auc']:.3f} {_ci(mia['loss']['auc_ci'])}",
-                     f"{lira['auc']:.3f} {_ci(lira['auc_ci'])}" if lira else "-",
-                     f"{100 * lira['tpr_at_0.01_fpr']:.1f}%" if lira else "-",
-                     f"{100 * lira['tpr_at_0.001_fpr']:.1f}%" if lira else "-"])
-    h = d["header"]
-    proto = (f"{pr['dataset']}{' at ' + str(pr['image_size']) + ' px' if pr.get('image_size') else ''}, "
-             f"IPC {pr['ipc']}, {pr['model']}; DM {pr['iterations']} iterations"
-             f"{', real batch ' + str(pr['batch_real']) if pr.get('batch_real') else ''}; "
-             f"reduced membership protocol: {pr['models']} model(s) per set x {pr['epochs']} epochs "
-             f"({pr['train_precision']}), all-members model {pr['full_epochs']} epochs, "
-             f"{pr['shadows']} shadow sets, {pr['audited']} members + {pr['audited']} non-members audited")
-    machines: dict[str, list[str]] = {}  # rows can come from runs on different machines
-    for kind, r in rows.items():
-        machines.setdefault(machine(r.get("machine", h["machine"])), []).append(KIND_LABEL.get(kind, kind))
-    mach = machine(h["machine"]) if len(machines) == 1 else "; ".join(
-        f"{m} ({', '.join(kinds)})" for m, kinds in machines.items())
-    return caption(proto, mach, rel(path)) + f"Command: `{h['command']}`\n\n" + md(
-        ["set", "test acc. (%)", "near copies (pixel)", "NN dist. / held-out (pixel)",
-         "near copies (feature)", "NN dist. / held-out (feature)", "SSIM to NN", "drift from start",
-         "loss attack AUC [95% CI]", "LiRA (offline) AUC [95% CI]", "TPR @ 1% FPR", "TPR @ 0.1% FPR"],
-        body)
-
-
-@table
-def audit_mnist() -> str:
-    return _audit("mnist_ipc10.json")
-
-
-@table
-def audit_mhist() -> str:
-    return _audit("mhist64_ipc10.json")
-
-
 def _scaling():
     path = RES / "distributed" / "scaling_cpu.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -431,7 +368,8 @@ RETIRED = {**dict.fromkeys(("compile_ab.py", "dm_mnist.py", "dm_proxy.py", "ema_
                             "embed_speed.py", "eval_speed.py", "eval_workers.sh", "foreign_sets.py",
                             "gm_study.py", "mhist_speed.py", "netpool_speed.py",
                             "protocol_tables.py", "set_drift.py", "syn_speed.py"), "6826104"),
-           **dict.fromkeys(("precision_study.py", "mnist_study.sh", "mhist_study.sh"), "a6a645e")}
+           **dict.fromkeys(("precision_study.py", "mnist_study.sh", "mhist_study.sh",
+                            "audit_study.py"), "a6a645e")}
 
 
 @table
@@ -518,7 +456,8 @@ def faults() -> str:
                      "-" if eq is None else ("yes" if eq else "**no**")])
     return (caption("DM, IPC 2, the folder dataset's fake images, a checkpoint after every "
                     "iteration (200), fp32", machine(d["machine"]), rel(path))
-            + f"Command: `{d['command']}`\n\n"
+            + f"Command: `{d['command']}`"
+            + (f"; the real-disk rows: `{d['disk_command']}`" if "disk_command" in d else "") + "\n\n"
             + md(["fault", "injected", "landed", "what was left", "what the user saw (last line)",
                   "final set = uninterrupted"], body))
 
