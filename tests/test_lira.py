@@ -8,7 +8,10 @@ import pytest
 import torch
 
 from synthset.cli import main
-from synthset.lira import (LiraConfig, canary_exposure, lira_scores, report, shadow_masks, views)
+from safetensors.torch import load_file
+
+from synthset.lira import (LiraConfig, attack, canary_exposure, lira_scores, report, shadow_masks,
+                           views)
 
 
 def test_each_example_is_in_exactly_half_of_the_pipelines():
@@ -93,5 +96,14 @@ def test_a_tiny_attack_runs_resumes_and_reports(tmp_path, shared_root, capsys):
     assert main(argv) == 0  # every pipeline done: nothing is trained again
     assert "pipeline 1/4" not in capsys.readouterr().out
     assert json.loads((tmp_path / "lira" / "lira.json").read_text())["online"] == rep["online"]
+    with pytest.raises(ValueError, match=r"other settings \(pool\)"):
+        attack(run, LiraConfig(kind="random", shadows=4, pool=80, epochs=2, canaries=4),
+               out=tmp_path / "lira", device=torch.device("cpu"))
     with pytest.raises(ValueError, match="shadows must be >= 2"):
         LiraConfig(shadows=1)
+    # two worker processes make the same pipelines (up to the threads' float rounding)
+    assert main(argv[:-2] + ["--out", str(tmp_path / "lira2"), "--workers", "2"]) == 0
+    for s in range(4):
+        a, b = (load_file(str(tmp_path / d / f"shadow-{s:03d}" / "phi.safetensors"))["phi"]
+                for d in ("lira", "lira2"))
+        assert torch.allclose(a, b, atol=1e-3)

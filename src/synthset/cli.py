@@ -450,7 +450,8 @@ def cmd_attack(args) -> int:
     from .lira import LiraConfig, attack
     cfg = options_from(args, LiraConfig, "lira")
     c = options_from(args, AttackCommand, "cmd")
-    rep = attack(args.run_dir, cfg, out=c.out, device=_device(args), data_root=vars(args)["data.root"])
+    rep = attack(args.run_dir, cfg, out=c.out, device=_device(args), data_root=vars(args)["data.root"],
+                 workers=_compute_config(args).workers)
     print(f"{cfg.kind}: {cfg.shadows} pipelines x {cfg.pool} pool images = {rep['pairs']} scored "
           f"pairs; {rep['seconds_per_pipeline']:.0f} s per pipeline")
     for name in ("online", "offline"):
@@ -695,7 +696,7 @@ def _parser_attack(sub, method: Optional[str]) -> None:
     _add(p, "attack", DataConfig, "data", only=("root",),
          title="data (default: the root the set was made from)")
     _add(p, "attack", AttackCommand, "cmd", title="output")
-    _compute(p, "attack")
+    _compute(p, "attack", workers=True)
     p.set_defaults(fn=cmd_attack)
 
 

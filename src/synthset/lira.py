@@ -234,11 +234,11 @@ def pipeline(s: int, train, pool: Pool, distill_cfg, cfg: LiraConfig, train_cfg,
 
 
 def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = None,
-           device=torch.device("cpu"), data_root: Optional[str] = None,
+           device=torch.device("cpu"), data_root: Optional[str] = None, workers: int = 1,
            log: Callable[[str], None] = print) -> dict:
     """LiRA over ``cfg.shadows`` pipelines of the run's recipe; writes ``OUT/lira.json``
-    (default OUT: ``run_dir/lira-KIND``), its ROC plot and the most exposed examples."""
-    from .atomic import write_json
+    (default OUT: ``run_dir/lira-KIND``), its ROC plot and the most exposed examples.
+    ``workers`` > 1 (CPU): that many pipelines at once in separate processes."""
     from .config import DataConfig, DistillConfig, EvalConfig, TrainConfig
     from .data import DATASETS, load_dataset
     from .evaluate import resolve_compute
@@ -264,11 +264,55 @@ def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = 
     compute = resolve_compute(EvalConfig(models=(model,), train=tcfg), probe, device, log)[model]
     pool = make_pool(train, cfg)
     out = Path(out) if out else run_dir / f"lira-{cfg.kind}"
-    write_json(out / "config.json", {"lira": cfg.to_dict(), "distill": dc.to_dict(),
-                                     "train": tcfg.to_dict(), "model": model})
-    folders = [pipeline(s, train, pool, dc, cfg, tcfg, model=model, compute=compute,
-                        device=device, out=out, log=log) for s in range(cfg.shadows)]
+    _own(out, {"lira": cfg.to_dict(), "distill": dc.to_dict(), "train": tcfg.to_dict(),
+               "model": model, "data": {k: v for k, v in data.to_dict().items() if k != "root"}})
+    args = (pool, dc, cfg, tcfg)
+    if workers > 1 and device.type == "cpu":
+        _parallel(data, args, model=model, compute=compute, out=out, workers=workers, log=log)
+    folders = [pipeline(s, train, *args, model=model, compute=compute, device=device, out=out,
+                        log=log) for s in range(cfg.shadows)]
     return summarise(folders, pool, cfg, out, train=train, model=model, tcfg=tcfg)
+
+
+def _own(out: Path, config: dict) -> None:
+    """Write the attack's config to ``out``, or check that the one there is this one: the
+    pipelines already in ``out`` were made for it (other settings draw other halves)."""
+    from .atomic import write_json
+    path = out / "config.json"
+    if path.exists():
+        held = json.loads(path.read_text())
+        if held != json.loads(json.dumps(config)):
+            diff = sorted(k for k in {**held["lira"], **config["lira"]}
+                          if held["lira"].get(k) != config["lira"].get(k))
+            what = ", ".join(diff) or "the recipe or training"
+            raise ValueError(f"{out} holds an attack with other settings ({what}); give "
+                             f"another --out or remove it")
+        return
+    write_json(path, config)
+
+
+def _pipeline_task(task: tuple) -> None:
+    """One pipeline in a worker process (``_parallel``): the data loaded there, not pickled."""
+    threads, s, data, args, kw = task
+    from .data import load_dataset
+    torch.set_num_threads(threads)
+    pipeline(s, load_dataset(data, "train"), *args, **kw, log=lambda m: None)
+
+
+def _parallel(data, args, *, model, compute, out: Path, workers: int, log) -> None:
+    """The pipelines not yet done, ``workers`` at a time in separate processes, the cores
+    split between them (each pipeline is independent: its own seed and folder)."""
+    import multiprocessing as mp
+    cfg = args[2]
+    todo = [s for s in range(cfg.shadows) if not (out / f"shadow-{s:03d}" / "phi.safetensors").exists()]
+    threads = max(1, torch.get_num_threads() // workers)
+    kw = {"model": model, "compute": compute, "device": torch.device("cpu"), "out": out}
+    with mp.get_context("spawn").Pool(workers) as procs:
+        for i, _ in enumerate(procs.imap_unordered(_pipeline_task, [(threads, s, data, args, kw)
+                                                                    for s in todo])):
+            log(f"pipeline {i + 1}/{len(todo)} done ({workers} at a time)")
+        procs.close()
+        procs.join()
 
 
 def summarise(folders: list[Path], pool: Pool, cfg: LiraConfig, out: Path, *, train, model,
