@@ -274,8 +274,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
     lock = (evaluating(out_dir, cfg.split) if out_dir and world.is_main
             else contextlib.nullcontext())
     with lock:
-        computes = world.broadcast(resolve_compute(cfg, images, device, log)
-                                   if world.is_main else None)
+        computes = _shared_compute(cfg, images, device, world, log)
         precisions = {m: c.choices["train"] for m, c in computes.items()}
         log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
         key, done, todo = _pending(cfg, precisions, images.shape[0], tag, log_path, world)
@@ -298,6 +297,13 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         if out_dir and world.is_main:
             write_json(out_dir / results_files(cfg.split)[0], report)
         return report
+
+
+def _shared_compute(cfg: EvalConfig, images, device, world, log) -> dict[str, Compute]:
+    """Rank 0 times and decides each network's arithmetic (``resolve_compute``); every rank
+    computes it on its own device."""
+    chosen = world.broadcast(resolve_compute(cfg, images, device, log) if world.is_main else None)
+    return {m: dataclasses.replace(c, device=device) for m, c in chosen.items()}
 
 
 def _pending(cfg: EvalConfig, precisions: dict, n_train: int, tag: str,
