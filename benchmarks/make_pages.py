@@ -316,6 +316,34 @@ def mhist_large() -> str:
 # ---------------------------------------------------------------- pages
 
 
+@table
+def privacy_attack() -> str:
+    """`synthset attack` results: one row per attack folder under benchmarks/results/privacy/."""
+    files = measured("privacy/*/lira.json")
+    if not files:
+        return ("*Not measured yet: `synthset attack RUN_DIR --shadows 32 --pool 10000 --canaries "
+                "50 --out benchmarks/results/privacy/NAME` writes a row here.*")
+    body, machines = [], set()
+    for path, d in files:
+        c, on, off = d["config"], d["online"], d["offline"]
+        low = (f"{100 * on['tpr_at_0.001_fpr']:.2f}% [{100 * on['tpr_at_0.001_fpr_ci'][0]:.2f}, "
+               f"{100 * on['tpr_at_0.001_fpr_ci'][1]:.2f}]" if on["fpr_0.001_resolvable"] else "-")
+        k = d.get("canaries")
+        body.append([path.parent.name, c["kind"] + (f", DP-SGD eps {c['dp_epsilon']:g}"
+                                                    if c.get("dp_epsilon") else ""),
+                     f"{d['test_accuracy']:.2f}", f"{c['shadows']} x {c['pool']}",
+                     f"{on['auc']:.3f} / {off['auc']:.3f}", f"{100 * on['tpr_at_0.01_fpr']:.2f}%", low,
+                     f"{100 * k['canaries_flagged']:.0f}% of {k['canaries']}" if k else "-",
+                     f"{d['seconds_per_pipeline'] / 60:.1f} min ({d['seconds_total'] / 3600:.1f} h)"])
+        machines.add(machine(d["machine"]))
+    return (caption("LiRA over S pipelines (each the target once), pool images each in half of "
+                    "them; test accuracy: the pipelines' networks, mean", "; ".join(sorted(machines)),
+                    "benchmarks/results/privacy/*/lira.json")
+            + md(["attack", "kind", "test acc. (%)", "S x pool", "AUC online / offline",
+                  "TPR @ 1% FPR", "TPR @ 0.1% FPR [95% CI]", "canaries flagged @ 0.1% FPR",
+                  "per pipeline (total)"], body))
+
+
 def _scaling():
     path = RES / "distributed" / "scaling_cpu.json"
     return json.loads(path.read_text()) if path.exists() else None

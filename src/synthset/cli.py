@@ -453,7 +453,8 @@ def cmd_attack(args) -> int:
     rep = attack(args.run_dir, cfg, out=c.out, device=_device(args), data_root=vars(args)["data.root"],
                  workers=_compute_config(args).workers)
     print(f"{cfg.kind}: {cfg.shadows} pipelines x {cfg.pool} pool images = {rep['pairs']} scored "
-          f"pairs; {rep['seconds_per_pipeline']:.0f} s per pipeline")
+          f"pairs; {rep['seconds_per_pipeline']:.0f} s per pipeline; the pipelines' networks score "
+          f"{rep['test_accuracy']:.2f}% on test")
     for name in ("online", "offline"):
         r = rep[name]
         lo, hi = r["tpr_at_0.001_fpr_ci"]
@@ -465,7 +466,8 @@ def cmd_attack(args) -> int:
     if "canaries" in rep:
         k = rep["canaries"]
         print(f"  canaries: {100 * k['canaries_flagged']:.1f}% flagged at 0.1% FPR (ordinary members "
-              f"{100 * k['members_flagged']:.1f}%), AUC {k['canary_auc']:.3f}")
+              f"{100 * k['members_flagged']:.1f}%), AUC {k['canary_auc']:.3f}; nearest set image "
+              f"{k['nn_distance_in']:.2f} away when in, {k['nn_distance_out']:.2f} when out")
     return 0
 
 

@@ -19,7 +19,9 @@ stopped attack resumes pipeline by pipeline.
 - With few shadows the variances are pooled over examples (``fixed_variance``, Sec. VI-B).
 - Canaries (worst case): K pool images relabelled to another class before the split. They
   are in or out like every other example; their exposure is the share of in-canaries the
-  attack flags at the threshold that keeps 0.1% of the non-canary non-members.
+  attack flags at the threshold that keeps 0.1% of the non-canary non-members, and the
+  median distance from a canary to its nearest image of a set made with it (in) against
+  one made without it (out).
 """
 from __future__ import annotations
 
@@ -203,13 +205,16 @@ def make_pool(train, cfg: LiraConfig) -> Pool:
                 keep=shadow_masks(len(index), cfg.shadows, cfg.seed + 1))
 
 
-def pipeline(s: int, train, pool: Pool, distill_cfg, cfg: LiraConfig, train_cfg, *, model: str,
-             compute, device, out: Path, log=print) -> Path:
-    """Pipeline ``s``: make its set from its half of the pool, train the network on it and
-    write phi of every pool example under every view to ``out/shadow-SSS/phi.safetensors``
-    (skipped where it exists: a stopped attack resumes here)."""
+def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, train_cfg, *,
+             model: str, compute, device, out: Path, log=print) -> Path:
+    """Pipeline ``s``: make its set from its half of the pool, train the network on it, score
+    it on ``test`` and write phi of every pool example under every view to
+    ``out/shadow-SSS/phi.safetensors`` (skipped where it exists: a stopped attack resumes
+    here)."""
     from .atomic import write_json, write_safetensors
     from .data.base import ImageData
+    from .compute import fixed
+    from .evaluate import test_network
     from .membership import losses_and_phi, make_set, trained_models
     folder = out / f"shadow-{s:03d}"
     if (folder / "phi.safetensors").exists():
@@ -224,9 +229,14 @@ def pipeline(s: int, train, pool: Pool, distill_cfg, cfg: LiraConfig, train_cfg,
                          seed=cfg.seed + 1000 + s, compute=compute)[0]
     x = train.normalized(pool.index)
     phi = torch.stack([losses_and_phi(net, v, pool.labels)[1] for v in views(x, cfg.views)], -1)
-    write_safetensors(folder / "phi.safetensors", {"phi": phi.float().contiguous()})
+    # each canary's distance to its nearest image of the set (what the set itself shows)
+    near = torch.cdist(x[pool.canary].flatten(1), images.flatten(1)).min(1).values
+    write_safetensors(folder / "phi.safetensors", {"phi": phi.float().contiguous(),
+                                                   "canary_nn": near.float().contiguous()})
     write_json(folder / "pipeline.json", {"shadow": s, "members": int(pool.keep[s].sum()),
                                           "set_images": int(len(labels)),
+                                          "test_accuracy": 100 * test_network(
+                                              net, test, compute=fixed(torch.device("cpu")))["accuracy"],
                                           "make_seconds": made,
                                           "seconds": time.perf_counter() - t0})
     log(f"pipeline {s + 1}/{cfg.shadows}: {time.perf_counter() - t0:.0f} s")
@@ -269,7 +279,8 @@ def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = 
     args = (pool, dc, cfg, tcfg)
     if workers > 1 and device.type == "cpu":
         _parallel(data, args, model=model, compute=compute, out=out, workers=workers, log=log)
-    folders = [pipeline(s, train, *args, model=model, compute=compute, device=device, out=out,
+    test = load_dataset(data, "test")
+    folders = [pipeline(s, train, test, *args, model=model, compute=compute, device=device, out=out,
                         log=log) for s in range(cfg.shadows)]
     return summarise(folders, pool, cfg, out, train=train, model=model, tcfg=tcfg)
 
@@ -296,7 +307,8 @@ def _pipeline_task(task: tuple) -> None:
     threads, s, data, args, kw = task
     from .data import load_dataset
     torch.set_num_threads(threads)
-    pipeline(s, load_dataset(data, "train"), *args, **kw, log=lambda m: None)
+    pipeline(s, load_dataset(data, "train"), load_dataset(data, "test"), *args, **kw,
+             log=lambda m: None)
 
 
 def _parallel(data, args, *, model, compute, out: Path, workers: int, log) -> None:
@@ -330,9 +342,14 @@ def summarise(folders: list[Path], pool: Pool, cfg: LiraConfig, out: Path, *, tr
            "dp_epsilon": cfg.dp_epsilon, "pairs": int(pool.keep.numel()),
            "online": report(scores["online"], pool.keep), "offline": report(scores["offline"], pool.keep),
            "seconds_per_pipeline": sum(seconds) / len(seconds), "seconds_total": sum(seconds),
-           "set_images": costs[0]["set_images"], "machine": machine()}
+           "set_images": costs[0]["set_images"], "machine": machine(),
+           "test_accuracy": sum(c["test_accuracy"] for c in costs) / len(costs)}
     if cfg.canaries:
-        rep["canaries"] = canary_exposure(scores["online"], pool.keep, pool.canary)
+        near = torch.stack([load_file(str(f / "phi.safetensors"))["canary_nn"] for f in folders])
+        inside = pool.keep[:, pool.canary]
+        rep["canaries"] = {**canary_exposure(scores["online"], pool.keep, pool.canary),
+                           "nn_distance_in": float(near[inside].median()),
+                           "nn_distance_out": float(near[~inside].median())}
     _plots(scores["online"], scores["offline"], pool, train, out)
     write_json(out / "lira.json", rep)
     return rep
