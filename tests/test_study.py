@@ -62,6 +62,17 @@ def test_study_runs_skips_what_is_done_and_writes_rows(tmp_path, shared_root, ca
     assert "synthset distill" not in out and "synthset evaluate" not in out
 
 
+def test_only_and_dry_run(tmp_path, capsys):
+    f = _write(tmp_path, f'name = "a"\nout = "{tmp_path / "o"}"\ndistill = "--method random"\n'
+                         '[[runs]]\nname = "x"\n[[runs]]\nname = "y"\n')
+    assert main(["study", str(f), "--only", "y", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "[a/y] synthset distill" in out and "[a/x]" not in out  # printed, not run
+    assert not (tmp_path / "o").exists()
+    assert main(["study", str(f), "--only", "y,z"]) == 2
+    assert "--only names z" in capsys.readouterr().err  # an unknown run is named, with the known
+
+
 def test_a_make_only_row_and_a_finished_evaluation_are_skipped_without_the_set(tmp_path):
     from synthset.cli import eval_config
     from synthset.study import evaluated as done_by
