@@ -141,9 +141,9 @@ def count(runs) -> int:
 
 
 def md(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    return "\n".join(lines)
+    """A table in Markdown, by the report's own table code (``synthset.report.tables.Table``)."""
+    from synthset.report.tables import Table
+    return Table("", header, [[str(c) for c in r] for r in rows]).markdown()
 
 
 def caption(protocol: str, mach: str, source: str) -> str:

@@ -55,8 +55,9 @@ class Table:
     note: str = ""
 
     def markdown(self) -> str:
-        out = [f"### {self.title}", "", "| " + " | ".join(self.header) + " |",
-               "|" + "---|" * len(self.header)]
+        """The table in Markdown, under a ``###`` heading where it has a title."""
+        out = ([f"### {self.title}", ""] if self.title else []) + [
+            "| " + " | ".join(self.header) + " |", "|" + "---|" * len(self.header)]
         out += ["| " + " | ".join(r) + " |" for r in self.rows]
         if self.note:
             out += ["", self.note]
