@@ -504,6 +504,17 @@ def resume_divergence() -> str:
                    + md(["iterations", "2 ranks throughout", "cut on 2 ranks after 1, resumed on 1"],
                         [[str(r["iterations"]), f"{r['two_ranks']:.1e}", f"{r['cut_resume']:.1e}"]
                          for r in d["rows"]]))
+        if d.get("trace"):  # --trace: the ReLUs whose sign the 2-rank checkpoint flips
+            out.append("The ReLU inputs that change sign between the resume from the 1-process "
+                       "checkpoint and the resume from the 2-rank one, in the last iteration of each "
+                       "length (batched passes):\n\n" + md(
+                           ["iteration", "ReLU (pass: shape)", "sign flips", "largest input magnitude flipped",
+                            "set difference after it"],
+                           [[str(t["iteration"]), "; ".join(f"{f['pass']}: {'x'.join(map(str, f['shape']))}"
+                                                           for f in t["relu_flips"]) or "none",
+                             str(sum(f["sign_flips"] for f in t["relu_flips"])),
+                             f"{max(f['largest_abs_input_flipped'] for f in t['relu_flips']):.1e}"
+                             if t["relu_flips"] else "-", f"{t['gap_after']:.1e}"] for t in d["trace"]]))
     return "\n\n".join(out)
 
 

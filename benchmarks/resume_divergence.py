@@ -43,10 +43,54 @@ def gap(a: Path, b: Path) -> float:
     return float((SyntheticSet.load(a).images - SyntheticSet.load(b).images).abs().max())
 
 
+def trace(root: Path, tmp: Path, iterations: int) -> list[dict]:
+    """Resume the 1-process and the 2-rank checkpoints of iteration 1 in this process, one
+    iteration at a time, recording every ReLU's input: the ReLUs whose sign differs between
+    the two, per iteration, and how far from zero they were (batched passes only; the
+    one-image shape probes are skipped)."""
+    import shutil
+
+    import torch
+
+    from synthset.cli import main as synthset
+    torch.set_num_threads(1)  # as the runs above
+    for name, ranks in (("one", 1), ("two", 2)):
+        run(root, tmp / f"t-{name}", iterations, "--max-time", "0.001s", ranks=ranks)
+    out = []
+    for k in range(2, iterations + 1):
+        seen = {}
+        for name in ("one", "two"):
+            calls = []
+
+            def pre(mod, inp):
+                if isinstance(mod, torch.nn.ReLU) and inp[0].device.type != "meta" and len(inp[0]) > 1:
+                    calls.append(inp[0].detach().clone())
+            hook = torch.nn.modules.module.register_module_forward_pre_hook(pre)
+            try:
+                shutil.copytree(tmp / f"t-{name}", tmp / f"t-{name}-{k}")
+                argv = ["distill", "--method", "dm", "--ipc", "2", "--iterations", str(k),
+                        "--batch-real", "16", "--precision", "fp32", "--data-root", str(root),
+                        "--no-verify", "--device", "cpu", "--checkpoint-every", "1",
+                        "--out", str(tmp / f"t-{name}-{k}"), "--resume"]
+                assert synthset(argv) == 0
+            finally:
+                hook.remove()
+            seen[name] = calls[-len(calls) // (k - 1):]  # the last iteration's passes
+        flips = [{"pass": i, "shape": list(a.shape), "sign_flips": int(((a > 0) != (b > 0)).sum()),
+                  "largest_abs_input_flipped": float(a[(a > 0) != (b > 0)].abs().max())}
+                 for i, (a, b) in enumerate(zip(seen["one"], seen["two"])) if ((a > 0) != (b > 0)).any()]
+        out.append({"iteration": k, "relu_flips": flips,
+                    "gap_after": gap(tmp / f"t-one-{k}", tmp / f"t-two-{k}")})
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--iterations", type=int, default=6)
     ap.add_argument("--out", default=None, help="JSON file for the table")
+    ap.add_argument("--trace", action="store_true",
+                    help="also find the ReLUs whose sign the 2-rank checkpoint flips")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as d:
@@ -61,9 +105,11 @@ def main() -> int:
             rows.append({"iterations": k, "two_ranks": gap(tmp / f"one{k}", tmp / f"two{k}"),
                          "cut_resume": gap(tmp / f"one{k}", tmp / f"cut{k}")})
             print(json.dumps(rows[-1]), flush=True)
+        traced = trace(root, tmp, args.iterations) if args.trace else None
     if args.out:
         Path(args.out).write_text(json.dumps({"command": " ".join(["python", *sys.argv]),
-                                              "machine": machine(), "rows": rows}, indent=2))
+                                              "machine": machine(), "rows": rows,
+                                              **({"trace": traced} if traced else {})}, indent=2))
     return 0
 
 

@@ -71,3 +71,24 @@ def test_method_options_appear_under_the_method_help(capsys):
 def test_unknown_method_is_a_clear_error(tmp_path, capsys):
     assert main(["distill", "--method", "nope", "--out", str(tmp_path / "x")]) == 2
     assert "unknown method 'nope'; choose one of: random" in capsys.readouterr().err
+
+
+def test_a_folder_turned_read_only_reports_the_failed_write_not_the_lock(tmp_path, monkeypatch):
+    """A run folder remounted read-only mid-run: the write's error (exit 74's message) must
+    reach the user, not a second error from removing the lock (seen on a real read-only
+    tmpfs: benchmarks/fault_table.py --only-disk)."""
+    import errno
+    from pathlib import Path
+
+    from synthset.atomic import WriteError
+    real_unlink = Path.unlink
+
+    def read_only(self, missing_ok=False):
+        if self.name.endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+    with pytest.raises(WriteError, match="cannot write"):
+        with owned(tmp_path / "run"):
+            monkeypatch.setattr(Path, "unlink", read_only)
+            raise WriteError(tmp_path / "run" / "checkpoint.safetensors",
+                             OSError(errno.EROFS, "Read-only file system"))

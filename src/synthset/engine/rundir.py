@@ -55,6 +55,14 @@ def _take_lock(path: Path, name: str = LOCK, doing: str = "written") -> Path:
     raise RunDirError(f"could not take the lock {lock}; delete it if no synthset process runs")
 
 
+def _release(lock: Path) -> None:
+    """Remove a lock this process holds. A folder that became read-only (or vanished) keeps
+    the file: harmless, since the next start finds its process gone and takes it over; the
+    error that stopped the run is the one to report, not this one."""
+    with contextlib.suppress(OSError):
+        lock.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def evaluating(path: str | Path, split: str = "test") -> Iterator[Path]:
     """Hold ``path``'s evaluation lock for ``split``: a second ``synthset evaluate`` writing
@@ -66,7 +74,7 @@ def evaluating(path: str | Path, split: str = "test") -> Iterator[Path]:
     try:
         yield path
     finally:
-        lock.unlink(missing_ok=True)
+        _release(lock)
 
 
 @contextlib.contextmanager
@@ -101,4 +109,4 @@ def owned(path: str | Path, *, resume: bool = False, overwrite: bool = False,
                 (path / name).unlink()
         yield path
     finally:
-        lock.unlink(missing_ok=True)
+        _release(lock)
