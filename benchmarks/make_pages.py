@@ -332,6 +332,7 @@ def privacy_attack() -> str:
         body.append([path.parent.name, c["kind"] + (f", DP-SGD eps {c['dp_epsilon']:g}"
                                                     if c.get("dp_epsilon") else ""),
                      f"{d['test_accuracy']:.2f}", f"{c['shadows']} x {c['pool']}",
+                     "pooled" if c["fixed_variance"] else "per example",
                      f"{on['auc']:.3f} / {off['auc']:.3f}", f"{100 * on['tpr_at_0.01_fpr']:.2f}%", low,
                      f"{100 * k['canaries_flagged']:.0f}% of {k['canaries']}" if k else "-",
                      f"{d['seconds_per_pipeline'] / 60:.1f} min ({d['seconds_total'] / 3600:.1f} h)"])
@@ -339,7 +340,7 @@ def privacy_attack() -> str:
     return (caption("LiRA over S pipelines (each the target once), pool images each in half of "
                     "them; test accuracy: the pipelines' networks, mean", "; ".join(sorted(machines)),
                     "benchmarks/results/privacy/*/lira.json")
-            + md(["attack", "kind", "test acc. (%)", "S x pool", "AUC online / offline",
+            + md(["attack", "kind", "test acc. (%)", "S x pool", "variances", "AUC online / offline",
                   "TPR @ 1% FPR", "TPR @ 0.1% FPR [95% CI]", "canaries flagged @ 0.1% FPR",
                   "per pipeline (total)"], body))
 
