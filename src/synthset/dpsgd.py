@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from .compute import Compute, given
 from .config import TrainConfig
 from .data.base import DatasetInfo
-from .training import _batch, run_seed, train_network
+from .training import _batch, protocol_lr, run_seed, train_network
 
 
 def train_protocol(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -117,9 +117,7 @@ def _train(engine, net, opt, loader, images, labels, info, cfg, *, generator, se
     steps, last_loss, t0 = 0, math.nan, time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, mininterval=1.0)
     for ep in bar:
-        if ep == cfg.epochs // 2 and ep > 0:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * 0.1
+        protocol_lr(opt, cfg, ep)
         losses = []
         for (idx,) in loader:
             if len(idx) == 0:  # a Poisson draw can be empty: nothing to release

@@ -444,13 +444,10 @@ def _run_with_threads(task: tuple) -> RunResult:
 
 
 def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record,
-                       tag: str = "", progress: bool = True, train_cfg=None,
-                       computes=None) -> None:
+                       tag: str, progress: bool, train_cfg: dict, computes: dict) -> None:
     import multiprocessing as mp
     threads = task_threads(torch.get_num_threads(), workers, len(todo))
     every = max(1, cfg.train.epochs // 10) if progress else 0
-    train_cfg = train_cfg or {m: cfg.train for m, _ in todo}
-    computes = computes or {m: given(None, None, train_cfg[m]) for m, _ in todo}
     tasks = [(t, every, (m, images, labels, test, train_cfg[m]),
               dict(seed=cfg.seed, run=r, compute=computes[m], progress=False, tag=tag))
              for t, (m, r) in zip(threads, todo)]

@@ -168,10 +168,10 @@ def canary_exposure(scores: torch.Tensor, keep: torch.Tensor, canary: torch.Tens
     """The share of in-canaries flagged at the threshold that keeps ``fpr`` of the ordinary
     (non-canary) non-members, beside the same share for ordinary members, and the canaries'
     AUC against the canaries left out."""
+    from .membership import threshold_at_fpr
     from .metrics import roc_auc
     c = canary[None, :].expand_as(keep)
-    neg = scores[~keep & ~c].double().sort(descending=True).values
-    threshold = neg[min(len(neg) - 1, int(math.floor(fpr * len(neg))))]
+    threshold = threshold_at_fpr(scores[~keep & ~c], fpr)
     return {"canaries": int(canary.sum()), "fpr": fpr,
             "canaries_flagged": float((scores[keep & c] > threshold).double().mean()),
             "members_flagged": float((scores[keep & ~c] > threshold).double().mean()),

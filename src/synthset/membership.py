@@ -68,15 +68,20 @@ def out_gaussian(shadow_phi: torch.Tensor, out: torch.Tensor, *, min_std: float 
     return mu, sd.clamp_min(min_std)
 
 
+def threshold_at_fpr(negatives: torch.Tensor, fpr: float) -> float:
+    """The lowest threshold that at most ``fpr`` of ``negatives`` exceed (scores above it
+    are flagged as members)."""
+    neg = negatives.double().flatten().sort(descending=True).values
+    allowed = int(math.floor(fpr * len(neg)))  # negatives that may lie above the threshold
+    return float(neg[allowed]) if allowed < len(neg) else -math.inf
+
+
 def tpr_at_fpr(scores: torch.Tensor, is_member: torch.Tensor, fpr: float) -> float:
     """The highest true-positive rate of a threshold on ``scores`` whose false-positive rate
     is at most ``fpr`` (members score high)."""
     s = scores.double()
-    neg = s[is_member == 0].sort(descending=True).values
-    pos = s[is_member == 1]
-    allowed = int(math.floor(fpr * len(neg)))  # negatives that may lie above the threshold
-    threshold = neg[allowed] if allowed < len(neg) else -math.inf
-    return float((pos > threshold).double().mean())
+    threshold = threshold_at_fpr(s[is_member == 0], fpr)
+    return float((s[is_member == 1] > threshold).double().mean())
 
 
 def wilson(rate: float, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -55,6 +55,13 @@ def _batch(x: torch.Tensor, info: DatasetInfo, cfg: TrainConfig, generator,
     return compute.layout(x)
 
 
+def protocol_lr(opt: torch.optim.Optimizer, cfg: TrainConfig, epoch: int) -> None:
+    """The protocol's schedule (DC/DSA/DM ``evaluate_synset``): lr x0.1 at half the epochs."""
+    if epoch == cfg.epochs // 2 and epoch > 0:
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * 0.1
+
+
 def _order(sampler, epoch: int, n: int, steps: int, generator, device) -> Optional[torch.Tensor]:
     """An epoch's image order: this rank's shard under DDP, else a permutation (None where
     one batch holds every image)."""
@@ -94,16 +101,13 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(n / bs)
-    decay_at = cfg.epochs // 2
     last_loss = float("nan")
     steps = 0
     synchronize(device)
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, mininterval=1.0)
     for ep in bar:
-        if ep == decay_at and decay_at > 0:
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * 0.1
+        protocol_lr(opt, cfg, ep)
         order = _order(sampler, ep, n, steps_per_epoch, generator, device)
         loss_sum = torch.zeros((), device=device)
         for b in range(steps_per_epoch):
