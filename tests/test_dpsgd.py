@@ -69,3 +69,22 @@ def test_train_with_dp_epsilon_records_it(tmp_path, capsys):
     assert len(m["dp"]["epsilon"]) == 1 and m["dp"]["epsilon"][0] <= 4.0 + 1e-6
     assert m["precision"]["precision"] == "fp32" and rep["config"]["train"]["dp_epsilon"] == 4.0
     assert "DP-SGD epsilon" in capsys.readouterr().out
+
+
+def test_dp_sgd_under_bf16_clips_fp32_per_example_gradients(tiny_train):
+    from synthset.compute import fixed
+    from synthset.dpsgd import _fp32_per_example_grads
+    info = tiny_train.info
+    net = build_model("ConvNet", info.channels, info.num_classes, info.size,
+                      generator=torch.Generator().manual_seed(0))
+    cfg = TrainConfig(epochs=1, batch_size=64, dp_epsilon=8.0, augment=False)
+    rec = train_protocol(net, tiny_train.images[:128], tiny_train.labels[:128], info, cfg,
+                         generator=torch.Generator().manual_seed(1),
+                         compute=fixed(torch.device("cpu"), "bf16"), progress=False)
+    assert rec["dp"]["precision"] == "bf16" and rec["dp"]["epsilon"] <= 8.0 + 1e-6
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in net.parameters())
+    # the hooks' bf16 per-example gradients are clipped in fp32
+    lin = torch.nn.Linear(3, 2)
+    lin.weight.grad_sample = torch.ones(4, 2, 3, dtype=torch.bfloat16)
+    _fp32_per_example_grads(lin)
+    assert lin.weight.grad_sample.dtype == torch.float32 and not hasattr(lin.bias, "grad_sample")

@@ -90,6 +90,7 @@ def test_a_tiny_attack_runs_resumes_and_reports(tmp_path, shared_root, capsys):
     assert main(argv) == 0
     rep = json.loads((tmp_path / "lira" / "lira.json").read_text())
     assert rep["pairs"] == 240 and rep["online"]["members"] == 120
+    assert rep["variances"] == "per-example" and rep["online"]["examples"] == 60
     assert rep["canaries"]["canaries"] == 4 and 0 < rep["set_images"] <= 20
     # a random real subset holds its members' images: an in-canary can be in the set itself
     assert rep["canaries"]["nn_distance_in"] <= rep["canaries"]["nn_distance_out"]
@@ -98,6 +99,11 @@ def test_a_tiny_attack_runs_resumes_and_reports(tmp_path, shared_root, capsys):
     assert main(argv) == 0  # every pipeline done: nothing is trained again
     assert "pipeline 1/4" not in capsys.readouterr().out
     assert json.loads((tmp_path / "lira" / "lira.json").read_text())["online"] == rep["online"]
+    # the variance estimate only rescores: the same folder, both estimates in lira.json
+    assert main(argv + ["--fixed-variance"]) == 0
+    pooled = json.loads((tmp_path / "lira" / "lira.json").read_text())
+    assert pooled["variances"] == "pooled" and pooled["other_variances"]["online"] == rep["online"]
+    assert "pipeline 1/4" not in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"other settings \(pool\)"):
         attack(run, LiraConfig(kind="random", shadows=4, pool=80, epochs=2, canaries=4),
                out=tmp_path / "lira", device=torch.device("cpu"))
@@ -109,3 +115,18 @@ def test_a_tiny_attack_runs_resumes_and_reports(tmp_path, shared_root, capsys):
         a, b = (load_file(str(tmp_path / d / f"shadow-{s:03d}" / "phi.safetensors"))["phi"]
                 for d in ("lira", "lira2"))
         assert torch.allclose(a, b, atol=1e-3)
+
+
+def test_dp_sgd_pipelines_record_the_accountants_epsilon(tmp_path, shared_root):
+    pytest.importorskip("opacus")
+    run = tmp_path / "rand"
+    assert main(["distill", "--method", "random", "--ipc", "2", "--data-root", str(shared_root),
+                 "--out", str(run), "--device", "cpu"]) == 0
+    assert main(["attack", str(run), "--kind", "full", "--dp-epsilon", "8", "--shadows", "2",
+                 "--pool", "40", "--epochs", "1", "--views", "1", "--device", "cpu",
+                 "--out", str(tmp_path / "dp")]) == 0
+    rep = json.loads((tmp_path / "dp" / "lira.json").read_text())
+    assert rep["dp"]["target_epsilon"] == 8.0 and 0 < rep["dp"]["epsilon_min"] <= rep["dp"]["epsilon"] <= 8.0 + 1e-6
+    first = json.loads((tmp_path / "dp" / "shadow-000" / "pipeline.json").read_text())
+    assert rep["set_images"] == first["members"]  # full: a pipeline trains on all its members
+    assert first["dp"]["epsilon"] <= 8.0 + 1e-6 and first["dp"]["noise_multiplier"] > 0

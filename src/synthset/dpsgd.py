@@ -72,8 +72,10 @@ def train_private(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
                   compute: Compute, desc: str = "DP-SGD", progress: bool = True,
                   on_epoch: Optional[Callable[[int, float], None]] = None) -> dict:
     """Train ``net`` in place with DP-SGD to ``cfg.dp_epsilon`` at ``cfg.dp_delta`` (per-example
-    clipping to ``cfg.dp_max_grad_norm``), fp32 and uncompiled (per-example gradients come
-    from module hooks). Returns ``train_network``'s record plus ``dp``: the accountant's
+    clipping to ``cfg.dp_max_grad_norm``), uncompiled (per-example gradients come from module
+    hooks). The forward and backward passes run at the policy's train precision (bf16 where
+    it was chosen); the per-example gradients are cast to fp32 before they are clipped, so the
+    sensitivity bound C holds to fp32 rounding as in any DP-SGD. Returns ``train_network``'s record plus ``dp``: the accountant's
     epsilon, delta, noise multiplier, clipping norm and sample rate."""
     PrivacyEngine, ModuleValidator = _opacus()
     problems = ModuleValidator.validate(net, strict=False)
@@ -95,9 +97,11 @@ def train_private(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     with warnings.catch_warnings():
         for message in QUIET:
             warnings.filterwarnings("ignore", message=message)
-        return _train(PrivacyEngine(accountant="prv"), net, opt, loader, images, labels, info, cfg,
-                      generator=generator, seed=seed, desc=desc, progress=progress,
-                      on_epoch=on_epoch)
+        record = _train(PrivacyEngine(accountant="prv"), net, opt, loader, images, labels, info,
+                        cfg, generator=generator, seed=seed, desc=desc, progress=progress,
+                        on_epoch=on_epoch, autocast=compute.autocast("train"))
+    record["dp"]["precision"] = compute.precision_of("train")
+    return record
 
 
 # Opacus's notes that do not apply here: the seeded noise generator (reproducible audits,
@@ -106,8 +110,17 @@ def train_private(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
 QUIET = ("Secure RNG turned off", "Full backward hook is firing", "Optimal order is the largest alpha")
 
 
+def _fp32_per_example_grads(model: torch.nn.Module) -> None:
+    """Opacus clips ``p.grad_sample``: under bf16 autocast the hooks make it bf16, whose
+    rounding (2^-8) could let a clipped gradient's norm pass C; clip in fp32 instead."""
+    for p in model.parameters():
+        g = getattr(p, "grad_sample", None)
+        if g is not None and g.dtype != torch.float32:
+            p.grad_sample = g.float()
+
+
 def _train(engine, net, opt, loader, images, labels, info, cfg, *, generator, seed, desc,
-           progress, on_epoch) -> dict:
+           progress, on_epoch, autocast) -> dict:
     device = images.device
     model, opt, loader = engine.make_private_with_epsilon(
         module=net, optimizer=opt, data_loader=loader, target_epsilon=cfg.dp_epsilon,
@@ -123,9 +136,12 @@ def _train(engine, net, opt, loader, images, labels, info, cfg, *, generator, se
             if len(idx) == 0:  # a Poisson draw can be empty: nothing to release
                 continue
             idx = idx.to(device)
-            loss = F.cross_entropy(model(_batch(images[idx], info, cfg, generator, fp32)), labels[idx])
+            with autocast():
+                logits = model(_batch(images[idx], info, cfg, generator, fp32))
+            loss = F.cross_entropy(logits.float(), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            _fp32_per_example_grads(model)
             opt.step()
             losses.append(loss.detach())
             steps += 1

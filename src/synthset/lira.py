@@ -38,6 +38,7 @@ import torch
 from .config import Options, check, opt
 
 KINDS = ("set", "random", "full")
+VARIANCES = {False: "per-example", True: "pooled"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +57,8 @@ class LiraConfig(Options):
     epochs: int = opt(300, "training epochs of each pipeline's network")
     views: int = opt(2, "query views per example: the identity, then one-pixel shifts")
     canaries: int = opt(0, "pool images relabelled to another class (worst-case examples)")
-    fixed_variance: bool = opt(False, "pool the Gaussians' variances over examples (few shadows)")
+    fixed_variance: bool = opt(False, "pool the Gaussians' variances over examples (few shadows); "
+                                      "only scores the pipelines: lira.json holds both estimates")
     dp_epsilon: Optional[float] = opt(None, "train each pipeline's network with DP-SGD to this "
                                             "epsilon (the private reference; with --kind full)")
     seed: int = opt(0, "seed of the pool, the halves, the canaries and the pipelines")
@@ -138,26 +140,31 @@ def roc_points(scores: torch.Tensor, is_member: torch.Tensor) -> tuple[list[floa
 def bootstrap(stat: Callable[[torch.Tensor, torch.Tensor], float], scores: torch.Tensor,
               is_member: torch.Tensor, *, rounds: int = 200, seed: int = 0) -> tuple[float, float]:
     """95% percentile interval of ``stat(scores, is_member)`` over examples resampled with
-    replacement (Efron & Tibshirani 1993)."""
+    replacement (Efron & Tibshirani 1993). For (S, N) scores of S targets the columns (the
+    examples) are resampled with all their targets: an example's S pairs are not independent
+    draws, so resampling pairs would make the interval too narrow."""
     g = torch.Generator().manual_seed(seed)
-    s, y = scores.flatten(), is_member.flatten()
-    vals = sorted(stat(s[i], y[i]) for i in (torch.randint(len(s), (len(s),), generator=g)
-                                            for _ in range(rounds)))
+    s, y = (scores, is_member) if scores.dim() == 2 else (scores[None], is_member[None])
+    n = s.shape[1]
+    vals = sorted(stat(s[:, i].flatten(), y[:, i].flatten())
+                  for i in (torch.randint(n, (n,), generator=g) for _ in range(rounds)))
     return vals[int(0.025 * rounds)], vals[min(rounds - 1, int(0.975 * rounds))]
 
 
 def report(scores: torch.Tensor, is_member: torch.Tensor, *, rounds: int = 200) -> dict:
-    """AUC and TPR at 1%, 0.1% and 0.01% FPR, each with a bootstrap interval; a rate is
-    resolvable where at least one non-member lies above its threshold."""
+    """AUC and TPR at 1%, 0.1% and 0.01% FPR of (S, N) scores (or a flat vector), each with a
+    bootstrap interval over examples; a rate is resolvable where at least one non-member lies
+    above its threshold."""
     from .membership import tpr_at_fpr
     from .metrics import roc_auc
     s, y = scores.flatten(), is_member.flatten().long()
+    m = is_member.long()
     n_neg = int((y == 0).sum())
-    out = {"members": int(y.sum()), "non_members": n_neg, "auc": roc_auc(s, y),
-           "auc_ci": bootstrap(lambda a, b: roc_auc(a, b), s, y, rounds=rounds)}
+    out = {"members": int(y.sum()), "non_members": n_neg, "examples": int(scores.shape[-1]),
+           "auc": roc_auc(s, y), "auc_ci": bootstrap(lambda a, b: roc_auc(a, b), scores, m, rounds=rounds)}
     for fpr in (0.01, 0.001, 0.0001):
         out[f"tpr_at_{fpr:g}_fpr"] = tpr_at_fpr(s, y, fpr)
-        out[f"tpr_at_{fpr:g}_fpr_ci"] = bootstrap(lambda a, b: tpr_at_fpr(a, b, fpr), s, y,
+        out[f"tpr_at_{fpr:g}_fpr_ci"] = bootstrap(lambda a, b: tpr_at_fpr(a, b, fpr), scores, m,
                                                   rounds=rounds)
         out[f"fpr_{fpr:g}_resolvable"] = n_neg * fpr >= 1
     return out
@@ -225,8 +232,9 @@ def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, trai
     images, labels = make_set(cfg.kind, half, distill_cfg, device=device,
                               seed=cfg.seed + 1000 + s, log=lambda m: None)
     made = time.perf_counter() - t0
+    records: list = []
     net = trained_models(images, labels, train.info, train_cfg, model=model, k=1,
-                         seed=cfg.seed + 1000 + s, compute=compute)[0]
+                         seed=cfg.seed + 1000 + s, compute=compute, records=records)[0]
     x = train.normalized(pool.index)
     phi = torch.stack([losses_and_phi(net, v, pool.labels)[1] for v in views(x, cfg.views)], -1)
     # each canary's distance to its nearest image of the set (what the set itself shows)
@@ -237,7 +245,7 @@ def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, trai
                                           "set_images": int(len(labels)),
                                           "test_accuracy": 100 * test_network(
                                               net, test, compute=fixed(torch.device("cpu")))["accuracy"],
-                                          "make_seconds": made,
+                                          "make_seconds": made, "dp": records[0].get("dp"),
                                           "seconds": time.perf_counter() - t0})
     log(f"pipeline {s + 1}/{cfg.shadows}: {time.perf_counter() - t0:.0f} s")
     return folder
@@ -285,21 +293,27 @@ def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = 
     return summarise(folders, pool, cfg, out, train=train, model=model, tcfg=tcfg)
 
 
+def _making(config: dict) -> dict:
+    """An attack config without its scoring-only field (the variance estimate)."""
+    return {**config, "lira": {k: v for k, v in config["lira"].items() if k != "fixed_variance"}}
+
+
 def _own(out: Path, config: dict) -> None:
     """Write the attack's config to ``out``, or check that the one there is this one: the
-    pipelines already in ``out`` were made for it (other settings draw other halves)."""
+    pipelines already in ``out`` were made for it (other settings draw other halves). The
+    variance estimate only scores the pipelines: another one rescores the same folder."""
     from .atomic import write_json
     path = out / "config.json"
     if path.exists():
         held = json.loads(path.read_text())
-        if held != json.loads(json.dumps(config)):
-            diff = sorted(k for k in {**held["lira"], **config["lira"]}
-                          if held["lira"].get(k) != config["lira"].get(k))
+        held, new = (_making(c) for c in (held, json.loads(json.dumps(config))))
+        if held != new:
+            diff = sorted(k for k in {**held["lira"], **new["lira"]}
+                          if held["lira"].get(k) != new["lira"].get(k))
             what = ", ".join(diff) or "the recipe or training"
             raise ValueError(f"{out} holds an attack with other settings ({what}); give "
                              f"another --out or remove it")
-        return
-    write_json(path, config)
+    write_json(path, config)  # the variance estimate of the latest scoring
 
 
 def _pipeline_task(task: tuple) -> None:
@@ -336,14 +350,24 @@ def summarise(folders: list[Path], pool: Pool, cfg: LiraConfig, out: Path, *, tr
     from .provenance import machine
     phi = torch.stack([load_file(str(f / "phi.safetensors"))["phi"] for f in folders]).double()
     scores = lira_scores(phi, pool.keep, fixed_variance=cfg.fixed_variance)
+    other = lira_scores(phi, pool.keep, fixed_variance=not cfg.fixed_variance)
     costs = [json.loads((f / "pipeline.json").read_text()) for f in folders]
     seconds = [c["seconds"] for c in costs]
     rep = {"config": cfg.to_dict(), "model": model, "epochs": tcfg.epochs,
            "dp_epsilon": cfg.dp_epsilon, "pairs": int(pool.keep.numel()),
+           "variances": VARIANCES[cfg.fixed_variance],
            "online": report(scores["online"], pool.keep), "offline": report(scores["offline"], pool.keep),
+           # the same pipelines scored with the other variance estimate, for comparison
+           "other_variances": {"variances": VARIANCES[not cfg.fixed_variance],
+                               "online": report(other["online"], pool.keep),
+                               "offline": report(other["offline"], pool.keep)},
            "seconds_per_pipeline": sum(seconds) / len(seconds), "seconds_total": sum(seconds),
+           "seconds_median": sorted(seconds)[len(seconds) // 2],
            "set_images": costs[0]["set_images"], "machine": machine(),
            "test_accuracy": sum(c["test_accuracy"] for c in costs) / len(costs)}
+    if costs[0].get("dp"):  # the accountant's epsilon of each pipeline's DP-SGD training
+        eps = [c["dp"]["epsilon"] for c in costs]
+        rep["dp"] = {**costs[0]["dp"], "epsilon": max(eps), "epsilon_min": min(eps)}
     if cfg.canaries:
         near = torch.stack([load_file(str(f / "phi.safetensors"))["canary_nn"] for f in folders])
         inside = pool.keep[:, pool.canary]

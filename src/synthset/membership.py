@@ -16,6 +16,7 @@ metrics, as pure functions; the protocol that distils on a known half of the tra
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -151,9 +152,11 @@ def make_set(kind: str, train, config, *, device, seed: int, log=print):
     return decode(out.images, out.labels, out.factor)
 
 
-def trained_models(images, labels, info, cfg, *, model: str, k: int, seed: int, compute):
+def trained_models(images, labels, info, cfg, *, model: str, k: int, seed: int, compute,
+                   records: Optional[list] = None):
     """``k`` fresh ``model``s trained on (images, labels) with the protocol ``cfg``, under
-    the compute policy ``compute``."""
+    the compute policy ``compute``; each training's record is appended to ``records`` (the
+    DP-SGD accountant's epsilon is in it)."""
     from .models import build_model
     from .dpsgd import train_protocol
     from .training import run_seed
@@ -161,7 +164,10 @@ def trained_models(images, labels, info, cfg, *, model: str, k: int, seed: int, 
     for j in range(k):
         g = torch.Generator().manual_seed(run_seed(seed, "mia", j))
         net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
-        train_protocol(net, images, labels, info, cfg, generator=g, compute=compute, progress=False)
+        rec = train_protocol(net, images, labels, info, cfg, generator=g, compute=compute,
+                             progress=False)
+        if records is not None:
+            records.append(rec)
         nets.append(net.to("cpu").eval())
     return nets
 
