@@ -316,33 +316,76 @@ def mhist_large() -> str:
 # ---------------------------------------------------------------- pages
 
 
-@table
-def privacy_attack() -> str:
-    """`synthset attack` results: one row per attack folder under benchmarks/results/privacy/."""
-    files = measured("privacy/*/lira.json")
-    if not files:
-        return ("*Not measured yet: `synthset attack RUN_DIR --shadows 32 --pool 10000 --canaries "
-                "50 --out benchmarks/results/privacy/NAME` writes a row here.*")
+def _pct_ci(r: dict, fpr: str) -> str:
+    if not r[f"fpr_{fpr}_resolvable"]:
+        return "-"
+    lo, hi = r[f"tpr_at_{fpr}_fpr_ci"]
+    return f"{100 * r[f'tpr_at_{fpr}_fpr']:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]"
+
+
+def _attack_label(folder: Path, d: dict) -> str:
+    """What each pipeline of an attack trained on, from its config."""
+    c, dist = d["config"], json.loads((folder / "config.json").read_text())["distill"]
+    if c["kind"] == "full":
+        dp = d.get("dp")
+        return (f"all members, {d['epochs']} epochs" + (
+            f", DP-SGD eps {dp['target_epsilon']:g} (accountant {dp['epsilon']:.2f}, "
+            f"noise {dp['noise_multiplier']:.2f}, {dp.get('precision', 'fp32')})" if dp else ""))
+    if c["kind"] == "random":
+        return f"random real, {d['set_images']} images"
+    e, method = dist["engine"], dist["method"]
+    if method in ("random", "herding", "kcenter"):
+        feats = dist["coreset"]["features"]
+        return f"{method} real, IPC {dist['ipc']}" + (f" ({feats})" if method != "random" else "")
+    its = c.get("iterations") or "recipe's"
+    return (f"{method.upper()}, IPC {dist['ipc']}, {e['init']} start, {its} it"
+            + (f", factor {e['factor']}" if e.get("factor", 1) > 1 else "")
+            + (f", {dist['options']['experts']} experts" if dist.get("options", {}).get("expert_mix") else ""))
+
+
+def _attack_table(files: list[tuple[Path, dict]]) -> str:
     body, machines = [], set()
     for path, d in files:
-        c, on, off = d["config"], d["online"], d["offline"]
-        low = (f"{100 * on['tpr_at_0.001_fpr']:.2f}% [{100 * on['tpr_at_0.001_fpr_ci'][0]:.2f}, "
-               f"{100 * on['tpr_at_0.001_fpr_ci'][1]:.2f}]" if on["fpr_0.001_resolvable"] else "-")
-        k = d.get("canaries")
-        body.append([path.parent.name, c["kind"] + (f", DP-SGD eps {c['dp_epsilon']:g}"
-                                                    if c.get("dp_epsilon") else ""),
-                     f"{d['test_accuracy']:.2f}", f"{c['shadows']} x {c['pool']}",
-                     "pooled" if c["fixed_variance"] else "per example",
-                     f"{on['auc']:.3f} / {off['auc']:.3f}", f"{100 * on['tpr_at_0.01_fpr']:.2f}%", low,
-                     f"{100 * k['canaries_flagged']:.0f}% of {k['canaries']}" if k else "-",
-                     f"{d['seconds_per_pipeline'] / 60:.1f} min ({d['seconds_total'] / 3600:.1f} h)"])
+        c, on, off, k = d["config"], d["online"], d["offline"], d.get("canaries")
+        sec = d.get("seconds_median", d["seconds_per_pipeline"])
+        body.append([_attack_label(path.parent, d), f"{d['test_accuracy']:.2f}",
+                     f"{c['shadows']} x {c['pool']} ({on['non_members']:,})",
+                     d.get("variances", "pooled" if c["fixed_variance"] else "per-example"),
+                     f"{on['auc']:.3f} / {off['auc']:.3f}", f"{100 * on['tpr_at_0.01_fpr']:.2f}%",
+                     _pct_ci(on, "0.001"), _pct_ci(on, "0.0001"),
+                     f"{100 * k['canaries_flagged']:.0f}% / {k['canary_auc']:.2f}" if k else "-",
+                     f"{k['nn_distance_in']:.1f} / {k['nn_distance_out']:.1f}" if k else "-",
+                     f"{sec:.0f} s ({d['seconds_total'] / 3600:.1f} h)"])
         machines.add(machine(d["machine"]))
-    return (caption("LiRA over S pipelines (each the target once), pool images each in half of "
-                    "them; test accuracy: the pipelines' networks, mean", "; ".join(sorted(machines)),
-                    "benchmarks/results/privacy/*/lira.json")
-            + md(["attack", "kind", "test acc. (%)", "S x pool", "variances", "AUC online / offline",
-                  "TPR @ 1% FPR", "TPR @ 0.1% FPR [95% CI]", "canaries flagged @ 0.1% FPR",
-                  "per pipeline (total)"], body))
+    return (caption("online LiRA over S pipelines, each the target once against the other S - 1; "
+                    "each pool image is in half of them; non-member (target, image) pairs in "
+                    "brackets; intervals: bootstrap over images; test accuracy: the pipelines' "
+                    "networks, mean; canaries: 20 relabelled pool images, the share of "
+                    "in-canaries flagged at the threshold of 0.1% FPR on ordinary non-members "
+                    "and their AUC in against out; cost: median seconds per pipeline (total)",
+                    "; ".join(sorted(machines)), f"benchmarks/results/privacy/{files[0][0].parent.name}/"
+                    "lira.json and the other rows' folders")
+            + md(["each pipeline trains on", "test acc. (%)", "S x pool (non-member pairs)",
+                  "variances", "AUC online / offline", "TPR @ 1% FPR", "TPR @ 0.1% FPR [95% CI]",
+                  "TPR @ 0.01% FPR [95% CI]", "canaries flagged / AUC",
+                  "canary to nearest set image, in / out", "per pipeline (total)"], body))
+
+
+@table
+def privacy_attack() -> str:
+    """`synthset attack` at S >= 32: one row per attack folder under benchmarks/results/privacy/."""
+    files = [(p, d) for p, d in measured("privacy/*/lira.json") if d["config"]["shadows"] >= 32]
+    if not files:
+        return ("*Not measured yet: `synthset attack RUN_DIR --shadows 32 --pool 2000 --canaries "
+                "20 --out benchmarks/results/privacy/NAME` writes a row here.*")
+    return _attack_table(files)
+
+
+@table
+def privacy_attack_first() -> str:
+    """The first, small attacks (S < 32)."""
+    files = [(p, d) for p, d in measured("privacy/*/lira.json") if d["config"]["shadows"] < 32]
+    return _attack_table(files) if files else "*None.*"
 
 
 def _scaling():

@@ -154,3 +154,16 @@ def test_picking_from_an_unscored_or_unknown_run_says_what_to_run(tmp_path):
     with pytest.raises(ValueError, match="pick by 'loss'"):
         load_study(_write(tmp_path, 'name = "f"\nout = "o"\n[[runs]]\nname = "x"\n'
                                     'pick = { study = "val.toml", runs = ["a"], by = "loss" }\n'))
+
+
+def test_report_only_writes_the_rows_and_an_evaluation_under_way(tmp_path, capsys):
+    f = _write(tmp_path, f'name = "a"\nout = "{tmp_path / "o"}"\ndistill = "--method random"\n'
+                         'evaluate = "--runs 5 --epochs 1000"\n[[runs]]\nname = "x"\n')
+    (tmp_path / "o" / "x").mkdir(parents=True)
+    runs = [{"model": "ConvNet", "run": i, "accuracy": a, "epochs": 1000} for i, a in enumerate((98.0, 99.0))]
+    (tmp_path / "o" / "x" / "eval_runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in runs))
+    assert main(["study", str(f), "--report-only"]) == 0
+    assert "synthset distill" not in capsys.readouterr().out  # nothing run
+    body = json.loads((tmp_path / "o" / "study.json").read_text())
+    assert body["rows"][0]["partial"] == {"ConvNet": {"runs": [98.0, 99.0], "epochs": 1000}}
+    assert "ConvNet 98.50 (2 of 5 runs x 1000 epochs so far)" in (tmp_path / "o" / "study.md").read_text()

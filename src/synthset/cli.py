@@ -378,6 +378,9 @@ def cmd_study(args) -> int:
         raise ValueError(f"--only names {', '.join(sorted(unknown))}, which {args.file} has not; "
                          f"its runs: {', '.join(r.name for r in study.runs)}")
     runs = [r for r in study.runs if not c.only or r.name in c.only]
+    if c.report_only:
+        print(f"wrote {write_results(study, header)}")
+        return 0
     for run in runs:
         steps = []
         if run.distill and not distilled(study, run):
@@ -522,6 +525,9 @@ class TrainCommand:
 class StudyCommand:
     only: tuple[str, ...] = opt((), "comma-separated run names to run (default: all)")
     dry_run: bool = opt(False, "print the commands, run nothing")
+    report_only: bool = opt(False, "write study.json and study.md from what is on disk (finished "
+                                   "rows, and the runs so far of an evaluation under way); run "
+                                   "nothing")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -257,12 +257,26 @@ def row(study: Study, run: StudyRun) -> dict:
     if run.evaluate is None:
         return out
     split = "val" if "val" in _split_of(run.evaluate) else "test"
-    ev_path = study.eval_dir(run) / results_files(split)[0]
-    if ev_path.exists():
-        ev = json.loads(ev_path.read_text())
+    summary, per_run = (study.eval_dir(run) / f for f in results_files(split))
+    if summary.exists():
+        ev = json.loads(summary.read_text())
         out["evaluation"] = {"split": ev.get("split", "test"), "machine": ev.get("machine"),
                              "models": {m: _scores(v) for m, v in ev["models"].items()}}
+    elif per_run.exists():
+        out["partial"] = _partial(per_run)
     return out
+
+
+def _partial(per_run: Path) -> dict:
+    """The finished runs of an evaluation still under way (its per-run log): each model's
+    accuracies so far, with their epochs."""
+    got: dict = {}
+    for line in per_run.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            m = got.setdefault(r["model"], {"runs": [], "epochs": r["epochs"]})
+            m["runs"].append(r["accuracy"])
+    return got
 
 
 def _scores(m: dict) -> dict:
@@ -318,6 +332,11 @@ def table(body: dict):
                          if m.get("auc_mean") is not None else "")  # binary: balanced / ROC-AUC
                 scores.append(f"{model} {m['mean']:.2f} ± {m['std']:.2f}{extra}")
             cells.append("; ".join(scores))
+        elif r.get("partial"):
+            planned = _planned_runs(r.get("evaluate_command") or "")
+            cells.append("; ".join(
+                f"{model} {sum(m['runs']) / len(m['runs']):.2f} ({len(m['runs'])} of {planned} "
+                f"runs x {m['epochs']} epochs so far)" for model, m in r["partial"].items()))
         else:
             cells.append("scored by the rows that name it" if r.get("evaluate_command") is None
                          else "not yet evaluated")
@@ -340,6 +359,11 @@ def table(body: dict):
             " distillation time also where the cache served them (then added to the wall-clock);"
             " s/iteration: the median iteration.")
     return Table(f"{body['study']}", header, rows, note)
+
+
+def _planned_runs(command: str) -> str:
+    flags = shlex.split(command)
+    return flags[flags.index("--runs") + 1] if "--runs" in flags[:-1] else "?"
 
 
 def _machine_words(m) -> str:
