@@ -368,7 +368,7 @@ def _attack_table(files: list[tuple[Path, dict]]) -> str:
             + md(["each pipeline trains on", "test acc. (%)", "S x pool (non-member pairs)",
                   "variances", "AUC online / offline", "TPR @ 1% FPR", "TPR @ 0.1% FPR [95% CI]",
                   "offline: TPR @ 0.1% FPR", "TPR @ 0.01% FPR [95% CI]", "canaries flagged / AUC",
-                  "canary to nearest set image, in / out", "per pipeline (total)",
+                  "canary to nearest set image, in / out", "per pipeline, median (total)",
                   "pipelines in an hour"], body))
 
 
