@@ -67,7 +67,7 @@ def test_train_with_dp_epsilon_records_it(tmp_path, capsys):
     rep = json.loads((tmp_path / "dp" / "eval.json").read_text())
     m = rep["models"]["ConvNetD2"]
     assert len(m["dp"]["epsilon"]) == 1 and m["dp"]["epsilon"][0] <= 4.0 + 1e-6
-    assert m["precision"]["precision"] == "fp32" and rep["config"]["train"]["dp_epsilon"] == 4.0
+    assert m["precision"]["precision"] in ("fp32", "bf16") and rep["config"]["train"]["dp_epsilon"] == 4.0
     assert "DP-SGD epsilon" in capsys.readouterr().out
 
 
@@ -88,3 +88,34 @@ def test_dp_sgd_under_bf16_clips_fp32_per_example_gradients(tiny_train):
     lin.weight.grad_sample = torch.ones(4, 2, 3, dtype=torch.bfloat16)
     _fp32_per_example_grads(lin)
     assert lin.weight.grad_sample.dtype == torch.float32 and not hasattr(lin.bias, "grad_sample")
+
+
+def test_dp_sgd_precision_is_timed_on_its_own_step_uncompiled():
+    from synthset.evaluate import resolve_compute
+    logs = []
+    cfg = EvalConfig(models=("ConvNet",), train=TrainConfig(dp_epsilon=4.0, compile=True))
+    c = resolve_compute(cfg, torch.zeros(8, 1, 28, 28), torch.device("cpu"), log=logs.append)["ConvNet"]
+    assert not c.compile and c.precision_of("train") in ("fp32", "bf16")
+
+
+def test_train_subset_is_class_balanced_and_seeded(tmp_path, capsys):
+    folder_data(tmp_path / "data", per_class=12, size=16, seed=0)
+    argv = ["train", "--dataset", "folder", "--data-path", str(tmp_path / "data"), "--models",
+            "ConvNetD2", "--epochs", "1", "--batch", "8", "--subset", "6", "--device", "cpu",
+            "--out", str(tmp_path / "sub")]
+    assert main(argv) == 0
+    assert "a class-balanced subset of 6" in capsys.readouterr().out
+    rep = json.loads((tmp_path / "sub" / "eval.json").read_text())
+    assert rep["config"]["subset"] == 6
+    assert main(argv[:-4] + ["--subset", "0"]) == 2
+    assert "subset must be >= 1" in capsys.readouterr().err
+
+
+def test_class_balanced_subset_draws_the_same_count_per_class(tiny_train):
+    from synthset.cli import _class_balanced
+    a = _class_balanced(tiny_train, 50, seed=0)
+    assert torch.bincount(a.labels, minlength=10).tolist() == [5] * 10
+    assert torch.equal(a.images, _class_balanced(tiny_train, 50, seed=0).images)  # seeded
+    assert not torch.equal(a.images, _class_balanced(tiny_train, 50, seed=1).images)
+    with pytest.raises(ValueError, match="fewer than one image per class"):
+        _class_balanced(tiny_train, 5, seed=0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .config import opt
+from .config import check, opt
 
 # ---------------------------------------------------------------- options from dataclasses
 
@@ -341,11 +341,15 @@ def cmd_train(args) -> int:
     cfg = dataclasses.replace(ev, models=tuple(MODELS.canonical(m) for m in ev.models))
     c = options_from(args, TrainCommand, "cmd")
     out = Path(c.out) if c.out else None
-    print(f"training {', '.join(cfg.models)} on all {len(train)} {info.name} training images: "
+    if c.subset:
+        train = _class_balanced(train, c.subset, seed=cfg.seed)
+    print(f"training {', '.join(cfg.models)} on {'a class-balanced subset of' if c.subset else 'all'} "
+          f"{len(train)} {info.name} training images: "
           f"{cfg.runs} runs x {cfg.train.epochs} epochs, augment={cfg.train.augment}, on {device}")
     try:
         report = evaluate(train.images, train.labels, test, cfg, device=device, out_dir=out,
-                          workers=_compute_config(args).workers, tag="full", config_extra={"data": data.to_dict()},
+                          workers=_compute_config(args).workers, tag="subset" if c.subset else "full",
+                          config_extra={"data": data.to_dict(), "subset": c.subset},
                           data_parallel=True)
     except KeyboardInterrupt:
         kept = f"finished runs are kept in {out / 'eval_runs.jsonl'}; " if out else ""
@@ -355,6 +359,17 @@ def cmd_train(args) -> int:
     if out:
         print(f"wrote {out / 'eval.json'}")
     return 0
+
+
+def _class_balanced(train, n: int, *, seed: int):
+    """``n // classes`` training images of each class, a seeded draw (the validation split's
+    stratified rule, with its own seed stream)."""
+    from .data.split import subset, val_indices
+    classes = train.info.num_classes
+    if n < classes:
+        raise ValueError(f"--subset {n} is fewer than one image per class ({classes} classes)")
+    return subset(train, val_indices(train.labels, classes, per_class=n // classes,
+                                     seed=seed + 7919))
 
 
 def eval_config(argv: list[str]):
@@ -519,6 +534,12 @@ class EvaluateCommand:
 @dataclass(frozen=True, kw_only=True)
 class TrainCommand:
     out: Optional[str] = opt(None, "folder for eval.json and eval_runs.jsonl (resumable)")
+    subset: Optional[int] = opt(None, "train on a class-balanced random subset of this many "
+                                      "training images, drawn from --seed (small-data references, "
+                                      "e.g. DP-SGD at the size of an attack pipeline's half)")
+
+    def __post_init__(self) -> None:
+        check(self.subset is None or self.subset >= 1, f"subset must be >= 1, got {self.subset}")
 
 
 @dataclass(frozen=True, kw_only=True)

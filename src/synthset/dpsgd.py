@@ -110,6 +110,30 @@ def train_private(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
 QUIET = ("Secure RNG turned off", "Full backward hook is firing", "Optimal order is the largest alpha")
 
 
+def dp_bench(model: str, shape, batch: int, cfg: TrainConfig, compute: Compute):
+    """One DP-SGD step's heavy part under ``compute`` (forward, backward with Opacus's
+    per-example gradient hooks, their fp32 norms), to time the precision candidates."""
+    from .models import build_model
+    _opacus()
+    from opacus import GradSampleModule
+    g = torch.Generator().manual_seed(0)
+    net = build_model(model, shape[0], 10, shape[1:], generator=g)
+    _plain_layers(net)
+    net = GradSampleModule(compute.place(net).train())
+    x = compute.layout(torch.randn(batch, *shape, generator=g))
+    y = torch.randint(0, 10, (batch,), generator=g).to(compute.device)
+    autocast = compute.autocast("train")
+
+    def step():
+        with autocast():
+            logits = net(x)
+        F.cross_entropy(logits.float(), y).backward()
+        _fp32_per_example_grads(net)
+        torch.stack([p.grad_sample.flatten(1).norm(dim=1) for p in net.parameters()]).sum()
+        net.zero_grad(set_to_none=True)
+    return step
+
+
 def _fp32_per_example_grads(model: torch.nn.Module) -> None:
     """Opacus clips ``p.grad_sample``: under bf16 autocast the hooks make it bf16, whose
     rounding (2^-8) could let a clipped gradient's norm pass C; clip in fp32 instead."""

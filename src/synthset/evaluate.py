@@ -28,6 +28,7 @@ from .data.base import DatasetInfo, ImageData
 from .engine.rundir import evaluating
 from .compute import Compute, given, resolve
 from .device import onednn_off, peak_memory_mib, synchronize
+from .dpsgd import dp_bench
 from .flops import inference_flops, train_step_flops
 from .metrics import accuracy, balanced_accuracy, class_recall, roc_auc
 from .models import build_model
@@ -211,11 +212,16 @@ def resolve_compute(cfg: EvalConfig, images: torch.Tensor, device: torch.device,
     for model in cfg.models:
         detail = (f"{model} {'x'.join(map(str, shape))} batch {bs} compile={t.compile} "
                   f"channels_last={t.channels_last}")
-        # DP-SGD's per-example gradients run in fp32, uncompiled
-        asked = "fp32" if t.dp_epsilon is not None else t.precision
-        out[model] = resolve(device, asked, compile=t.compile, channels_last=t.channels_last,
-                             passes={"train": ("train", detail, lambda p, model=model: _train_bench(
-                                 model, shape, bs, t, base.at("train", p)))}, log=log)
+        # DP-SGD runs uncompiled (Opacus's hooks make the per-example gradients); its own
+        # step is what is timed
+        private = t.dp_epsilon is not None
+        bench = dp_bench if private else _train_bench
+        out[model] = resolve(device, t.precision, compile=t.compile and not private,
+                             channels_last=t.channels_last,
+                             passes={"train": ("train" + " DP-SGD" * private, detail,
+                                               lambda p, model=model: bench(
+                                                   model, shape, bs, t, base.at("train", p)))},
+                             log=log)
     return out
 
 
