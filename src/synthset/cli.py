@@ -468,8 +468,9 @@ def cmd_attack(args) -> int:
     from .lira import LiraConfig, attack
     cfg = options_from(args, LiraConfig, "lira")
     c = options_from(args, AttackCommand, "cmd")
+    training = {k: vars(args)[f"train.{k}"] for k in ATTACK_TRAINING}
     rep = attack(args.run_dir, cfg, out=c.out, device=_device(args), data_root=vars(args)["data.root"],
-                 workers=_compute_config(args).workers)
+                 workers=_compute_config(args).workers, training=training)
     print(f"{cfg.kind}: {cfg.shadows} pipelines x {cfg.pool} pool images = {rep['pairs']} scored "
           f"pairs; {rep['seconds_per_pipeline']:.0f} s per pipeline; the pipelines' networks score "
           f"{rep['test_accuracy']:.2f}% on test")
@@ -715,8 +716,13 @@ def _parser_audit(sub, method: Optional[str]) -> None:
     p.set_defaults(fn=cmd_audit)
 
 
+# the pipelines' training options the attack takes beside its own (a DP-SGD reference is
+# tuned on the validation split with `synthset train --subset`, then attacked with these)
+ATTACK_TRAINING = ("lr", "batch_size", "dp_delta", "dp_max_grad_norm")
+
+
 def _parser_attack(sub, method: Optional[str]) -> None:
-    from .config import DataConfig
+    from .config import DataConfig, TrainConfig
     from .lira import LiraConfig
     p = sub.add_parser("attack", help="membership inference at scale: LiRA over S shadow pipelines "
                                       "of a run's recipe, with canaries (resumable)")
@@ -724,6 +730,9 @@ def _parser_attack(sub, method: Optional[str]) -> None:
     _add(p, "attack", LiraConfig, "lira", title="attack")
     _add(p, "attack", DataConfig, "data", only=("root",),
          title="data (default: the root the set was made from)")
+    _add(p, "attack", TrainConfig, "train", only=ATTACK_TRAINING,
+         title="each pipeline's training (the protocol's unless given; epochs and DP-SGD's "
+               "epsilon above)")
     _add(p, "attack", AttackCommand, "cmd", title="output")
     _compute(p, "attack", workers=True)
     p.set_defaults(fn=cmd_attack)

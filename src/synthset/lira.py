@@ -253,10 +253,12 @@ def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, trai
 
 def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = None,
            device=torch.device("cpu"), data_root: Optional[str] = None, workers: int = 1,
-           log: Callable[[str], None] = print) -> dict:
+           training: Optional[dict] = None, log: Callable[[str], None] = print) -> dict:
     """LiRA over ``cfg.shadows`` pipelines of the run's recipe; writes ``OUT/lira.json``
     (default OUT: ``run_dir/lira-KIND``), its ROC plot and the most exposed examples.
-    ``workers`` > 1 (CPU): that many pipelines at once in separate processes."""
+    ``workers`` > 1 (CPU): that many pipelines at once in separate processes. ``training``:
+    TrainConfig fields of the pipelines' training other than the protocol's (lr, batch size,
+    DP-SGD's delta and clipping norm)."""
     from .config import DataConfig, DistillConfig, EvalConfig, TrainConfig
     from .data import DATASETS, load_dataset
     from .evaluate import resolve_compute
@@ -277,7 +279,7 @@ def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = 
     model = dc.engine.model
     tcfg = DATASETS.get(data.name).train_config(TrainConfig(
         epochs=cfg.epochs, compile=dc.engine.compile, precision=dc.engine.precision,
-        dp_epsilon=cfg.dp_epsilon))
+        dp_epsilon=cfg.dp_epsilon, **(training or {})))
     probe = train.images[:min(len(train), tcfg.batch_size)]
     compute = resolve_compute(EvalConfig(models=(model,), train=tcfg), probe, device, log)[model]
     pool = make_pool(train, cfg)
