@@ -337,10 +337,11 @@ def _attack_label(folder: Path, d: dict) -> str:
     if method in ("random", "herding", "kcenter"):
         feats = dist["coreset"]["features"]
         return f"{method} real, IPC {dist['ipc']}" + (f" ({feats})" if method != "random" else "")
-    its = c.get("iterations") or "recipe's"
-    return (f"{method.upper()}, IPC {dist['ipc']}, {e['init']} start, {its} it"
+    its = c.get("iterations") or e.get("iterations")
+    experts = dist.get("options", {}).get("experts", 0)
+    return (f"{method.upper()}, IPC {dist['ipc']}, {e['init']} start, {its} iterations"
             + (f", factor {e['factor']}" if e.get("factor", 1) > 1 else "")
-            + (f", {dist['options']['experts']} experts" if dist.get("options", {}).get("expert_mix") else ""))
+            + (f", {experts} experts" if experts else ""))
 
 
 def _attack_table(files: list[tuple[Path, dict]]) -> str:
