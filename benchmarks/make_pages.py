@@ -384,6 +384,29 @@ def privacy_attack() -> str:
 
 
 @table
+def privacy_dp_val() -> str:
+    """DP-SGD's settings on the validation split at a pipeline's size (`synthset train --subset`)."""
+    files = measured("privacy/dp-val/*/eval-val.json")
+    if not files:
+        return "*Not measured yet.*"
+    body, machines = [], set()
+    for path, d in sorted(files, key=lambda f: (f[1]["models"]["ConvNet"]["epochs"],
+                                                 f[1]["config"]["train"]["lr"])):
+        m, t = d["models"]["ConvNet"], d["config"]["train"]
+        body.append([f"{t['dp_epsilon']:g}", str(m["epochs"]), f"{t['lr']:g}", str(t["batch_size"]),
+                     f"{m['mean']:.2f}", f"{max(m['dp']['epsilon']):.2f}",
+                     f"{m['dp']['noise_multiplier']:.2f}", m["dp"].get("precision", "fp32"),
+                     f"{sum(m['train_seconds']) / len(m['train_seconds']):.0f} s"])
+        machines.add(machine(d["machine"]))
+    return (caption("DP-SGD (Opacus, delta 1e-5, clipping norm 1, momentum 0.9) on a class-balanced "
+                    f"subset of {files[0][1]['config']['subset']} training images (the validation "
+                    "images held out), 1 run, scored on the validation split",
+                    "; ".join(sorted(machines)), "benchmarks/results/privacy/dp-val/*/eval-val.json")
+            + md(["target epsilon", "epochs", "lr", "batch", "val acc. (%)", "accountant's epsilon",
+                  "noise multiplier", "precision", "training"], body))
+
+
+@table
 def privacy_attack_first() -> str:
     """The first, small attacks (S < 32)."""
     files = [(p, d) for p, d in measured("privacy/*/lira.json") if d["config"]["shadows"] < 32]
