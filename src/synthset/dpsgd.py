@@ -127,7 +127,10 @@ def dp_bench(model: str, shape, batch: int, cfg: TrainConfig, compute: Compute):
     def step():
         with autocast():
             logits = net(x)
-        F.cross_entropy(logits.float(), y).backward()
+        with warnings.catch_warnings():
+            for message in QUIET:
+                warnings.filterwarnings("ignore", message=message)
+            F.cross_entropy(logits.float(), y).backward()
         _fp32_per_example_grads(net)
         torch.stack([p.grad_sample.flatten(1).norm(dim=1) for p in net.parameters()]).sum()
         net.zero_grad(set_to_none=True)
