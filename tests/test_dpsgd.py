@@ -112,7 +112,7 @@ def test_train_subset_is_class_balanced_and_seeded(tmp_path, capsys):
 
 
 def test_class_balanced_subset_draws_the_same_count_per_class(tiny_train):
-    from synthset.cli import _class_balanced
+    from synthset.data.split import balanced_subset as _class_balanced
     a = _class_balanced(tiny_train, 50, seed=0)
     assert torch.bincount(a.labels, minlength=10).tolist() == [5] * 10
     assert torch.equal(a.images, _class_balanced(tiny_train, 50, seed=0).images)  # seeded

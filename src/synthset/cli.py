@@ -342,7 +342,8 @@ def cmd_train(args) -> int:
     c = options_from(args, TrainCommand, "cmd")
     out = Path(c.out) if c.out else None
     if c.subset:
-        train = _class_balanced(train, c.subset, seed=cfg.seed)
+        from .data.split import balanced_subset
+        train = balanced_subset(train, c.subset, seed=cfg.seed)
     print(f"training {', '.join(cfg.models)} on {'a class-balanced subset of' if c.subset else 'all'} "
           f"{len(train)} {info.name} training images: "
           f"{cfg.runs} runs x {cfg.train.epochs} epochs, augment={cfg.train.augment}, on {device}")
@@ -359,17 +360,6 @@ def cmd_train(args) -> int:
     if out:
         print(f"wrote {out / 'eval.json'}")
     return 0
-
-
-def _class_balanced(train, n: int, *, seed: int):
-    """``n // classes`` training images of each class, a seeded draw (the validation split's
-    stratified rule, with its own seed stream)."""
-    from .data.split import subset, val_indices
-    classes = train.info.num_classes
-    if n < classes:
-        raise ValueError(f"--subset {n} is fewer than one image per class ({classes} classes)")
-    return subset(train, val_indices(train.labels, classes, per_class=n // classes,
-                                     seed=seed + 7919))
 
 
 def eval_config(argv: list[str]):

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
-from .atomic import write_json, write_text
+from .atomic import read_jsonl, write_json, write_text
 
 if TYPE_CHECKING:
     from .config import EvalConfig
@@ -264,6 +264,7 @@ def row(study: Study, run: StudyRun) -> dict:
                              "models": {m: _scores(v) for m, v in ev["models"].items()}}
     elif per_run.exists():
         out["partial"] = _partial(per_run)
+        out["planned_runs"] = _flag_value(run.evaluate, "--runs", "?")
     return out
 
 
@@ -271,11 +272,8 @@ def _partial(per_run: Path) -> dict:
     """The finished runs of an evaluation still under way (its per-run log): each model's
     accuracies so far, with their epochs."""
     got: dict = {}
-    for line in per_run.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            m = got.setdefault(r["model"], {"runs": [], "epochs": r["epochs"]})
-            m["runs"].append(r["accuracy"])
+    for r in read_jsonl(per_run):
+        got.setdefault(r["model"], {"runs": [], "epochs": r["epochs"]})["runs"].append(r["accuracy"])
     return got
 
 
@@ -287,13 +285,18 @@ def _scores(m: dict) -> dict:
     return out
 
 
-def _split_of(flags: tuple[str, ...]) -> str:
+def _flag_value(flags: tuple[str, ...], name: str, default: str) -> str:
+    """The value a command line's flags give ``name`` (``--name V`` or ``--name=V``)."""
     for i, f in enumerate(flags):
-        if f == "--split" and i + 1 < len(flags):
+        if f == name and i + 1 < len(flags):
             return flags[i + 1]
-        if f.startswith("--split="):
+        if f.startswith(name + "="):
             return f.split("=", 1)[1]
-    return "test"
+    return default
+
+
+def _split_of(flags: tuple[str, ...]) -> str:
+    return _flag_value(flags, "--split", "test")
 
 
 def write_results(study: Study, header: dict) -> Path:
@@ -333,7 +336,7 @@ def table(body: dict):
                 scores.append(f"{model} {m['mean']:.2f} ± {m['std']:.2f}{extra}")
             cells.append("; ".join(scores))
         elif r.get("partial"):
-            planned = _planned_runs(r.get("evaluate_command") or "")
+            planned = r.get("planned_runs", "?")
             cells.append("; ".join(
                 f"{model} {sum(m['runs']) / len(m['runs']):.2f} ({len(m['runs'])} of {planned} "
                 f"runs x {m['epochs']} epochs so far)" for model, m in r["partial"].items()))
@@ -359,11 +362,6 @@ def table(body: dict):
             " distillation time also where the cache served them (then added to the wall-clock);"
             " s/iteration: the median iteration.")
     return Table(f"{body['study']}", header, rows, note)
-
-
-def _planned_runs(command: str) -> str:
-    flags = shlex.split(command)
-    return flags[flags.index("--runs") + 1] if "--runs" in flags[:-1] else "?"
 
 
 def _machine_words(m) -> str:

@@ -47,3 +47,12 @@ def split_train(train: ImageData, val: torch.Tensor) -> tuple[ImageData, ImageDa
     keep = torch.ones(len(train), dtype=torch.bool)
     keep[val] = False
     return subset(train, torch.nonzero(keep).flatten()), subset(train, val)
+
+
+def balanced_subset(data: ImageData, n: int, *, seed: int) -> ImageData:
+    """``n // classes`` images of each class, a seeded draw (the validation split's stratified
+    rule, with its own seed stream): small-data references such as ``synthset train --subset``."""
+    classes = data.info.num_classes
+    if n < classes:
+        raise ValueError(f"--subset {n} is fewer than one image per class ({classes} classes)")
+    return subset(data, val_indices(data.labels, classes, per_class=n // classes, seed=seed + 7919))
