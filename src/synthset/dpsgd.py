@@ -13,6 +13,7 @@ every batch) and records the accountant's epsilon.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -75,8 +76,8 @@ def train_private(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     clipping to ``cfg.dp_max_grad_norm``), uncompiled (per-example gradients come from module
     hooks). The forward and backward passes run at the policy's train precision (bf16 where
     it was chosen); the per-example gradients are cast to fp32 before they are clipped, so the
-    sensitivity bound C holds to fp32 rounding as in any DP-SGD. Returns ``train_network``'s record plus ``dp``: the accountant's
-    epsilon, delta, noise multiplier, clipping norm and sample rate."""
+    sensitivity bound C holds to fp32 rounding as in any DP-SGD. Returns ``train_network``'s
+    record plus ``dp``: the accountant's epsilon, delta, noise multiplier, clipping norm and sample rate."""
     PrivacyEngine, ModuleValidator = _opacus()
     problems = ModuleValidator.validate(net, strict=False)
     if problems:
@@ -94,9 +95,7 @@ def train_private(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
                                          generator=torch.Generator().manual_seed(seed))
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
-    with warnings.catch_warnings():
-        for message in QUIET:
-            warnings.filterwarnings("ignore", message=message)
+    with _quiet():
         record = _train(PrivacyEngine(accountant="prv"), net, opt, loader, images, labels, info,
                         cfg, generator=generator, seed=seed, desc=desc, progress=progress,
                         on_epoch=on_epoch, autocast=compute.autocast("train"))
@@ -125,16 +124,30 @@ def dp_bench(model: str, shape, batch: int, cfg: TrainConfig, compute: Compute):
     autocast = compute.autocast("train")
 
     def step():
-        with autocast():
-            logits = net(x)
-        with warnings.catch_warnings():
-            for message in QUIET:
-                warnings.filterwarnings("ignore", message=message)
-            F.cross_entropy(logits.float(), y).backward()
-        _fp32_per_example_grads(net)
+        with _quiet():
+            _backward(net, x, y, autocast)
         torch.stack([p.grad_sample.flatten(1).norm(dim=1) for p in net.parameters()]).sum()
         net.zero_grad(set_to_none=True)
     return step
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings():
+        for message in QUIET:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
+def _backward(model, x, y, autocast) -> torch.Tensor:
+    """Forward at the policy's precision, cross-entropy in fp32, backward through Opacus's
+    hooks, the per-example gradients made fp32 for clipping; returns the loss."""
+    with autocast():
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y)
+    loss.backward()
+    _fp32_per_example_grads(model)
+    return loss
 
 
 def _fp32_per_example_grads(model: torch.nn.Module) -> None:
@@ -163,12 +176,9 @@ def _train(engine, net, opt, loader, images, labels, info, cfg, *, generator, se
             if len(idx) == 0:  # a Poisson draw can be empty: nothing to release
                 continue
             idx = idx.to(device)
-            with autocast():
-                logits = model(_batch(images[idx], info, cfg, generator, fp32))
-            loss = F.cross_entropy(logits.float(), labels[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            _fp32_per_example_grads(model)
+            loss = _backward(model, _batch(images[idx], info, cfg, generator, fp32), labels[idx],
+                             autocast)
             opt.step()
             losses.append(loss.detach())
             steps += 1
