@@ -398,7 +398,9 @@ def privacy_dp_val() -> str:
                      f"{m['dp']['noise_multiplier']:.2f}", m["dp"].get("precision", "fp32"),
                      f"{sum(m['train_seconds']) / len(m['train_seconds']):.0f} s"])
         machines.add(machine(d["machine"]))
-    return (caption("DP-SGD (Opacus, delta 1e-5, clipping norm 1, momentum 0.9) on a class-balanced "
+    t0 = files[0][1]["config"]["train"]
+    return (caption(f"DP-SGD (Opacus, delta {t0['dp_delta']:g}, clipping norm {t0['dp_max_grad_norm']:g}, "
+                    f"momentum {t0['momentum']:g}) on a class-balanced "
                     f"subset of {files[0][1]['config']['subset']} training images (the validation "
                     "images held out), 1 run, scored on the validation split",
                     "; ".join(sorted(machines)), "benchmarks/results/privacy/dp-val/*/eval-val.json")
