@@ -373,14 +373,36 @@ def _attack_table(files: list[tuple[Path, dict]]) -> str:
                   "pipelines in an hour"], body))
 
 
+def _attacks_s32() -> list[tuple[Path, dict]]:
+    return [(p, d) for p, d in measured("privacy/*/lira.json") if d["config"]["shadows"] >= 32]
+
+
+PRIVACY_FIGURE = RES / "privacy" / "overview_s32.png"
+
+
+def privacy_figure() -> None:
+    """The S >= 32 rows' ROC curves and TPR at 0.1% FPR against accuracy in one figure
+    (written by ``main``, not compared by ``--check``: a PNG's bytes depend on matplotlib)."""
+    from synthset.report.plots import privacy_overview
+    rows = [{"label": _attack_label(p.parent, d), "accuracy": d["test_accuracy"],
+             "tpr": d["online"]["tpr_at_0.001_fpr"], "ci": d["online"]["tpr_at_0.001_fpr_ci"],
+             "roc": d["roc"]["online"], "series": "DP-SGD" if d.get("dp") else None}
+            for p, d in _attacks_s32() if "roc" in d]
+    if rows:
+        privacy_overview(rows, PRIVACY_FIGURE)
+
+
 @table
 def privacy_attack() -> str:
     """`synthset attack` at S >= 32: one row per attack folder under benchmarks/results/privacy/."""
-    files = [(p, d) for p, d in measured("privacy/*/lira.json") if d["config"]["shadows"] >= 32]
+    files = _attacks_s32()
     if not files:
         return ("*Not measured yet: `synthset attack RUN_DIR --shadows 32 --pool 2000 --canaries "
                 "20 --out benchmarks/results/privacy/NAME` writes a row here.*")
-    return _attack_table(files)
+    return _attack_table(files) + (
+        f"\n\n![ROC curves, and TPR at 0.1% FPR against test accuracy](../../{rel(PRIVACY_FIGURE)})"
+        f"\n\n*Figure: `{rel(PRIVACY_FIGURE)}`, drawn by `python benchmarks/make_pages.py` from the "
+        "rows above (online LiRA; DP-SGD rows joined by a dotted line).*")
 
 
 @table
@@ -702,6 +724,8 @@ def main() -> int:
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text)
+    if not args.check:
+        privacy_figure()
     if args.check and stale:
         print(f"\nstale: {', '.join(map(rel, stale))}; run python benchmarks/make_pages.py")
         return 1

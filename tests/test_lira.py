@@ -10,8 +10,8 @@ import torch
 from synthset.cli import main
 from safetensors.torch import load_file
 
-from synthset.lira import (LiraConfig, attack, canary_exposure, lira_scores, report, shadow_masks,
-                           views)
+from synthset.lira import (LiraConfig, attack, canary_exposure, lira_scores, report, roc_on_grid,
+                           shadow_masks, views)
 
 
 def test_each_example_is_in_exactly_half_of_the_pipelines():
@@ -63,6 +63,18 @@ def test_tpr_at_fixed_fpr_on_a_known_score_distribution():
     assert r["auc"] == pytest.approx(0.3 + 0.7 * 0.0)  # members below every non-member
 
 
+def test_the_stored_roc_spans_the_resolvable_fprs_and_agrees_with_tpr_at_fpr():
+    non = torch.arange(10000, dtype=torch.float64)
+    members = torch.cat([torch.full((300,), 1e6), torch.full((700,), -1.0)])
+    scores = torch.cat([members, non])
+    is_member = torch.cat([torch.ones(1000), torch.zeros(10000)]).long()
+    roc = roc_on_grid(scores, is_member, points=5)
+    assert roc["fpr"][0] == pytest.approx(1e-4) and roc["fpr"][-1] == pytest.approx(1.0)
+    assert roc["fpr"] == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1, 1.0])  # even in log
+    # 30% of members above every non-member; the rest only once every non-member is flagged
+    assert roc["tpr"][:4] == pytest.approx([0.3] * 4) and roc["tpr"][-1] == pytest.approx(1.0)
+
+
 def test_query_views_shift_by_one_pixel_with_zero_fill():
     x = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4) + 1
     v = views(x, 3)
@@ -94,6 +106,7 @@ def test_a_tiny_attack_runs_resumes_and_reports(tmp_path, shared_root, capsys):
     assert rep["canaries"]["canaries"] == 4 and 0 < rep["set_images"] <= 20
     # a random real subset holds its members' images: an in-canary can be in the set itself
     assert rep["canaries"]["nn_distance_in"] <= rep["canaries"]["nn_distance_out"]
+    assert len(rep["roc"]["online"]["tpr"]) == len(rep["roc"]["online"]["fpr"]) == 25
     assert (tmp_path / "lira" / "lira_roc.png").exists() and (tmp_path / "lira" / "lira_exposed.png").exists()
     capsys.readouterr()
     assert main(argv) == 0  # every pipeline done: nothing is trained again

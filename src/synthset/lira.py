@@ -137,6 +137,17 @@ def roc_points(scores: torch.Tensor, is_member: torch.Tensor) -> tuple[list[floa
     return (fp / max(1.0, float(fp[-1]))).tolist(), (tp / max(1.0, float(tp[-1]))).tolist()
 
 
+def roc_on_grid(scores: torch.Tensor, is_member: torch.Tensor, points: int = 25) -> dict:
+    """The ROC at ``points`` false-positive rates spaced evenly in log from the lowest one the
+    non-members resolve (1 / their count) to 1: a compact curve that several attacks' results
+    files can overlay (``report.plots.privacy_overview``) without their scores."""
+    from .membership import tpr_at_fpr
+    s, y = scores.flatten(), is_member.flatten().long()
+    lo = 1.0 / max(1, int((y == 0).sum()))
+    grid = [lo ** (1 - i / (points - 1)) for i in range(points)]
+    return {"fpr": grid, "tpr": [tpr_at_fpr(s, y, f) for f in grid]}
+
+
 def bootstrap(stat: Callable[[torch.Tensor, torch.Tensor], float], scores: torch.Tensor,
               is_member: torch.Tensor, *, rounds: int = 200, seed: int = 0) -> tuple[float, float]:
     """95% percentile interval of ``stat(scores, is_member)`` over examples resampled with
@@ -365,6 +376,8 @@ def summarise(folders: list[Path], pool: Pool, cfg: LiraConfig, out: Path, *, tr
                                "offline": report(other["offline"], pool.keep)},
            "seconds_per_pipeline": sum(seconds) / len(seconds), "seconds_total": sum(seconds),
            "seconds_median": sorted(seconds)[len(seconds) // 2],
+           "roc": {"online": roc_on_grid(scores["online"], pool.keep),
+                   "offline": roc_on_grid(scores["offline"], pool.keep)},
            "set_images": costs[0]["set_images"], "machine": machine(),
            "test_accuracy": sum(c["test_accuracy"] for c in costs) / len(costs)}
     if costs[0].get("dp"):  # the accountant's epsilon of each pipeline's DP-SGD training

@@ -151,3 +151,40 @@ def roc_loglog(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path:
     ax.set(xscale="log", yscale="log", xlabel="false-positive rate", ylabel="true-positive rate")
     ax.legend(loc="lower right")
     return _save(fig, path)
+
+
+def privacy_overview(rows: Sequence[dict], path: Path, *, fpr: float = 0.001) -> Path:
+    """Several membership attacks side by side: their log-log ROC curves, and each row's TPR at
+    ``fpr`` (with its interval) against the test accuracy its models reach, the privacy-utility
+    view of Carlini et al. ("No Free Lunch in 'Privacy for Free'", 2022, Fig. 2). Each row:
+    ``label``, ``accuracy``, ``tpr``, ``ci`` (low, high), ``roc`` ({"fpr", "tpr"}) and
+    optionally ``series`` (rows of one series, e.g. DP-SGD at several epsilon, are joined)."""
+    fig = Figure(figsize=(10, 4.3))
+    ax_roc, ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    lo = 1.0
+    for i, r in enumerate(rows):
+        pts = [(f, t) for f, t in zip(r["roc"]["fpr"], r["roc"]["tpr"]) if t > 0]
+        if pts:
+            lo = min(lo, pts[0][0])
+            ax_roc.plot(*zip(*pts), color=f"C{i % 10}", label=r["label"])
+        err = [[max(0.0, r["tpr"] - r["ci"][0])], [max(0.0, r["ci"][1] - r["tpr"])]]
+        ax.errorbar([r["accuracy"]], [max(r["tpr"], fpr / 10)], yerr=err, fmt="o", capsize=3,
+                    color=f"C{i % 10}", label=r["label"])
+    series: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("series"):
+            series.setdefault(r["series"], []).append(r)
+    for name, members in series.items():
+        members = sorted(members, key=lambda r: r["accuracy"])
+        ax.plot([r["accuracy"] for r in members], [max(r["tpr"], fpr / 10) for r in members],
+                color="gray", lw=0.8, ls=":")
+    ax_roc.plot([lo, 1], [lo, 1], color="gray", ls="--", lw=0.8, label="chance")
+    ax_roc.set(xscale="log", yscale="log", xlabel="false-positive rate", ylabel="true-positive rate",
+               title="online LiRA, log-log ROC")
+    ax.axhline(fpr, color="gray", ls="--", lw=0.8, label="chance")
+    ax.set(yscale="log", xlabel="test accuracy of the attacked models (%)",
+           ylabel=f"TPR at {100 * fpr:g}% FPR", title="what each row leaks for its accuracy")
+    ax_roc.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    return _save(fig, path)
