@@ -125,6 +125,8 @@ class TrainConfig(Options):
     tta: bool = opt(False, "test-time augmentation: average each test image's softmax over its 8 "
                            "quarter turns and mirrors (use with --dihedral); the single-view "
                            "scores are recorded beside")
+    cutmix: float = opt(0.0, "CutMix on this share of the training batches, labels mixed by "
+                             "area, and DSA without cutout (IDC's evaluation: 0.5); 0: off")
     dsa: DSAConfig = opt(help="DSA parameters", default_factory=DSAConfig, cli=False)
     precision: str = opt("auto", "arithmetic of the training step: auto times fp32 and bf16 "
                                  "where the hardware has native bf16 and keeps the faster "
@@ -146,6 +148,10 @@ class TrainConfig(Options):
         check(0 < self.dp_delta < 1, f"dp_delta must be in (0, 1), got {self.dp_delta}")
         check(self.dp_max_grad_norm > 0, f"dp_max_grad_norm must be > 0, got {self.dp_max_grad_norm}")
         check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(0.0 <= self.cutmix <= 1.0, f"cutmix must be a share in [0, 1], got {self.cutmix}")
+        check(not (self.cutmix and self.dp_epsilon is not None),
+              "cutmix mixes examples, which DP-SGD's per-example accounting does not allow: "
+              "drop --cutmix or --dp-epsilon")
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         check(self.batch_test >= 1, f"batch_test must be >= 1, got {self.batch_test}")
         check(self.precision in PRECISIONS,

@@ -187,9 +187,9 @@ def _config_key(cfg: EvalConfig, n_train: int, tag: str = "") -> str:
     d.pop("runs")
     if d.get("split", "test") == "test":
         d.pop("split", None)
-    # options added later (dihedral, tta, the tag) join the key only when set, so the keys of
-    # existing run logs do not change
-    for opt in ("dihedral", "tta"):
+    # options added later (dihedral, tta, cutmix, the tag) join the key only when set, so the
+    # keys of existing run logs do not change
+    for opt in ("dihedral", "tta", "cutmix"):
         if not d["train"][opt]:
             del d["train"][opt]
     if d["train"]["dp_epsilon"] is None:

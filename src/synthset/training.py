@@ -3,6 +3,7 @@ lr x0.1 at half the epochs, DSA on every batch, cross-entropy. Used by the evalu
 full-data reference and the coresets' feature network."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import augment
+from .cutmix import cutmix, cutmix_loss
 from .config import TrainConfig
 from .data.base import DatasetInfo, normalize
 from .compute import Compute, given
@@ -87,6 +89,8 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     a 1/size share of the protocol's batch (the global batch stays ``batch_size``), its own
     augmentation stream; the weights stay the same on every rank."""
     reuse_freed_memory()
+    if cfg.cutmix:  # CutMix replaces DSA's cutout, as in IDC's evaluation
+        cfg = dataclasses.replace(cfg, dsa=cfg.dsa.without("cutout"))
     compute = given(compute, device, cfg)
     device = compute.device
     net = compute.place(net).train()
@@ -114,8 +118,13 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
             idx = order[b * bs:(b + 1) * bs] if order is not None else None
             x = _batch(images if idx is None else images[idx], info, cfg, generator, compute)
             y = labels if idx is None else labels[idx]
+            mixed = cfg.cutmix and float(torch.rand((), generator=generator,
+                                                    device=generator.device)) < cfg.cutmix
+            if mixed:
+                x, perm, lam = cutmix(x, generator)
             with autocast():
-                loss = F.cross_entropy(fwd(x), y)
+                out = fwd(x)
+                loss = cutmix_loss(out, y, perm, lam) if mixed else F.cross_entropy(out, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
