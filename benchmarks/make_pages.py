@@ -412,7 +412,8 @@ def privacy_dp_val() -> str:
     if not files:
         return "*Not measured yet.*"
     body, machines = [], set()
-    for path, d in sorted(files, key=lambda f: (f[1]["models"]["ConvNet"]["epochs"],
+    for path, d in sorted(files, key=lambda f: (-f[1]["config"]["train"]["dp_epsilon"],
+                                                 f[1]["models"]["ConvNet"]["epochs"],
                                                  f[1]["config"]["train"]["lr"])):
         m, t = d["models"]["ConvNet"], d["config"]["train"]
         body.append([f"{t['dp_epsilon']:g}", str(m["epochs"]), f"{t['lr']:g}", str(t["batch_size"]),

@@ -73,6 +73,18 @@ def _order(sampler, epoch: int, n: int, steps: int, generator, device) -> Option
     return torch.randperm(n, generator=generator).to(device) if steps > 1 else None
 
 
+def _loss(fwd, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, generator, autocast) -> torch.Tensor:
+    """A batch's loss: cross-entropy, or CutMix's on a ``cfg.cutmix`` share of the batches
+    (no draw at all when it is off, so runs without it stay as they were)."""
+    mixed = cfg.cutmix > 0 and float(torch.rand((), generator=generator,
+                                                device=generator.device)) < cfg.cutmix
+    if mixed:
+        x, perm, lam = cutmix(x, generator)
+    with autocast():
+        out = fwd(x)
+        return cutmix_loss(out, y, perm, lam) if mixed else F.cross_entropy(out, y)
+
+
 def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                   info: DatasetInfo, cfg: TrainConfig, *, generator: torch.Generator,
                   compute: Optional[Compute] = None, device: Optional[torch.device] = None,
@@ -118,13 +130,7 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
             idx = order[b * bs:(b + 1) * bs] if order is not None else None
             x = _batch(images if idx is None else images[idx], info, cfg, generator, compute)
             y = labels if idx is None else labels[idx]
-            mixed = cfg.cutmix and float(torch.rand((), generator=generator,
-                                                    device=generator.device)) < cfg.cutmix
-            if mixed:
-                x, perm, lam = cutmix(x, generator)
-            with autocast():
-                out = fwd(x)
-                loss = cutmix_loss(out, y, perm, lam) if mixed else F.cross_entropy(out, y)
+            loss = _loss(fwd, x, y, cfg, generator, autocast)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
