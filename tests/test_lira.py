@@ -109,6 +109,10 @@ def test_a_tiny_attack_runs_resumes_and_reports(tmp_path, shared_root, capsys):
     assert len(rep["roc"]["online"]["tpr"]) == len(rep["roc"]["online"]["fpr"]) == 25
     assert (tmp_path / "lira" / "lira_roc.png").exists() and (tmp_path / "lira" / "lira_exposed.png").exists()
     capsys.readouterr()
+    # a folder made before an option existed (here the training's cutmix) still resumes
+    held = json.loads((tmp_path / "lira" / "config.json").read_text())
+    del held["train"]["cutmix"]
+    (tmp_path / "lira" / "config.json").write_text(json.dumps(held))
     assert main(argv) == 0  # every pipeline done: nothing is trained again
     assert "pipeline 1/4" not in capsys.readouterr().out
     assert json.loads((tmp_path / "lira" / "lira.json").read_text())["online"] == rep["online"]

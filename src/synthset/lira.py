@@ -307,8 +307,14 @@ def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = 
 
 
 def _making(config: dict) -> dict:
-    """An attack config without its scoring-only field (the variance estimate)."""
-    return {**config, "lira": {k: v for k, v in config["lira"].items() if k != "fixed_variance"}}
+    """An attack config without its scoring-only field (the variance estimate), its sections
+    read back through their option classes: an option added since the folder was made takes
+    its default, which keeps the former behaviour, so the folder still resumes."""
+    from .config import DistillConfig, TrainConfig
+    sections = {"lira": LiraConfig, "distill": DistillConfig, "train": TrainConfig}
+    full = {**config, **{k: cls.from_dict(config[k]).to_dict() for k, cls in sections.items()}}
+    full = json.loads(json.dumps(full))  # tuples as lists, as the file holds them
+    return {**full, "lira": {k: v for k, v in full["lira"].items() if k != "fixed_variance"}}
 
 
 def _own(out: Path, config: dict) -> None:
