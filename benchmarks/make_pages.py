@@ -384,7 +384,8 @@ def privacy_figure() -> None:
     """The S >= 32 rows' ROC curves and TPR at 0.1% FPR against accuracy in one figure
     (written by ``main``, not compared by ``--check``: a PNG's bytes depend on matplotlib)."""
     from synthset.report.plots import privacy_overview
-    rows = [{"label": _attack_label(p.parent, d), "accuracy": d["test_accuracy"],
+    rows = [{"label": (f"DP-SGD eps {d['dp']['target_epsilon']:g}, all members" if d.get("dp")
+                       else _attack_label(p.parent, d)), "accuracy": d["test_accuracy"],
              "tpr": d["online"]["tpr_at_0.001_fpr"], "ci": d["online"]["tpr_at_0.001_fpr_ci"],
              "roc": d["roc"]["online"], "series": "DP-SGD" if d.get("dp") else None}
             for p, d in _attacks_s32() if "roc" in d]
