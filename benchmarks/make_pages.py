@@ -662,26 +662,6 @@ def mnist_final() -> str:
 
 
 @table
-def eval_protocol_val() -> str:
-    """The IPC 10 winner's validation set trained under other evaluation protocols (IDC's
-    CutMix and batch size), beside the field's protocol it was chosen under."""
-    base = RES / "accuracy" / "val" / "dm-f2-exp3" / "eval-val.json"
-    files = [(base, json.loads(base.read_text()))] + measured("accuracy/val-protocol/*/eval-val.json")
-    body, machines = [], set()
-    for path, d in files:
-        t, m = d["config"]["train"], d["models"]["ConvNet"]
-        cutout = "cutout" in t["dsa"]["strategy"] and not t.get("cutmix")  # CutMix drops it
-        body.append([f"`{rel(path.parent)}`", str(t["batch_size"]), f"{t.get('cutmix', 0):g}",
-                     "with cutout" if cutout else "without cutout", f"{m['epochs']} ({m['steps']})",
-                     f"{pm(m['runs'])} ({len(m['runs'])})"])
-        machines.add(machine(d["machine"]))
-    return caption("ConvNet, val split, final epoch; the set: `benchmarks/results/accuracy/val/dm-f2-exp3`",
-                   "; ".join(sorted(machines)), "eval-val.json in each folder") + md(
-        ["evaluation", "batch", "CutMix share", "DSA", "epochs (steps per run)",
-         "val acc. % (runs)"], body)
-
-
-@table
 def mnist_ipc10_crossarch() -> str:
     """The IPC 10 winner and DM factor 2 (same budget, no experts) in other networks, from
     the rows' run logs (eval_runs.jsonl), so finished runs show while the rest still runs."""

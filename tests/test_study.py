@@ -167,3 +167,19 @@ def test_report_only_writes_the_rows_and_an_evaluation_under_way(tmp_path, capsy
     body = json.loads((tmp_path / "o" / "study.json").read_text())
     assert body["rows"][0]["partial"] == {"ConvNet": {"runs": [98.0, 99.0], "epochs": 1000}}
     assert "ConvNet 98.50 (2 of 5 runs x 1000 epochs so far)" in (tmp_path / "o" / "study.md").read_text()
+
+
+def test_the_table_names_each_rows_protocol_only_when_rows_differ():
+    from synthset.study import table
+
+    def body(*protocols):
+        return {"study": "s", "rows": [
+            {"name": f"r{i}", "evaluation": {"split": "val", "models": {"ConvNet": {
+                "mean": 96.5, "std": 0.0, "runs": [96.5] * n, "epochs": e}}}}
+            for i, (n, e) in enumerate(protocols)]}
+
+    same = table(body((1, 300), (1, 300))).markdown()
+    assert "accuracy % on val (1 x 300 epochs)" in same and "96.50 ± 0.00 (" not in same
+    mixed = table(body((1, 300), (2, 1000))).markdown()
+    assert "accuracy % on val (runs x epochs)" in mixed
+    assert "ConvNet 96.50 ± 0.00 (1 x 300)" in mixed and "ConvNet 96.50 ± 0.00 (2 x 1000)" in mixed

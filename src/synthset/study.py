@@ -316,7 +316,10 @@ def table(body: dict):
     (iterations, seconds per iteration, setup seconds, FLOPs per iteration, total time)
     and its scores, the split and protocol named in the title."""
     from .report.tables import Table, _fmt_flops, _fmt_seconds
-    rows, splits, protocols = [], set(), set()
+    rows, splits = [], set()
+    protocols = {(len(m["runs"]), m["epochs"]) for r in body["rows"]
+                 for m in ((r.get("evaluation") or {}).get("models") or {}).values()}
+    mixed = len(protocols) > 1  # then each score names its own runs x epochs
     for r in body["rows"]:
         s, ev = r.get("set", {}), r.get("evaluation")
         picked = r.get("picked") or {}
@@ -330,10 +333,10 @@ def table(body: dict):
             splits.add(ev["split"])
             scores = []
             for model, m in ev["models"].items():
-                protocols.add((len(m["runs"]), m["epochs"]))
                 extra = (f" / {m['balanced_mean']:.2f} / {m['auc_mean']:.2f}"
                          if m.get("auc_mean") is not None else "")  # binary: balanced / ROC-AUC
-                scores.append(f"{model} {m['mean']:.2f} ± {m['std']:.2f}{extra}")
+                own = f" ({len(m['runs'])} x {m['epochs']})" if mixed else ""
+                scores.append(f"{model} {m['mean']:.2f} ± {m['std']:.2f}{extra}{own}")
             cells.append("; ".join(scores))
         elif r.get("partial"):
             planned = r.get("planned_runs", "?")
@@ -345,7 +348,8 @@ def table(body: dict):
                          else "not yet evaluated")
         rows.append(cells)
     where = "/".join(sorted(splits)) or "-"
-    proto = ", ".join(f"{n} x {e} epochs" for n, e in sorted(protocols)) or "-"
+    proto = ("runs x epochs" if mixed else
+             ", ".join(f"{n} x {e} epochs" for n, e in protocols) or "-")
     header = ["run", "what", "iterations", "s/iteration", "setup", "FLOPs/iteration",
               "distill time", f"accuracy % on {where} ({proto})"]
     here = _machine_words(body.get("machine"))
