@@ -323,11 +323,14 @@ def _pct_ci(r: dict, fpr: str) -> str:
     return f"{100 * r[f'tpr_at_{fpr}_fpr']:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]"
 
 
-def _attack_label(folder: Path, d: dict) -> str:
-    """What each pipeline of an attack trained on, from its config."""
+def _attack_label(folder: Path, d: dict, *, short: bool = False) -> str:
+    """What each pipeline of an attack trained on, from its config (``short``: DP-SGD rows
+    named by their epsilon only, for a figure's legend)."""
     c, dist = d["config"], json.loads((folder / "config.json").read_text())["distill"]
     if c["kind"] == "full":
         dp = d.get("dp")
+        if dp and short:
+            return f"DP-SGD eps {dp['target_epsilon']:g}, all members"
         return (f"all members, {d['epochs']} epochs" + (
             f", DP-SGD eps {dp['target_epsilon']:g} (accountant {dp['epsilon']:.2f}, "
             f"noise {dp['noise_multiplier']:.2f}, {dp.get('precision', 'fp32')})" if dp else ""))
@@ -384,8 +387,7 @@ def privacy_figure() -> None:
     """The S >= 32 rows' ROC curves and TPR at 0.1% FPR against accuracy in one figure
     (written by ``main``, not compared by ``--check``: a PNG's bytes depend on matplotlib)."""
     from synthset.report.plots import privacy_overview
-    rows = [{"label": (f"DP-SGD eps {d['dp']['target_epsilon']:g}, all members" if d.get("dp")
-                       else _attack_label(p.parent, d)), "accuracy": d["test_accuracy"],
+    rows = [{"label": _attack_label(p.parent, d, short=True), "accuracy": d["test_accuracy"],
              "tpr": d["online"]["tpr_at_0.001_fpr"], "ci": d["online"]["tpr_at_0.001_fpr_ci"],
              "roc": d["roc"]["online"], "series": "DP-SGD" if d.get("dp") else None}
             for p, d in _attacks_s32() if "roc" in d]

@@ -141,16 +141,22 @@ def roc_loglog(curves: dict[str, tuple[Sequence[float], Sequence[float]]], path:
     rates that matter are visible (Carlini et al., S&P 2022, Fig. 1); the diagonal is chance."""
     fig = Figure(figsize=(4.5, 4.5))
     ax = fig.add_subplot()
+    _roc_curves(ax, [(label, fpr, tpr) for label, (fpr, tpr) in curves.items()])
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def _roc_curves(ax, curves: Sequence[tuple[str, Sequence[float], Sequence[float]]]) -> None:
+    """Draw (label, FPRs, TPRs) curves on log-log axes with the chance diagonal from the lowest
+    plotted FPR; points at zero, which a log axis cannot show, are left out."""
     lo = 1.0
-    for label, (fpr, tpr) in curves.items():
+    for i, (label, fpr, tpr) in enumerate(curves):
         pts = [(f, t) for f, t in zip(fpr, tpr) if f > 0 and t > 0]
         if pts:
             lo = min(lo, pts[0][0])
-            ax.plot([f for f, _ in pts], [t for _, t in pts], label=label)
+            ax.plot(*zip(*pts), color=f"C{i % 10}", label=label)
     ax.plot([lo, 1], [lo, 1], color="gray", linestyle="--", linewidth=0.8, label="chance")
     ax.set(xscale="log", yscale="log", xlabel="false-positive rate", ylabel="true-positive rate")
-    ax.legend(loc="lower right")
-    return _save(fig, path)
 
 
 def privacy_overview(rows: Sequence[dict], path: Path, *, fpr: float = 0.001) -> Path:
@@ -161,12 +167,9 @@ def privacy_overview(rows: Sequence[dict], path: Path, *, fpr: float = 0.001) ->
     optionally ``series`` (rows of one series, e.g. DP-SGD at several epsilon, are joined)."""
     fig = Figure(figsize=(10, 4.3))
     ax_roc, ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    lo = 1.0
+    _roc_curves(ax_roc, [(r["label"], r["roc"]["fpr"], r["roc"]["tpr"]) for r in rows])
+    ax_roc.set(title="online LiRA, log-log ROC")
     for i, r in enumerate(rows):
-        pts = [(f, t) for f, t in zip(r["roc"]["fpr"], r["roc"]["tpr"]) if t > 0]
-        if pts:
-            lo = min(lo, pts[0][0])
-            ax_roc.plot(*zip(*pts), color=f"C{i % 10}", label=r["label"])
         err = [[max(0.0, r["tpr"] - r["ci"][0])], [max(0.0, r["ci"][1] - r["tpr"])]]
         ax.errorbar([r["accuracy"]], [max(r["tpr"], fpr / 10)], yerr=err, fmt="o", capsize=3,
                     color=f"C{i % 10}", label=r["label"])
@@ -178,9 +181,6 @@ def privacy_overview(rows: Sequence[dict], path: Path, *, fpr: float = 0.001) ->
         members = sorted(members, key=lambda r: r["accuracy"])
         ax.plot([r["accuracy"] for r in members], [max(r["tpr"], fpr / 10) for r in members],
                 color="gray", lw=0.8, ls=":")
-    ax_roc.plot([lo, 1], [lo, 1], color="gray", ls="--", lw=0.8, label="chance")
-    ax_roc.set(xscale="log", yscale="log", xlabel="false-positive rate", ylabel="true-positive rate",
-               title="online LiRA, log-log ROC")
     ax.axhline(fpr, color="gray", ls="--", lw=0.8, label="chance")
     ax.set(yscale="log", xlabel="test accuracy of the attacked models (%)",
            ylabel=f"TPR at {100 * fpr:g}% FPR", title="what each row leaks for its accuracy")
