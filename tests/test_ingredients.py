@@ -1,4 +1,5 @@
-"""The accuracy ingredients: M3D's Gaussian MMD, IID's covariance and centralisation terms,
+"""The accuracy ingredients: M3D's Gaussian MMD, NCFM's characteristic-function discrepancy,
+IID's covariance and centralisation terms,
 DANCE's trained experts (interpolation, calibration, cache, exact resume) checked against
 hand computations on tiny tensors and on tiny real MNIST."""
 from __future__ import annotations
@@ -12,8 +13,8 @@ import torch
 from synthset.methods import METHODS
 from synthset.methods.experts import calibration_loss, interpolate
 from synthset.methods.matching import MatchingOptions
-from synthset.methods.mmd import (MMDOptions, centralisation_loss, covariance_loss,
-                                  gaussian_mmd, sq_dists)
+from synthset.methods.mmd import (MMDOptions, cf_discrepancy, centralisation_loss,
+                                  covariance_loss, gaussian_mmd, sq_dists)
 
 from helpers import CPU, distill_config, match_loop
 
@@ -86,6 +87,60 @@ def test_calibration_loss_is_the_cross_entropy():
     assert calibration_loss(logits, torch.tensor([0, 1])).item() == pytest.approx(want, rel=1e-6)
 
 
+def test_cf_discrepancy_of_two_known_samples_by_hand():
+    """Real {(1, 0), (0, 1)}, synthetic {(1, 0)}, one frequency t = (pi / 2, 0):
+    phi_r = (e^{i pi/2} + e^0) / 2 = (1 + i) / 2, phi_s = i. Amplitudes sqrt(1/2) and 1;
+    amplitude term (sqrt(1/2) - 1)^2, phase term 2 (sqrt(1/2) - 0 - 1/2); at alpha 1/2 the
+    root of their mean is |phi_r - phi_s| / sqrt(2) = 1/2."""
+    real = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    syn = torch.tensor([[[3.0, 0.0]]])  # normalised to (1, 0): only directions count
+    t = torch.tensor([[math.pi / 2, 0.0]])
+    assert cf_discrepancy(real, syn, t).item() == pytest.approx(0.5, rel=1e-5)
+    amp = (math.sqrt(0.5) - 1) ** 2
+    assert cf_discrepancy(real, syn, t, alpha=1.0).item() == pytest.approx(math.sqrt(amp), rel=1e-5)
+    phase = 2 * (math.sqrt(0.5) - 0.5)
+    assert cf_discrepancy(real, syn, t, alpha=0.0).item() == pytest.approx(math.sqrt(phase), rel=1e-5)
+    # two classes sum; equal samples give zero up to rounding
+    two = cf_discrepancy(real.repeat(2, 1, 1), syn.repeat(2, 1, 1), t)
+    assert two.item() == pytest.approx(1.0, rel=1e-5)
+    x = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    # (the root lifts fp32 rounding of the phase term, ~1e-7, to ~1e-4)
+    assert cf_discrepancy(x, x, torch.randn(16, 4)).item() < 1e-3
+
+
+def test_cf_kernel_draws_its_frequencies_from_the_given_generator(tiny_train):
+    mmd, o = METHODS.get("mmd"), MMDOptions(kernel="cf", cf_freqs=64)
+    from synthset.models import build_model
+    info = tiny_train.info
+    net = build_model("ConvNet", info.channels, info.num_classes, info.size,
+                      generator=torch.Generator().manual_seed(0))
+    x = tiny_train.normalized()
+    real, syn = x[:20], x[20:30].clone().requires_grad_()  # 10 blocks of 2 and of 1
+
+    def loss(seed):
+        return mmd.loss(net, real, syn, 10, o, generator=torch.Generator().manual_seed(seed))
+    assert loss(1).item() == loss(1).item() and loss(1).item() != loss(2).item()
+    # the frequencies are standard normal in the embedding's dimension
+    means = mmd.real_means(net, real, 10, o)
+    f = mmd.draws(o, means, torch.Generator().manual_seed(0))[0]
+    assert f.shape == (64, means[0].shape[-1])
+    assert mmd.draws(MMDOptions(), means, torch.Generator()) == ()
+
+
+def test_cf_kernel_runs_on_the_engine_and_resumes_exactly(tiny_train, tmp_path):
+    kw = dict(iterations=4, batch_real=8, init="noise", kernel="cf", cf_freqs=32)
+    full = match_loop(METHODS.get("mmd"), tiny_train, distill_config("mmd", **kw), **RUN)
+    assert torch.isfinite(full.images).all()
+    dm = match_loop(METHODS.get("dm"), tiny_train, distill_config(
+        "dm", iterations=4, batch_real=8, init="noise"), **RUN)
+    assert not torch.allclose(full.images, dm.images, atol=1e-3)
+    match_loop(METHODS.get("mmd"), tiny_train, distill_config("mmd", **dict(kw, iterations=2)),
+               run_dir=tmp_path / "r", **RUN)
+    resumed = match_loop(METHODS.get("mmd"), tiny_train, distill_config("mmd", **kw),
+                         run_dir=tmp_path / "r", resume=True, **RUN)
+    assert torch.equal(full.images, resumed.images)
+
+
 def test_linear_mmd_without_extras_is_dm(tiny_train):
     kw = dict(iterations=3, batch_real=8, init="noise")
     dm = match_loop(METHODS.get("dm"), tiny_train, distill_config("dm", **kw), **RUN)
@@ -109,6 +164,8 @@ def test_bad_ingredient_options_raise():
         MMDOptions(bandwidths=(0.0,))
     with pytest.raises(ValueError, match="kernel"):
         MMDOptions(kernel="laplace")
+    with pytest.raises(ValueError, match="cf_alpha"):
+        MMDOptions(kernel="cf", cf_alpha=1.5)
 
 
 def _expert_cfg(**kw):

@@ -154,6 +154,13 @@ class EmbeddingMatching(LearnedMethod):
                                       chunk=chunk, autocast=autocast)
         return tuple(self.class_stats(f, classes) for f in real_f)
 
+    def draws(self, options, stats: tuple[torch.Tensor, ...],
+              generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Random tensors the loss needs besides the real statistics (a characteristic
+        function's frequencies), drawn from the run's generator after the real pass and
+        appended to the statistics ``match`` receives; none by default."""
+        return ()
+
     def class_stats(self, features: torch.Tensor, classes: int) -> torch.Tensor:
         """What ``match`` compares per class: the class means (DM, DataDAM); a method that
         needs each image's features (a kernel MMD) returns ``(classes, n, d)`` instead."""
@@ -199,10 +206,12 @@ class EmbeddingMatching(LearnedMethod):
         return self.syn_objective(syn_f, real_means, classes, options)
 
     def loss(self, net, real: torch.Tensor, syn: torch.Tensor, classes: int, options=None, *,
-             chunk: int = 0, autocast=None) -> torch.Tensor:
-        """The matching loss of ``syn`` against ``real`` in ``net``."""
+             chunk: int = 0, autocast=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The matching loss of ``syn`` against ``real`` in ``net`` (``generator``: for the
+        method's ``draws``; default seeded 0)."""
         options = options or self.Options()
         means = self.real_means(net, real, classes, options, chunk=chunk, autocast=autocast)
+        means = means + self.draws(options, means, generator or torch.Generator().manual_seed(0))
         return self.syn_loss(net, means, syn, classes, options, autocast=autocast)
 
     def prepare(self, ctx) -> MatchingAux:
@@ -278,6 +287,7 @@ class EmbeddingMatching(LearnedMethod):
                                 autocast=ctx.real_autocast, embed_real=aux.embed_real,
                                 precision=ctx.compute.precision_of("real"))
         means = self.reduce_stats(ctx, means, pos)  # the whole batch's statistics
+        means = means + self.draws(o, means, generator)  # the same on every rank
         for inner in range(o.inner_steps):
             syn_aug = ctx.memory_format(augment.apply(state.decoded()[0], params, classes, ec.dsa))
             if aux.syn_loss is not None:
@@ -321,6 +331,7 @@ class EmbeddingMatching(LearnedMethod):
         real = ctx.memory_format(torch.randn(classes * 4, info.channels, *info.size, generator=g)
                                  .to(ctx.device))
         means = self.real_means(net, real, classes, o)
+        means = means + self.draws(o, means, g)
         syn = ctx.memory_format(torch.randn(classes * ctx.n_syn, info.channels, *info.size,
                                             generator=g).to(ctx.device)).requires_grad_()
 
@@ -347,6 +358,7 @@ class EmbeddingMatching(LearnedMethod):
         means: list = []  # the counted real pass's class means feed the synthetic pass
         real_flops = count_flops(lambda: means.append(
             self.real_means(net, real, classes, o, chunk=ctx.n_real)))
+        means[0] = means[0] + self.draws(o, means[0], torch.Generator().manual_seed(0))
         syn_flops = count_flops(lambda: self.syn_loss(net, means[0], syn, classes, o).backward())
         pool_train = 0
         if o.net_pool and o.net_train_steps:

@@ -3,7 +3,10 @@
 Chen, Xu & Zhang, "M3D: Dataset Condensation by Minimizing Maximum Mean Discrepancy", AAAI
 2024), and optionally IID's per-class covariance matching and class centralisation (Deng,
 Li, Li, Zhou & Fan, "Exploiting Inter-sample and Inter-feature Relations in Dataset
-Distillation", CVPR 2024). ``--kernel linear`` with the extra weights at 0 is DM.
+Distillation", CVPR 2024). ``--kernel cf`` matches the embeddings' empirical characteristic
+functions at random frequencies instead (NCFM: Wang et al., "Dataset Distillation with Neural
+Characteristic Function: A Minmax Perspective", CVPR 2025, without its learned frequency
+sampler). ``--kernel linear`` with the extra weights at 0 is DM.
 
 The real batch's statistics are each class's per-image embeddings, not their mean, so the
 kernel sees the whole distribution; under torchrun each rank fills its positions of the
@@ -21,23 +24,33 @@ from .dm import dm_loss
 from .matching import EmbeddingMatching, MatchingOptions
 
 
+KERNELS = ("gaussian", "linear", "cf")
+CF_SCALE = 300.0  # NCFM's multiplier
+
+
 @dataclass(frozen=True, kw_only=True)
 class MMDOptions(MatchingOptions):
     kernel: str = opt("gaussian", "kernel of the MMD on the embeddings: gaussian (M3D, several "
-                                  "bandwidths) or linear (DM's mean matching)",
-                      choices=("gaussian", "linear"))
+                                  "bandwidths), linear (DM's mean matching) or cf (NCFM's "
+                                  "characteristic-function discrepancy)", choices=KERNELS)
     bandwidths: tuple[float, ...] = opt((0.25, 1.0, 4.0), "comma-separated multiples of each "
                                                          "class's mean squared distance used as "
                                                          "Gaussian bandwidths")
     cov_weight: float = opt(0.0, "weight of the per-class covariance matching (IID)")
     central_weight: float = opt(0.0, "weight of the class centralisation: synthetic embeddings "
                                      "pulled to their real class mean (IID)")
+    cf_freqs: int = opt(4096, "with --kernel cf: random frequencies per iteration (NCFM's 4096)")
+    cf_alpha: float = opt(0.5, "with --kernel cf: weight of the amplitude term (the phase term "
+                               "gets 1 - alpha)")
+    cf_scale: float = opt(CF_SCALE, "with --kernel cf: the discrepancy's multiplier, which sets "
+                                    "its step size under the image lr")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "bandwidths", tuple(float(b) for b in self.bandwidths))
-        check(self.kernel in ("gaussian", "linear"), f"kernel must be gaussian|linear, got "
-                                                     f"{self.kernel!r}")
+        check(self.kernel in KERNELS, f"kernel must be {'|'.join(KERNELS)}, got {self.kernel!r}")
+        check(self.cf_freqs >= 1 and 0 <= self.cf_alpha <= 1 and self.cf_scale > 0,
+              "cf_freqs must be >= 1, cf_alpha in [0, 1] and cf_scale > 0")
         check(len(self.bandwidths) >= 1 and all(b > 0 for b in self.bandwidths),
               "bandwidths must be one or more positive numbers")
         check(self.cov_weight >= 0 and self.central_weight >= 0,
@@ -70,6 +83,29 @@ def gaussian_mmd(real: torch.Tensor, syn: torch.Tensor, scales: tuple[float, ...
                - 2 * (-d_rs / h).exp().mean((1, 2)))
         loss = loss + (h.flatten() / 2 * mmd).sum()
     return loss / len(scales)
+
+
+def cf_discrepancy(real: torch.Tensor, syn: torch.Tensor, freqs: torch.Tensor,
+                   alpha: float = 0.5) -> torch.Tensor:
+    """NCFM's characteristic-function discrepancy (Wang et al., CVPR 2025, Sec. 3: the CFD in
+    amplitude and phase), summed over classes. Per class the embeddings are L2-normalised and
+    the empirical characteristic function phi(t) = mean_j exp(i t.x_j) is taken at each
+    frequency t (rows of ``freqs``, (F, d)); with amplitudes a = |phi| the discrepancy is
+    mean_t sqrt(alpha (a_r - a_s)^2 + (1 - alpha) 2 (a_r a_s - Re phi_r conj(phi_s))).
+    At alpha = 0.5 that is mean_t |phi_r(t) - phi_s(t)| / sqrt(2): the modulus, not its square
+    (the squared form averaged over Gaussian t is a Gaussian-kernel MMD^2, Bochner).
+    ``real`` (classes, n, d), ``syn`` (classes, m, d)."""
+    t = freqs.float().t()
+    parts = []
+    for x in (real, syn):
+        proj = torch.nn.functional.normalize(x.float(), dim=-1) @ t  # (classes, n, F)
+        parts.append((proj.cos().mean(1), proj.sin().mean(1)))
+    (re_r, im_r), (re_s, im_s) = parts
+    amp_r = (re_r.pow(2) + im_r.pow(2)).clamp_min(1e-12).sqrt()
+    amp_s = (re_s.pow(2) + im_s.pow(2)).clamp_min(1e-12).sqrt()
+    amplitude = (amp_r - amp_s).pow(2)
+    phase = (2 * (amp_r * amp_s - re_r * re_s - im_r * im_s)).clamp_min(1e-12)
+    return (alpha * amplitude + (1 - alpha) * phase).sqrt().mean(-1).sum()
 
 
 def covariance_loss(real: torch.Tensor, syn: torch.Tensor) -> torch.Tensor:
@@ -122,9 +158,18 @@ class MMD(EmbeddingMatching):
         ctx.world.sum_(out)
         return tuple(out)
 
+    def draws(self, options, stats, generator):
+        if options.kernel != "cf":
+            return ()
+        freqs = torch.randn(options.cf_freqs, stats[0].shape[-1], generator=generator,
+                            device=generator.device)
+        return (freqs.to(stats[0].device),)
+
     def match(self, real_means, syn_means, options):
         real, syn = real_means[0], syn_means[0]
-        if options.kernel == "gaussian":
+        if options.kernel == "cf":
+            loss = options.cf_scale * cf_discrepancy(real, syn, real_means[-1], options.cf_alpha)
+        elif options.kernel == "gaussian":
             loss = gaussian_mmd(real, syn, options.bandwidths)
         else:
             loss = dm_loss(real.mean(1), syn.mean(1))
