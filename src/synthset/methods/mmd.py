@@ -97,12 +97,11 @@ def cf_discrepancy(real: torch.Tensor, syn: torch.Tensor, freqs: torch.Tensor,
     ``real`` (classes, n, d), ``syn`` (classes, m, d)."""
     t = freqs.float().t()
     parts = []
-    for x in (real, syn):
+    for x in (real, syn):  # real and imaginary parts of phi, and its amplitude, per class
         proj = torch.nn.functional.normalize(x.float(), dim=-1) @ t  # (classes, n, F)
-        parts.append((proj.cos().mean(1), proj.sin().mean(1)))
-    (re_r, im_r), (re_s, im_s) = parts
-    amp_r = (re_r.pow(2) + im_r.pow(2)).clamp_min(1e-12).sqrt()
-    amp_s = (re_s.pow(2) + im_s.pow(2)).clamp_min(1e-12).sqrt()
+        re, im = proj.cos().mean(1), proj.sin().mean(1)
+        parts.append((re, im, (re.pow(2) + im.pow(2)).clamp_min(1e-12).sqrt()))
+    (re_r, im_r, amp_r), (re_s, im_s, amp_s) = parts
     amplitude = (amp_r - amp_s).pow(2)
     phase = (2 * (amp_r * amp_s - re_r * re_s - im_r * im_s)).clamp_min(1e-12)
     return (alpha * amplitude + (1 - alpha) * phase).sqrt().mean(-1).sum()
