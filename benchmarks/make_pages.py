@@ -692,15 +692,12 @@ def mnist_ipc10_crossarch() -> str:
 
 
 @table
-def mnist_ipc10_audit() -> str:
-    """The memorisation audit of each IPC 10 final set (mean matching, then characteristic
-    functions), one row per set and space."""
+def final_audits() -> str:
+    """The memorisation audit of each final (test-split) set that has one, one row per set
+    and space."""
     rows, notes = [], []
-    for name in ("mnist-ipc10", "mnist-ipc10-cf"):
-        path = RES / "accuracy" / "test" / name / "audit.json"
-        if not path.exists():
-            continue
-        a = json.loads(path.read_text())
+    for path in sorted((RES / "accuracy" / "test").glob("*/audit.json")):
+        name, a = path.parent.name, json.loads(path.read_text())
         m = a["memorisation"]
         rows += [[f"`{name}`", space, f"{100 * m[space]['near_copy_fraction']:.1f}%",
                   f"{m[space]['synthetic_to_train']['median']:.2f}",

@@ -87,8 +87,9 @@ def gaussian_mmd(real: torch.Tensor, syn: torch.Tensor, scales: tuple[float, ...
 
 def cf_discrepancy(real: torch.Tensor, syn: torch.Tensor, freqs: torch.Tensor,
                    alpha: float = 0.5) -> torch.Tensor:
-    """NCFM's characteristic-function discrepancy (Wang et al., CVPR 2025, Sec. 3: the CFD in
-    amplitude and phase), summed over classes. Per class the embeddings are L2-normalised and
+    """NCFM's characteristic-function discrepancy (Wang et al., "Dataset Distillation with
+    Neural Characteristic Function: A Minmax Perspective", CVPR 2025, arXiv:2502.20653, Sec. 3:
+    the CFD split into amplitude and phase), summed over classes. Per class the embeddings are L2-normalised and
     the empirical characteristic function phi(t) = mean_j exp(i t.x_j) is taken at each
     frequency t (rows of ``freqs``, (F, d)); with amplitudes a = |phi| the discrepancy is
     mean_t sqrt(alpha (a_r - a_s)^2 + (1 - alpha) 2 (a_r a_s - Re phi_r conj(phi_s))).
