@@ -359,14 +359,16 @@ def _attack_table(files: list[tuple[Path, dict]]) -> str:
                      _pct_ci(on, "0.001"), _pct_ci(off, "0.001"), _pct_ci(on, "0.0001"),
                      f"{100 * k['canaries_flagged']:.0f}% / {k['canary_auc']:.2f}" if k else "-",
                      f"{k['nn_distance_in']:.1f} / {k['nn_distance_out']:.1f}" if k else "-",
-                     f"{sec:.0f} s ({d['seconds_total'] / 3600:.1f} h)", f"{int(3600 // sec)}"])
+                     f"{sec:.0f} s ({c['shadows'] * sec / 3600:.1f} h)", f"{int(3600 // sec)}"])
         machines.add(machine(d["machine"]))
     return (caption("LiRA (online unless named offline) over S pipelines, each the target once against the other S - 1; "
                     "each pool image is in half of them; non-member (target, image) pairs in "
                     "brackets; intervals: bootstrap over images; test accuracy: the pipelines' "
                     "networks, mean; canaries: 20 relabelled pool images, the share of "
                     "in-canaries flagged at the threshold of 0.1% FPR on ordinary non-members "
-                    "and their AUC in against out; cost: median seconds per pipeline (total)",
+                    "and their AUC in against out; cost: median seconds per pipeline (S x median: "
+                    "the logged total also counts time pipelines spent paused while other "
+                    "benchmarks ran)",
                     "; ".join(sorted(machines)), f"benchmarks/results/privacy/{files[0][0].parent.name}/"
                     "lira.json and the other rows' folders")
             + md(["each pipeline trains on", "test acc. (%)", "S x pool (non-member pairs)",
