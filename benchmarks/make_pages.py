@@ -702,8 +702,8 @@ def final_audits() -> str:
     """The memorisation audit of each final (test-split) set that has one, one row per set
     and space."""
     rows, notes = [], []
-    for path in sorted((RES / "accuracy" / "test").glob("*/audit.json")):
-        name, a = path.parent.name, json.loads(path.read_text())
+    for path, a in measured("accuracy/test/*/audit.json"):
+        name = path.parent.name
         m = a["memorisation"]
         rows += [[f"`{name}`", space, f"{100 * m[space]['near_copy_fraction']:.1f}%",
                   f"{m[space]['synthetic_to_train']['median']:.2f}",
