@@ -661,6 +661,15 @@ def ingredients_val() -> str:
 
 
 @table
+def mhist64_val_cpu() -> str:
+    """MHIST 64 px IPC 10: the CPU-sized validation study (rows appear as they finish)."""
+    if not (RES / "accuracy" / "mhist64-val-cpu" / "study.json").exists():
+        return ("*Not measured yet: `synthset study benchmarks/studies/mhist64-val-cpu.toml` "
+                "writes this table.*")
+    return _study("accuracy/mhist64-val-cpu/study.json")
+
+
+@table
 def mnist_final() -> str:
     return _study("accuracy/test/study.json")
 

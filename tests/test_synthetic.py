@@ -39,6 +39,14 @@ def test_shape_mismatch_and_missing_run_dir(tmp_path):
     (tmp_path / "r" / "synthetic.safetensors").write_bytes(b"garbage")
     with pytest.raises(DataError, match="corrupt"):
         SyntheticSet.load(tmp_path / "r")
+    # the recipe alone (what an attack remakes) reads from the JSON, tensors or not
+    info, meta = SyntheticSet.read_recipe(tmp_path / "r")
+    assert info == INFO and "versions" in meta
+    with pytest.raises(DataError, match="not a synthset run directory"):
+        SyntheticSet.read_recipe(tmp_path)
+    (tmp_path / "r" / "synthetic.json").write_text("{")
+    with pytest.raises(DataError, match="corrupt"):
+        SyntheticSet.read_recipe(tmp_path / "r")
 
 
 def test_exports_png_folder_dcbench_and_grid(tmp_path):

@@ -462,8 +462,9 @@ def cmd_attack(args) -> int:
     rep = attack(args.run_dir, cfg, out=c.out, device=_device(args), data_root=vars(args)["data.root"],
                  workers=_compute_config(args).workers, training=training)
     print(f"{cfg.kind}: {cfg.shadows} pipelines x {cfg.pool} pool images = {rep['pairs']} scored "
-          f"pairs; {rep['seconds_per_pipeline']:.0f} s per pipeline; the pipelines' networks score "
-          f"{rep['test_accuracy']:.2f}% on test")
+          f"pairs; median {rep['seconds_median']:.0f} s per pipeline (mean "
+          f"{rep['seconds_per_pipeline']:.0f} s: a pipeline slowed by other work weighs on it); "
+          f"the pipelines' networks score {rep['test_accuracy']:.2f}% on test")
     for name in ("online", "offline"):
         r = rep[name]
         lo, hi = r["tpr_at_0.001_fpr_ci"]

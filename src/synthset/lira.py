@@ -275,16 +275,17 @@ def attack(run_dir: str | Path, cfg: LiraConfig, *, out: Optional[str | Path] = 
     from .evaluate import resolve_compute
     from .synthetic import SyntheticSet
     run_dir = Path(run_dir)
-    sset = SyntheticSet.load(run_dir)
-    if not sset.metadata.get("distill"):
+    # every pipeline remakes the recipe: the set's tensors are not read (they need not be kept)
+    info, metadata = SyntheticSet.read_recipe(run_dir)
+    if not metadata.get("distill"):
         raise ValueError(f"{run_dir} records no distillation config: the attack remakes its "
                          f"recipe in every pipeline")
-    d = dict(sset.metadata.get("data") or {"name": sset.info.name})
+    d = dict(metadata.get("data") or {"name": info.name})
     data = DataConfig.from_dict({**d, **({"root": data_root} if data_root else {})})
     train = load_dataset(data, "train")
     check(cfg.pool <= len(train), f"pool {cfg.pool} exceeds the {len(train)} training images")
-    dc = DistillConfig.from_dict(sset.metadata["distill"])
-    its = cfg.iterations if cfg.iterations is not None else sset.metadata.get("iterations")
+    dc = DistillConfig.from_dict(metadata["distill"])
+    its = cfg.iterations if cfg.iterations is not None else metadata.get("iterations")
     dc = dataclasses.replace(dc, engine=dataclasses.replace(dc.engine, max_time=None, iterations=its,
                                                             checkpoint_every=0, eval_every=0))
     model = dc.engine.model

@@ -75,6 +75,20 @@ class SyntheticSet:
         write_json(run_dir / META, meta)
         return run_dir
 
+    @staticmethod
+    def read_recipe(run_dir: str | Path) -> tuple[DatasetInfo, dict]:
+        """The set's dataset and metadata (how it was made) from its JSON alone: what a
+        command that remakes the recipe needs, in a folder whose tensors were not kept."""
+        path = Path(run_dir) / META
+        if not path.exists():
+            raise DataError(f"{run_dir} is not a synthset run directory (no {META}); "
+                            f"create one with `synthset distill ... --out {run_dir}`")
+        try:
+            meta = json.loads(path.read_text())
+            return DatasetInfo.from_dict(meta["dataset"]), meta.get("metadata", {})
+        except Exception as e:
+            raise DataError(f"{path} is corrupt ({e}); re-run distill") from e
+
     @classmethod
     def load(cls, run_dir: str | Path) -> "SyntheticSet":
         run_dir = Path(run_dir)
