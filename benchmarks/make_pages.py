@@ -650,8 +650,11 @@ def render(template: Path) -> str:
 
 
 def _study(name: str) -> str:
-    """A study's table, as ``synthset study`` renders it (``synthset.study.table``)."""
+    """A study's table, as ``synthset study`` renders it (``synthset.study.table``); a note
+    where the study has not written its results yet."""
     from synthset.study import table as study_table
+    if not (RES / name).exists():
+        return f"*Not measured yet: `synthset study` writes `benchmarks/results/{name}`.*"
     return study_table(js(name)).markdown()
 
 
@@ -663,9 +666,6 @@ def ingredients_val() -> str:
 @table
 def mhist64_val_cpu() -> str:
     """MHIST 64 px IPC 10: the CPU-sized validation study (rows appear as they finish)."""
-    if not (RES / "accuracy" / "mhist64-val-cpu" / "study.json").exists():
-        return ("*Not measured yet: `synthset study benchmarks/studies/mhist64-val-cpu.toml` "
-                "writes this table.*")
     return _study("accuracy/mhist64-val-cpu/study.json")
 
 

@@ -76,33 +76,34 @@ class SyntheticSet:
         return run_dir
 
     @staticmethod
-    def read_recipe(run_dir: str | Path) -> tuple[DatasetInfo, dict]:
-        """The set's dataset and metadata (how it was made) from its JSON alone: what a
-        command that remakes the recipe needs, in a folder whose tensors were not kept."""
-        path = Path(run_dir) / META
-        if not path.exists():
-            raise DataError(f"{run_dir} is not a synthset run directory (no {META}); "
+    def _read_meta(run_dir: Path, needed: tuple[str, ...]) -> tuple[DatasetInfo, dict, int]:
+        """(dataset, metadata, factor) from the JSON; DataError where a ``needed`` file is
+        missing or the JSON is corrupt."""
+        if not all((run_dir / f).exists() for f in needed):
+            raise DataError(f"{run_dir} is not a synthset run directory (no {' / '.join(needed)}); "
                             f"create one with `synthset distill ... --out {run_dir}`")
         try:
-            meta = json.loads(path.read_text())
-            return DatasetInfo.from_dict(meta["dataset"]), meta.get("metadata", {})
+            meta = json.loads((run_dir / META).read_text())
+            return (DatasetInfo.from_dict(meta["dataset"]), meta.get("metadata", {}),
+                    int(meta.get("factor", 1)))
         except Exception as e:
-            raise DataError(f"{path} is corrupt ({e}); re-run distill") from e
+            raise DataError(f"{run_dir}: the synthetic set is corrupt ({e}); re-run distill") from e
+
+    @classmethod
+    def read_recipe(cls, run_dir: str | Path) -> tuple[DatasetInfo, dict]:
+        """The set's dataset and metadata (how it was made) from its JSON alone: what a
+        command that remakes the recipe needs, in a folder whose tensors were not kept."""
+        return cls._read_meta(Path(run_dir), (META,))[:2]
 
     @classmethod
     def load(cls, run_dir: str | Path) -> "SyntheticSet":
         run_dir = Path(run_dir)
-        if not (run_dir / TENSORS).exists() or not (run_dir / META).exists():
-            raise DataError(f"{run_dir} is not a synthset run directory (no {TENSORS} / {META}); "
-                            f"create one with `synthset distill ... --out {run_dir}`")
+        info, metadata, factor = cls._read_meta(run_dir, (TENSORS, META))
         try:
-            meta = json.loads((run_dir / META).read_text())
             t = load_file(str(run_dir / TENSORS))
         except Exception as e:
             raise DataError(f"{run_dir}: the synthetic set is corrupt ({e}); re-run distill") from e
-        return cls(images=t["images"], labels=t["labels"],
-                   info=DatasetInfo.from_dict(meta["dataset"]), metadata=meta.get("metadata", {}),
-                   factor=int(meta.get("factor", 1)))
+        return cls(images=t["images"], labels=t["labels"], info=info, metadata=metadata, factor=factor)
 
     def pixels(self) -> torch.Tensor:
         """De-normalised stored images in [0, 1]."""
