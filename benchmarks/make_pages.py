@@ -378,8 +378,14 @@ def _attack_table(files: list[tuple[Path, dict]]) -> str:
                   "pipelines in an hour"], body))
 
 
+def _attacks(dataset: str) -> list[tuple[Path, dict]]:
+    """The attack folders under benchmarks/results/privacy/ on ``dataset``."""
+    return [(p, d) for p, d in measured("privacy/*/lira.json")
+            if json.loads((p.parent / "config.json").read_text())["data"]["name"] == dataset]
+
+
 def _attacks_s32() -> list[tuple[Path, dict]]:
-    return [(p, d) for p, d in measured("privacy/*/lira.json") if d["config"]["shadows"] >= 32]
+    return [(p, d) for p, d in _attacks("mnist") if d["config"]["shadows"] >= 32]
 
 
 PRIVACY_FIGURE = RES / "privacy" / "overview_s32.png"
@@ -439,8 +445,18 @@ def privacy_dp_val() -> str:
 @table
 def privacy_attack_first() -> str:
     """The first, small attacks (S < 32)."""
-    files = [(p, d) for p, d in measured("privacy/*/lira.json") if d["config"]["shadows"] < 32]
+    files = [(p, d) for p, d in _attacks("mnist") if d["config"]["shadows"] < 32]
     return _attack_table(files) if files else "*None.*"
+
+
+@table
+def privacy_attack_mhist() -> str:
+    """`synthset attack` on MHIST (64 px, ConvNetD4)."""
+    files = _attacks("mhist")
+    if not files:
+        return ("*Not measured yet: `synthset attack RUN_DIR --shadows 16 --pool 2000 --canaries "
+                "20 --out benchmarks/results/privacy/mhist64-NAME` writes a row here.*")
+    return _attack_table(files)
 
 
 def _scaling():
@@ -667,6 +683,18 @@ def ingredients_val() -> str:
 def mhist64_val_cpu() -> str:
     """MHIST 64 px IPC 10: the CPU-sized validation study (rows appear as they finish)."""
     return _study("accuracy/mhist64-val-cpu/study.json")
+
+
+@table
+def mhist64_ipc50_val_cpu() -> str:
+    """MHIST 64 px IPC 50: the CPU-sized validation study."""
+    return _study("accuracy/mhist64-ipc50-val-cpu/study.json")
+
+
+@table
+def mhist64_final_cpu() -> str:
+    """MHIST 64 px: the rows chosen on val, scored once on test."""
+    return _study("accuracy/mhist64-test-cpu/study.json")
 
 
 @table
