@@ -183,3 +183,37 @@ def test_the_table_names_each_rows_protocol_only_when_rows_differ():
     mixed = table(body((1, 300), (2, 1000))).markdown()
     assert "accuracy % on val (runs x epochs)" in mixed
     assert "ConvNet 96.50 ± 0.00 (1 x 300)" in mixed and "ConvNet 96.50 ± 0.00 (2 x 1000)" in mixed
+
+
+STUDIES = sorted((__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks" / "studies").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_every_shipped_study_declares_commands_the_cli_accepts(path):
+    # a misspelt flag in a study file would otherwise surface only hours into a queue
+    import dataclasses
+
+    from synthset.cli import _method_of, apply_recipe, build_parser, eval_config, options_from
+    from synthset.config import CoresetConfig, DataConfig, DistillConfig, EngineConfig
+    from synthset.methods import METHODS
+    study = load_study(path)
+    for run in study.runs:
+        candidates = [()]
+        if run.pick:  # each candidate's flags (without the holdout), as choose() would give them
+            val = {r.name: r for r in load_study(run.pick.study).runs}
+            assert set(run.pick.runs) <= set(val), run.name
+            candidates = [tuple(f for f in val[c].distill if f != "--holdout-val") for c in run.pick.runs]
+        if run.distill or run.pick:
+            for picked in candidates:
+                argv = study.distill_argv(run, resume=False, picked=picked)
+                args = build_parser(_method_of(argv)).parse_args(argv)
+                if args.recipe:
+                    apply_recipe(args, argv)
+                method = METHODS.get(args.method)  # the options' own checks (ValueError)
+                DistillConfig(method=method.name, ipc=args.ipc, seed=args.seed,
+                              coreset=options_from(args, CoresetConfig, "coreset"),
+                              engine=options_from(args, EngineConfig, "engine"),
+                              options=dataclasses.asdict(options_from(args, method.Options, "method")))
+                options_from(args, DataConfig, "data")
+        if run.evaluate is not None:
+            eval_config(study.evaluate_argv(run))
