@@ -223,6 +223,23 @@ def test_herding_init_starts_from_the_herding_coreset(tiny_train):
     want = METHODS.get("herding").run(tiny_train, cfg, None, device=CPU,
                                       generator=torch.Generator(), log=lambda m: None)
     assert torch.equal(out.images, want.images)
+    # the run records which training images it started from: the coreset's own picks
+    assert out.metadata["start_indices"] == want.metadata["indices"]
+
+
+def test_a_real_start_records_its_images_and_a_noise_start_records_none(tiny_train):
+    run = dict(device=CPU, generator=torch.Generator().manual_seed(0), log=lambda m: None, progress=False)
+    out = match_loop(DM(), tiny_train, _cfg(iterations=0, checkpoint_every=0, init="real"), **run)
+    idx = torch.tensor(out.metadata["start_indices"])
+    assert torch.equal(out.images, tiny_train.normalized(idx))
+    assert torch.equal(tiny_train.labels[idx], out.labels)  # class-major, as the set's labels
+    # the start is the generator's first draw: a longer run records the same one
+    run["generator"] = torch.Generator().manual_seed(0)
+    longer = match_loop(DM(), tiny_train, _cfg(iterations=2, checkpoint_every=0, init="real"), **run)
+    assert longer.metadata["start_indices"] == out.metadata["start_indices"]
+    run["generator"] = torch.Generator().manual_seed(0)
+    out = match_loop(DM(), tiny_train, _cfg(iterations=0, checkpoint_every=0, init="noise"), **run)
+    assert "start_indices" not in out.metadata
 
 
 def test_max_time_stops_early_and_on_step_sees_every_step(tiny_train):

@@ -11,7 +11,7 @@ from synthset.cli import main
 from safetensors.torch import load_file
 
 from synthset.lira import (LiraConfig, attack, canary_exposure, lira_scores, report, roc_on_grid,
-                           shadow_masks, views)
+                           shadow_masks, start_exposure, views)
 
 
 def test_each_example_is_in_exactly_half_of_the_pipelines():
@@ -93,6 +93,15 @@ def test_canary_exposure_counts_the_in_canaries_above_the_ordinary_threshold():
     assert e["canary_auc"] == 1.0
 
 
+def test_start_exposure_splits_the_members_flagged_by_whether_the_set_started_from_them():
+    keep = torch.tensor([[True, True, True, True, False, False, False, False]])
+    start = torch.tensor([[True, True, False, False, False, False, False, False]])
+    scores = torch.tensor([[5.0, 4.0, 3.0, 0.1, 0.4, 0.3, 0.2, 0.0]])
+    e = start_exposure(scores, keep, start, fpr=0.0)
+    # the highest non-member scores 0.4: both starts lie above it, one of the two other members
+    assert (e["start_members"], e["start_flagged"], e["other_members"], e["other_flagged"]) == (2, 1.0, 2, 0.5)
+
+
 def test_a_tiny_attack_runs_resumes_and_reports(tmp_path, shared_root, capsys):
     run = tmp_path / "rand"
     assert main(["distill", "--method", "random", "--ipc", "2", "--data-root", str(shared_root),
@@ -108,6 +117,14 @@ def test_a_tiny_attack_runs_resumes_and_reports(tmp_path, shared_root, capsys):
     assert rep["canaries"]["nn_distance_in"] <= rep["canaries"]["nn_distance_out"]
     assert len(rep["roc"]["online"]["tpr"]) == len(rep["roc"]["online"]["fpr"]) == 25
     assert (tmp_path / "lira" / "lira_roc.png").exists() and (tmp_path / "lira" / "lira_exposed.png").exists()
+    # a random subset shows its images as they are: each pipeline's set images are its starts
+    st = rep["starts"]["online"]
+    made = sum(json.loads((tmp_path / "lira" / f"shadow-{s:03d}" / "pipeline.json").read_text())["set_images"]
+               for s in range(4))
+    assert st["start_members"] == made and st["start_members"] + st["other_members"] == 120
+    start = load_file(str(tmp_path / "lira" / "shadow-000" / "phi.safetensors"))["start"].bool()
+    seed = json.loads((tmp_path / "lira" / "config.json").read_text())["lira"]["seed"]
+    assert not (start & ~shadow_masks(60, 4, seed + 1)[0]).any()  # the pool's halves: starts are members
     capsys.readouterr()
     # a folder made before an option existed (here the training's cutmix) still resumes
     held = json.loads((tmp_path / "lira" / "config.json").read_text())

@@ -18,7 +18,7 @@ from .distributed import current
 from .engine import runner
 from .engine.rundir import owned
 from .methods import METHODS
-from .methods.coreset import herding_images, with_feature_model
+from .methods.coreset import herding, select_coreset, with_feature_model
 from .provenance import machine
 from .synthetic import MethodOutput, SyntheticSet
 
@@ -34,7 +34,7 @@ def run_method(method, train, config: DistillConfig, options, *, device: torch.d
     cfg = with_feature_model(config.coreset, config.engine.model)
 
     def start(k: int) -> torch.Tensor:  # --init herding: deterministic, draws nothing
-        return herding_images(train, k, cfg, seed=config.seed, device=device, log=log)
+        return select_coreset(herding, train, k, cfg, seed=config.seed, device=device, log=log)
 
     return runner.run(method, train, config, options, device=device, generator=generator,
                       log=log, run_dir=run_dir, resume=resume, data=data, progress=progress,

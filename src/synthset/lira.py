@@ -196,6 +196,20 @@ def canary_exposure(scores: torch.Tensor, keep: torch.Tensor, canary: torch.Tens
             "canary_auc": roc_auc(scores[c].double(), keep[c].long())}
 
 
+def start_exposure(scores: torch.Tensor, keep: torch.Tensor, start: torch.Tensor,
+                   fpr: float = 0.001) -> dict:
+    """At the threshold that keeps ``fpr`` of the non-members, the share of members flagged
+    among those the set started from or shows as they are (``start``, (S, N): a real or
+    herding start, a coreset's picks) and among the other members. Zhao & Zhang (ICLR 2025)
+    flag real-image initialisation as a leak; this splits the TPR to show where it lies."""
+    from .membership import threshold_at_fpr
+    threshold = threshold_at_fpr(scores[~keep], fpr)
+    inside, other = keep & start, keep & ~start
+    share = (lambda m: float((scores[m] > threshold).double().mean()) if m.any() else None)
+    return {"fpr": fpr, "start_members": int(inside.sum()), "start_flagged": share(inside),
+            "other_members": int(other.sum()), "other_flagged": share(other)}
+
+
 # ---------------------------------------------------------------- the pipelines
 
 
@@ -240,8 +254,8 @@ def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, trai
     t0 = time.perf_counter()
     members = pool.index[pool.keep[s]]
     half = ImageData(images=train.images[members], labels=pool.labels[pool.keep[s]], info=train.info)
-    images, labels = make_set(cfg.kind, half, distill_cfg, device=device,
-                              seed=cfg.seed + 1000 + s, log=lambda m: None)
+    images, labels, starts = make_set(cfg.kind, half, distill_cfg, device=device,
+                                      seed=cfg.seed + 1000 + s, log=lambda m: None)
     made = time.perf_counter() - t0
     records: list = []
     net = trained_models(images, labels, train.info, train_cfg, model=model, k=1,
@@ -250,8 +264,12 @@ def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, trai
     phi = torch.stack([losses_and_phi(net, v, pool.labels)[1] for v in views(x, cfg.views)], -1)
     # each canary's distance to its nearest image of the set (what the set itself shows)
     near = torch.cdist(x[pool.canary].flatten(1), images.flatten(1)).min(1).values
-    write_safetensors(folder / "phi.safetensors", {"phi": phi.float().contiguous(),
-                                                   "canary_nn": near.float().contiguous()})
+    tensors = {"phi": phi.float().contiguous(), "canary_nn": near.float().contiguous()}
+    if starts is not None:  # the pool examples the set shows or started from
+        start = torch.zeros(len(pool.index), dtype=torch.uint8)
+        start[torch.nonzero(pool.keep[s]).flatten()[starts]] = 1
+        tensors["start"] = start
+    write_safetensors(folder / "phi.safetensors", tensors)
     write_json(folder / "pipeline.json", {"shadow": s, "members": int(pool.keep[s].sum()),
                                           "set_images": int(len(labels)),
                                           "test_accuracy": 100 * test_network(
@@ -396,6 +414,11 @@ def summarise(folders: list[Path], pool: Pool, cfg: LiraConfig, out: Path, *, tr
         rep["canaries"] = {**canary_exposure(scores["online"], pool.keep, pool.canary),
                            "nn_distance_in": float(near[inside].median()),
                            "nn_distance_out": float(near[~inside].median())}
+    starts = [load_file(str(f / "phi.safetensors")).get("start") for f in folders]
+    if all(t is not None for t in starts):  # pipelines made before starts were kept have none
+        rep["starts"] = {"online": start_exposure(scores["online"], pool.keep, torch.stack(starts).bool()),
+                         "offline": start_exposure(scores["offline"], pool.keep,
+                                                   torch.stack(starts).bool())}
     _plots(scores["online"], scores["offline"], pool, train, out)
     write_json(out / "lira.json", rep)
     return rep

@@ -16,7 +16,7 @@ metrics, as pure functions; the protocol that distils on a known half of the tra
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -132,24 +132,35 @@ def subset(data, mask: torch.Tensor):
     return ImageData(images=data.images[mask], labels=data.labels[mask], info=data.info)
 
 
-def make_set(kind: str, train, config, *, device, seed: int, log=print):
-    """(images, labels) a model trains on, from ``train`` (the members): ``kind`` ``"set"``
+class MadeSet(NamedTuple):
+    """What a model trains on, and ``starts``: the indices in the members of the real images
+    the set shows as they are (a subset, a coreset) or started from (a real or herding
+    start); None where it started from noise."""
+    images: torch.Tensor
+    labels: torch.Tensor
+    starts: Optional[torch.Tensor]
+
+
+def make_set(kind: str, train, config, *, device, seed: int, log=print) -> MadeSet:
+    """The training set a model gets, made from ``train`` (the members): ``kind`` ``"set"``
     distils with ``config`` (a DistillConfig), ``"random"`` copies a random real subset of
     the same size, ``"full"`` is all of ``train``."""
     from .distill import run_method
     from .formation import decode
     from .methods import METHODS
     if kind == "full":
-        return train.normalized(), train.labels
+        return MadeSet(train.normalized(), train.labels, torch.arange(len(train)))
     if kind == "random":
         g = torch.Generator().manual_seed(seed)
         n = config.ipc * config.engine.factor ** 2
         idx = torch.cat([ix[torch.randperm(len(ix), generator=g)[:n]] for ix in train.indices_by_class()])
-        return train.normalized(idx), train.labels[idx]
+        return MadeSet(train.normalized(idx), train.labels[idx], idx)
     method = METHODS.get(config.method)
     out = run_method(method, train, config, method.options(config.options), device=device,
                      generator=torch.Generator().manual_seed(seed), log=log, progress=False)
-    return decode(out.images, out.labels, out.factor)
+    starts = out.metadata.get("start_indices", out.metadata.get("indices"))
+    return MadeSet(*decode(out.images, out.labels, out.factor),
+                   None if starts is None else torch.tensor(starts, dtype=torch.long))
 
 
 def trained_models(images, labels, info, cfg, *, model: str, k: int, seed: int, compute,
@@ -198,7 +209,7 @@ def membership_attack(kind: str, train, config, train_cfg, *, model: str = "Conv
     accuracy = []
 
     def phis(mask, s, target=False):
-        images, labels = make_set(kind, subset(train, mask), config, device=device, seed=s, log=log)
+        images, labels, _ = make_set(kind, subset(train, mask), config, device=device, seed=s, log=log)
         nets = trained_models(images, labels, train.info, train_cfg, model=model, k=models, seed=s,
                               compute=compute)
         if target and test is not None:

@@ -188,17 +188,21 @@ def resolve_compute(method, ctx: RunContext, log: Callable[[str], None]) -> dict
 
 def initial_state(ctx: RunContext, generator: torch.Generator,
                   start: Optional[Callable[[int], torch.Tensor]] = None) -> RunState:
-    """The images at iteration 0: random real images of each class, noise, or ``start(k)``
-    (k images per class, e.g. the herding coreset), encoded into tiles with ``factor``."""
+    """The images at iteration 0: random real images of each class, noise, or the training
+    images ``start(k)`` indexes (k per class, class-major: the herding coreset), encoded
+    into tiles with ``factor``. The real images' indices are kept in ``start_indices``
+    (what a membership audit asks first: which members does the set start from?)."""
     ec, info, ipc = ctx.engine, ctx.info, ctx.config.ipc
+    idx = None
     if ec.init == "real":
         idx = torch.cat([ix[torch.randperm(len(ix), generator=generator)[:ctx.n_syn]]
                          for ix in ctx.by_class])
-        images = encode(ctx.train.normalized(idx), ec.factor).to(ctx.device)
     elif ec.init == "herding":
         if start is None:
             raise ValueError("init 'herding' needs the herding coreset (synthset.distill passes it)")
-        images = encode(start(ctx.n_syn), ec.factor).to(ctx.device)
+        idx = start(ctx.n_syn)
+    if idx is not None:
+        images = encode(ctx.train.normalized(idx), ec.factor).to(ctx.device)
     else:
         images = torch.randn(ctx.classes * ipc, info.channels, *info.size,
                              generator=generator).to(ctx.device)
@@ -206,7 +210,7 @@ def initial_state(ctx: RunContext, generator: torch.Generator,
     return RunState(images=images, labels=torch.arange(ctx.classes).repeat_interleave(ipc),
                     factor=ec.factor, generator=generator,
                     optimizer=torch.optim.SGD([images], lr=ctx.lr_img, momentum=ec.momentum),
-                    ema=images.detach().clone() if ec.ema else None)
+                    ema=images.detach().clone() if ec.ema else None, start_indices=idx)
 
 
 def _hook(aux, name: str, *args):
@@ -352,7 +356,7 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
         progress: bool = True, start: Optional[Callable[[int], torch.Tensor]] = None,
         on_step: Optional[Callable[[int, torch.Tensor, float], None]] = None) -> MethodOutput:
     """Run a learned ``method`` on ``train`` and return its images. ``start(k)`` gives the
-    ``--init herding`` images; ``on_step(iterations_done, images, seconds)`` is called after
+    ``--init herding`` images' indices in ``train``; ``on_step(iterations_done, images, seconds)`` is called after
     each iteration (snapshots)."""
     from ..device import reuse_freed_memory
     from ..distributed import current
@@ -395,6 +399,8 @@ def run(method, train: ImageData, config: DistillConfig, options, *, device: tor
                                   "final_loss": state.history[-1] if state.history else None,
                                   "median_iteration_seconds": its[len(its) // 2] if its else None,
                                   "precision": paths,
+                                  **({"start_indices": state.start_indices.tolist()}
+                                     if state.start_indices is not None else {}),
                                   **({"world_size": ctx.world.size, "communication": {
                                       **ctx.world.comm, "per_iteration_bytes":
                                       ctx.world.comm["bytes"] / max(1, len(loop.iteration_seconds))}}

@@ -35,6 +35,10 @@ class RunState:
     history: list[float] = field(default_factory=list)  # loss per iteration
     elapsed: list[float] = field(default_factory=list)  # run seconds after each iteration
     prior_seconds: float = 0.0  # seconds of earlier processes (resume)
+    # training-split indices of the real images the run started from (real or herding
+    # start), class-major, ``factor``**2 per stored image; None from noise. Not checkpointed:
+    # a resumed run draws the same start again before loading its checkpoint.
+    start_indices: Optional[torch.Tensor] = None
 
     def decoded(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The images a model trains on (differentiable w.r.t. ``images``) and their labels."""

@@ -152,12 +152,6 @@ def select_coreset(select, train: ImageData, ipc: int, cfg: CoresetConfig, *, se
     return torch.cat([ix[select(feats[ix.to(feats.device)], ipc).cpu()] for ix in by_class])
 
 
-def herding_images(train: ImageData, k: int, cfg: CoresetConfig, *, seed: int, device,
-                   log=print) -> torch.Tensor:
-    """The herding coreset's normalised images, k per class (``--init herding``)."""
-    return train.normalized(select_coreset(herding, train, k, cfg, seed=seed, device=device, log=log))
-
-
 class Coreset(Method):
     """A selection of real images per class."""
 
