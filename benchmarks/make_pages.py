@@ -455,6 +455,48 @@ def privacy_attack_mhist() -> str:
     return _attack_table(files)
 
 
+STARTS = RES / "privacy" / "starts.json"
+
+
+@table
+def privacy_starts() -> str:
+    """Each attack's TPR at 0.1% FPR split between the members its sets started from (or
+    show as they are) and the other members: from lira.json where the pipelines kept their
+    starts, else from benchmarks/lira_starts.py's replay."""
+    replayed = json.loads(STARTS.read_text())["rows"] if STARTS.exists() else {}
+    body = []
+    for p, d in sorted(_attacks("mnist") + _attacks("mhist"),
+                       key=lambda f: (json.loads((f[0].parent / "config.json").read_text())["data"]["name"] != "mnist",
+                                      f[0].parent.name)):
+        split = d.get("starts") or replayed.get(p.parent.name)
+        if split is None or d["config"]["shadows"] < 16:
+            continue
+        on, off = split["online"], split["offline"]
+        data = json.loads((p.parent / "config.json").read_text())["data"]["name"]
+        body.append([f"{'MNIST' if data == 'mnist' else 'MHIST 64 px'}: {_attack_label(p.parent, d)}",
+                     f"{on['start_members']:,} / {on['other_members']:,}",
+                     f"{100 * on['start_flagged']:.2f}% / {100 * off['start_flagged']:.2f}%",
+                     f"{100 * on['other_flagged']:.2f}% / {100 * off['other_flagged']:.2f}%"
+                     if on["other_flagged"] is not None else "-",
+                     _pct_ci(d["online"], "0.001"),
+                     "lira.json" if d.get("starts") else "replayed"])
+    if not body:
+        return ("*Not measured yet: `python benchmarks/lira_starts.py FOLDERS --out "
+                f"{rel(STARTS)}` or an attack whose pipelines keep their starts.*")
+    return (caption("member (target, image) pairs over the S pipelines: those whose image the "
+                    "target's set started from or shows as it is (a random subset, a coreset's "
+                    "picks, a real or herding start; a noise start and the full data have no such "
+                    "split), against the other members; TPR at the threshold that keeps 0.1% of "
+                    "all non-members, online / offline LiRA; source: the pipelines' own record "
+                    "(lira.json) or the starts made again at zero iterations by "
+                    "`benchmarks/lira_starts.py`", "the attacks' machines, above",
+                    f"{rel(STARTS)} and each folder's lira.json")
+            + md(["each pipeline trains on", "pairs: starts / other members",
+                  "TPR @ 0.1% FPR, starts (online / offline)",
+                  "TPR @ 0.1% FPR, other members (online / offline)",
+                  "all members, online [95% CI]", "source"], body))
+
+
 def _scaling():
     path = RES / "distributed" / "scaling_cpu.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -679,6 +721,7 @@ STUDY_TABLES = {
     "mhist64_ipc50_val_cpu": "accuracy/mhist64-ipc50-val-cpu/study.json",
     "mhist64_final_cpu": "accuracy/mhist64-test-cpu/study.json",
     "mnist_final": "accuracy/test/study.json",
+    "mnist_10min_val": "accuracy/val-10min/study.json",
 }
 TABLES.update({name: functools.partial(_study, path) for name, path in STUDY_TABLES.items()})
 
