@@ -25,7 +25,6 @@ from header import header
 from synthset.atomic import write_json
 from synthset.config import DataConfig, DistillConfig
 from synthset.data import load_dataset
-from synthset.data.base import ImageData
 from synthset.lira import LiraConfig, lira_scores, make_pool, start_exposure
 from synthset.membership import make_set
 
@@ -46,14 +45,10 @@ def starts_of(folder: Path, train) -> torch.Tensor | None:
     # zero iterations and no experts: the start is drawn before either could draw anything
     replay = dataclasses.replace(dc, engine=dataclasses.replace(dc.engine, iterations=0, compile=False),
                                  options={**dc.options, **({"experts": 0} if "experts" in dc.options else {})})
-    out = torch.zeros(cfg.shadows, cfg.pool, dtype=torch.bool)
-    for s in range(cfg.shadows):
-        keep = pool.keep[s]
-        half = ImageData(images=train.images[pool.index[keep]], labels=pool.labels[keep], info=train.info)
-        starts = make_set(cfg.kind, half, replay, device=torch.device("cpu"), seed=cfg.seed + 1000 + s,
-                          log=lambda m: None).starts
-        out[s, torch.nonzero(keep).flatten()[starts]] = True
-    return out
+    return torch.stack([pool.member_mask(s, make_set(cfg.kind, pool.members(train, s), replay,
+                                                     device=torch.device("cpu"), seed=cfg.seed + 1000 + s,
+                                                     log=lambda m: None).starts)
+                        for s in range(cfg.shadows)])
 
 
 def split(folder: Path, train) -> dict | None:

@@ -222,6 +222,18 @@ class Pool:
     canary: torch.Tensor
     keep: torch.Tensor
 
+    def members(self, train, s: int):
+        """Pipeline ``s``'s half of the pool as ImageData (canaries relabelled)."""
+        from .data.base import ImageData
+        keep = self.keep[s]
+        return ImageData(images=train.images[self.index[keep]], labels=self.labels[keep], info=train.info)
+
+    def member_mask(self, s: int, positions: torch.Tensor) -> torch.Tensor:
+        """(N,) bool over the pool: the members of pipeline ``s`` at ``positions`` in its half."""
+        mask = torch.zeros(len(self.index), dtype=torch.bool)
+        mask[torch.nonzero(self.keep[s]).flatten()[positions]] = True
+        return mask
+
 
 def make_pool(train, cfg: LiraConfig) -> Pool:
     """A seeded sample of ``cfg.pool`` training images, its first ``cfg.canaries`` relabelled
@@ -244,7 +256,6 @@ def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, trai
     ``out/shadow-SSS/phi.safetensors`` (skipped where it exists: a stopped attack resumes
     here)."""
     from .atomic import write_json, write_safetensors
-    from .data.base import ImageData
     from .compute import fixed
     from .evaluate import test_network
     from .membership import losses_and_phi, make_set, trained_models
@@ -252,9 +263,7 @@ def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, trai
     if (folder / "phi.safetensors").exists():
         return folder
     t0 = time.perf_counter()
-    members = pool.index[pool.keep[s]]
-    half = ImageData(images=train.images[members], labels=pool.labels[pool.keep[s]], info=train.info)
-    images, labels, starts = make_set(cfg.kind, half, distill_cfg, device=device,
+    images, labels, starts = make_set(cfg.kind, pool.members(train, s), distill_cfg, device=device,
                                       seed=cfg.seed + 1000 + s, log=lambda m: None)
     made = time.perf_counter() - t0
     records: list = []
@@ -266,9 +275,7 @@ def pipeline(s: int, train, test, pool: Pool, distill_cfg, cfg: LiraConfig, trai
     near = torch.cdist(x[pool.canary].flatten(1), images.flatten(1)).min(1).values
     tensors = {"phi": phi.float().contiguous(), "canary_nn": near.float().contiguous()}
     if starts is not None:  # the pool examples the set shows or started from
-        start = torch.zeros(len(pool.index), dtype=torch.uint8)
-        start[torch.nonzero(pool.keep[s]).flatten()[starts]] = 1
-        tensors["start"] = start
+        tensors["start"] = pool.member_mask(s, starts).to(torch.uint8)
     write_safetensors(folder / "phi.safetensors", tensors)
     write_json(folder / "pipeline.json", {"shadow": s, "members": int(pool.keep[s].sum()),
                                           "set_images": int(len(labels)),
@@ -386,7 +393,8 @@ def summarise(folders: list[Path], pool: Pool, cfg: LiraConfig, out: Path, *, tr
     from safetensors.torch import load_file
     from .atomic import write_json
     from .provenance import machine
-    phi = torch.stack([load_file(str(f / "phi.safetensors"))["phi"] for f in folders]).double()
+    stored = [load_file(str(f / "phi.safetensors")) for f in folders]
+    phi = torch.stack([t["phi"] for t in stored]).double()
     scores = lira_scores(phi, pool.keep, fixed_variance=cfg.fixed_variance)
     other = lira_scores(phi, pool.keep, fixed_variance=not cfg.fixed_variance)
     costs = [json.loads((f / "pipeline.json").read_text()) for f in folders]
@@ -409,16 +417,14 @@ def summarise(folders: list[Path], pool: Pool, cfg: LiraConfig, out: Path, *, tr
         eps = [c["dp"]["epsilon"] for c in costs]
         rep["dp"] = {**costs[0]["dp"], "epsilon": max(eps), "epsilon_min": min(eps)}
     if cfg.canaries:
-        near = torch.stack([load_file(str(f / "phi.safetensors"))["canary_nn"] for f in folders])
+        near = torch.stack([t["canary_nn"] for t in stored])
         inside = pool.keep[:, pool.canary]
         rep["canaries"] = {**canary_exposure(scores["online"], pool.keep, pool.canary),
                            "nn_distance_in": float(near[inside].median()),
                            "nn_distance_out": float(near[~inside].median())}
-    starts = [load_file(str(f / "phi.safetensors")).get("start") for f in folders]
-    if all(t is not None for t in starts):  # pipelines made before starts were kept have none
-        rep["starts"] = {"online": start_exposure(scores["online"], pool.keep, torch.stack(starts).bool()),
-                         "offline": start_exposure(scores["offline"], pool.keep,
-                                                   torch.stack(starts).bool())}
+    if all("start" in t for t in stored):  # pipelines made before starts were kept have none
+        start = torch.stack([t["start"] for t in stored]).bool()
+        rep["starts"] = {k: start_exposure(scores[k], pool.keep, start) for k in ("online", "offline")}
     _plots(scores["online"], scores["offline"], pool, train, out)
     write_json(out / "lira.json", rep)
     return rep
