@@ -51,3 +51,37 @@ def test_resolve_times_each_pass_or_takes_what_was_asked(monkeypatch):
     c = resolve(torch.device("cpu"), "auto", passes={"syn": ("s", "x", bench)},
                 allow_bf16={"syn": False}, log=lambda m: None)
     assert c.precision == {"syn": "fp32"} and not calls
+
+
+def test_a_runs_layout_candidates_each_run_in_their_own_layout_when_timed_interleaved(monkeypatch, tmp_path):
+    """resolve_compute times the compiled synthetic pass in both layouts, interleaved; the
+    layout is the knob's state when a step runs, so each candidate's step must set it."""
+    import time
+    from types import SimpleNamespace
+    from synthset import autotune
+    from synthset.engine.runner import resolve_compute
+    monkeypatch.setenv("SYNTHSET_CACHE", str(tmp_path))
+    monkeypatch.setattr(autotune, "cpu", lambda: {"model": "test CPU", "flags": ["avx512_bf16"]})
+    knob, seen = SimpleNamespace(layout="inductor"), []
+
+    class Method:
+        name, bf16_auto = "fake", True
+
+        def layout_knob(self, ctx):
+            return knob
+
+        def bench(self, ctx, kind, precision):
+            def step():
+                seen.append((kind, knob.layout))
+                time.sleep(0.001 if knob.layout == "nchw" else 0.006)
+            return step
+    ctx = SimpleNamespace(engine=SimpleNamespace(model="ConvNet", compile=True, channels_last=False,
+                                                 precision="auto"),
+                          info=SimpleNamespace(channels=1, size=(28, 28)), classes=10, n_real=64,
+                          n_syn=10, device=torch.device("cpu"),
+                          world=SimpleNamespace(is_main=True, broadcast=lambda x: x))
+    out = resolve_compute(Method(), ctx, log=lambda m: None)
+    layouts = [layout for kind, layout in seen[-10:]]  # the layout timing: 2 + 2 warm-up, 3 rounds
+    assert layouts == ["inductor"] * 2 + ["nchw"] * 2 + ["inductor", "nchw"] * 3
+    assert out["syn"]["layout"] == "nchw" and knob.layout == "nchw"
+    assert ctx.compute.precision["syn"] == out["syn"]["precision"]

@@ -246,3 +246,23 @@ def test_compiled_pass_layout_is_timed_on_the_cpu_cached_and_left_to_inductor_on
     assert again["layout"] == "nchw" and again["layout_source"] == "cache" and len(calls) == 2
     gpu = autotune.choose_layout("distill-syn-layout", "datadam x", torch.device("cuda"), bench)
     assert gpu["layout"] == "inductor" and len(calls) == 2
+
+
+def test_autotune_interleaves_the_candidates_so_load_starting_midway_does_not_pick_the_slower(monkeypatch, tmp_path):
+    # another process starts after the 6th timed call and slows every call 5x from then on:
+    # timed one after the other, bf16 (twice as fast) would be measured under the load alone
+    # and lose to fp32; interleaved, both have calls before it
+    from synthset import autotune
+    monkeypatch.setenv("SYNTHSET_CACHE", str(tmp_path))
+    monkeypatch.setattr(autotune, "cpu", lambda: {"model": "test CPU", "flags": ["avx512_bf16"]})
+    order = []
+
+    def bench(p):
+        def step():
+            order.append(p)
+            time.sleep((0.004 if p == "bf16" else 0.008) * (5 if len(order) > 6 else 1))
+        return step
+    got = autotune.choose("train", "x", torch.device("cpu"), "auto", bench, log=lambda m: None)
+    assert order[4:8] == ["fp32", "bf16", "fp32", "bf16"]  # after the 2 + 2 warm-up calls
+    assert got["precision"] == "bf16"
+    assert got["seconds"]["bf16"] < 0.015 and got["seconds"]["fp32"] < 0.03

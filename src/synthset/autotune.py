@@ -67,19 +67,24 @@ def _write(key: str, value: dict) -> None:
         pass
 
 
-def time_call(fn: Callable[[], object], device: torch.device, *, warmup: int = 2,
-              repeat: int = 3) -> float:
-    """Median seconds of ``fn()`` after ``warmup`` calls (compilation happens there)."""
-    for _ in range(warmup):
-        fn()
-    times = []
+def time_calls(fns: dict[str, Callable[[], object]], device: torch.device, *, warmup: int = 2,
+               repeat: int = 3) -> dict[str, float]:
+    """Seconds per call of each of ``fns`` after ``warmup`` calls each, timed in interleaved
+    rounds (a, b, a, b, ...) so that load from another process that starts or stops midway
+    slows every candidate alike instead of the ones timed last; each candidate's least
+    disturbed call (the minimum over the rounds) is its time."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
-        synchronize(device)
-        t = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+        for name, fn in fns.items():
+            synchronize(device)
+            t = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - t)
+    return {name: min(ts) for name, ts in times.items()}
 
 
 def choose(kind: str, detail: str, device: torch.device, requested: str,
@@ -102,17 +107,15 @@ def choose(kind: str, detail: str, device: torch.device, requested: str,
 def _fastest(kind: str, detail: str, device: torch.device, field: str, candidates: tuple[str, ...],
              bench: Callable[[str], Callable[[], object]], log: Callable[[str], None],
              seconds_field: str = "seconds") -> tuple[dict, str]:
-    """The candidate with the lowest ``time_call(bench(candidate))``, cached under
+    """The candidate with the lowest ``time_calls`` of ``bench(candidate)``, cached under
     (machine, kind, detail): ``({field: best, seconds_field: {candidate: s}}, "timed")``, or
     the cached entry and ``"cache"``."""
     key = f"{machine_key(device)}|{kind}|{detail}"
     cached = _read().get(key)
     if cached and cached.get(field) in candidates:
         return cached, "cache"
-    seconds = {}
-    for candidate in candidates:
-        with torch.random.fork_rng(devices=[]):  # timing must not move the run's random state
-            seconds[candidate] = time_call(bench(candidate), device)
+    with torch.random.fork_rng(devices=[]):  # timing must not move the run's random state
+        seconds = time_calls({c: bench(c) for c in candidates}, device)
     best = min(seconds, key=seconds.get)
     result = {field: best, seconds_field: seconds}
     _write(key, result)

@@ -170,8 +170,12 @@ def resolve_compute(method, ctx: RunContext, log: Callable[[str], None]) -> dict
                       f"{chosen} channels_last={ec.channels_last}")
 
             def bench(layout):
-                knob.layout = layout
-                return method.bench(ctx, "syn", chosen)
+                step = method.bench(ctx, "syn", chosen)
+
+                def run():  # the layout is read per call, and autotune interleaves the candidates
+                    knob.layout = layout
+                    step()
+                return run
             out["syn"] = {**out["syn"], **choose_layout("distill-syn-layout", detail, ctx.device,
                                                         bench, log=log)}
     # rank 0 times and decides; the ranks must run the same arithmetic

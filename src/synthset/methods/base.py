@@ -95,9 +95,9 @@ class LearnedMethod(Method):
         raise NotImplementedError
 
     def layout_knob(self, ctx) -> Any:
-        """An object whose ``layout`` attribute ("channels_last" or "contiguous") sets the
-        memory layout of the synthetic pass, for ``--precision auto`` to time both on a CPU;
-        None where the method has no such choice."""
+        """An object whose ``layout`` attribute (``autotune.LAYOUTS``: "inductor" or "nchw"),
+        read at each call, sets the memory layout of the compiled synthetic pass, for
+        ``--precision auto`` to time both on a CPU; None where the method has no such choice."""
         return None
 
 
