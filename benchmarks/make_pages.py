@@ -465,15 +465,13 @@ def privacy_starts() -> str:
     starts, else from benchmarks/lira_starts.py's replay."""
     replayed = json.loads(STARTS.read_text())["rows"] if STARTS.exists() else {}
     body = []
-    for p, d in sorted(_attacks("mnist") + _attacks("mhist"),
-                       key=lambda f: (json.loads((f[0].parent / "config.json").read_text())["data"]["name"] != "mnist",
-                                      f[0].parent.name)):
+    rows = [("MNIST", p, d) for p, d in _attacks("mnist")] + [("MHIST 64 px", p, d) for p, d in _attacks("mhist")]
+    for data, p, d in sorted(rows, key=lambda r: (r[0] != "MNIST", r[1].parent.name)):
         split = d.get("starts") or replayed.get(p.parent.name)
         if split is None or d["config"]["shadows"] < 16:
             continue
         on, off = split["online"], split["offline"]
-        data = json.loads((p.parent / "config.json").read_text())["data"]["name"]
-        body.append([f"{'MNIST' if data == 'mnist' else 'MHIST 64 px'}: {_attack_label(p.parent, d)}",
+        body.append([f"{data}: {_attack_label(p.parent, d)}",
                      f"{on['start_members']:,} / {on['other_members']:,}",
                      f"{100 * on['start_flagged']:.2f}% / {100 * off['start_flagged']:.2f}%",
                      f"{100 * on['other_flagged']:.2f}% / {100 * off['other_flagged']:.2f}%"
