@@ -266,3 +266,71 @@ def test_autotune_interleaves_the_candidates_so_load_starting_midway_does_not_pi
     assert order[4:8] == ["fp32", "bf16", "fp32", "bf16"]  # after the 2 + 2 warm-up calls
     assert got["precision"] == "bf16"
     assert got["seconds"]["bf16"] < 0.015 and got["seconds"]["fp32"] < 0.03
+
+
+def _trained(x, y, info, cfg, **kw):
+    """A ConvNet initialised and trained from one seeded generator, as evaluate_run does."""
+    g = torch.Generator().manual_seed(5)
+    net = build_model("ConvNet", 1, 10, (28, 28), generator=g)
+    res = train_network(net, x, y, info, cfg, generator=g, device=torch.device("cpu"),
+                        progress=False, **kw)
+    return net, res
+
+
+def test_an_interrupted_training_continues_from_its_checkpoint_exactly(tmp_path, tiny_train):
+    x, y = tiny_train.normalized()[:48], tiny_train.labels[:48]
+    cfg = TrainConfig(epochs=4, batch_size=16)  # 3 shuffled, DSA-augmented steps per epoch
+    whole, res = _trained(x, y, tiny_train.info, cfg)
+    ckpt = tmp_path / "run.pt"
+
+    def stop_after_second_epoch(ep, loss):
+        if ep == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _trained(x, y, tiny_train.info, cfg, checkpoint=ckpt, checkpoint_every=0.0,
+                 on_epoch=stop_after_second_epoch)
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 1
+    resumed, res2 = _trained(x, y, tiny_train.info, cfg, checkpoint=ckpt, checkpoint_every=0.0)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert res2["steps"] == res["steps"] == 12 and res2["final_train_loss"] == res["final_train_loss"]
+    # the last epoch writes no checkpoint: the one left is the one it resumed from
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
+
+
+def test_a_corrupt_training_checkpoint_is_named_with_what_to_do(tmp_path, tiny_train):
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"run\.pt cannot be read.*delete it"):
+        _trained(tiny_train.normalized()[:16], tiny_train.labels[:16], tiny_train.info,
+                 TrainConfig(epochs=2), checkpoint=ckpt)
+
+
+def test_evaluate_continues_the_run_in_progress_and_removes_its_checkpoint(monkeypatch, tmp_path,
+                                                                          tiny_train, tiny_test):
+    import synthset.training as training
+    idx = torch.cat([torch.nonzero(tiny_train.labels == c)[:3, 0] for c in range(10)])
+    x, y = tiny_train.normalized()[idx], tiny_train.labels[idx]
+    cfg = EvalConfig(models=("ConvNet",), runs=1, train=TrainConfig(epochs=3, batch_size=16))
+    quiet = dict(device=torch.device("cpu"), progress=False, log=lambda m: None)
+    whole = evaluate(x, y, tiny_test, cfg, out_dir=tmp_path / "whole", **quiet)
+    assert not (tmp_path / "whole" / "checkpoints").exists()
+
+    monkeypatch.setitem(training.train_network.__kwdefaults__, "checkpoint_every", 0.0)
+    save = training._save_progress
+
+    def save_then_stop(*a, **k):  # Ctrl-C right after the first epoch's state is saved
+        save(*a, **k)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training, "_save_progress", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(x, y, tiny_test, cfg, out_dir=tmp_path / "cut", **quiet)
+    [ckpt] = (tmp_path / "cut" / "checkpoints").iterdir()
+    assert ckpt.name.endswith("-ConvNet-run0.pt")
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 0
+
+    monkeypatch.setattr(training, "_save_progress", save)
+    resumed = evaluate(x, y, tiny_test, cfg, out_dir=tmp_path / "cut", **quiet)
+    assert resumed["models"]["ConvNet"]["runs"] == whole["models"]["ConvNet"]["runs"]
+    assert not (tmp_path / "cut" / "checkpoints").exists()

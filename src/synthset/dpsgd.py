@@ -34,12 +34,15 @@ def train_protocol(net: torch.nn.Module, images: torch.Tensor, labels: torch.Ten
                    compute: Optional[Compute] = None, device: Optional[torch.device] = None,
                    world=None, **kw) -> dict:
     """The protocol's training of ``net``: DP-SGD where ``cfg.dp_epsilon`` is set
-    (``train_private``), else ``training.train_network``."""
+    (``train_private``), else ``training.train_network``. DP-SGD keeps no mid-run checkpoint
+    (its accountant's state would have to travel with it): ``checkpoint`` is ignored there."""
     if cfg.dp_epsilon is None:
         return train_network(net, images, labels, info, cfg, generator=generator, compute=compute,
                              device=device, world=world, **kw)
     if world is not None and world.active:
         raise ValueError("DP-SGD runs in one process: drop torchrun (or --dp-epsilon)")
+    kw.pop("checkpoint", None)
+    kw.pop("checkpoint_every", None)
     return train_private(net, images, labels, info, cfg, generator=generator,
                          compute=given(compute, device, cfg), **kw)
 

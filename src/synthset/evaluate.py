@@ -113,11 +113,13 @@ def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: I
                  cfg: TrainConfig, *, seed: int, run: int, compute: Optional[Compute] = None,
                  device: Optional[torch.device] = None, progress: bool = True, tag: str = "",
                  on_epoch: Optional[Callable[[int, float], None]] = None,
-                 world=None) -> RunResult:
+                 world=None, checkpoint: Optional[Path] = None) -> RunResult:
     """One run: a freshly initialised ``model`` trained on (images, labels), then tested.
     ``tag`` separates the seed streams of different kinds of run (e.g. "full"); ``world``
     (several ranks): the run is trained data-parallel over them (``train_network``).
-    ``compute``: where and how it trains and tests (``device`` alone: ``cfg``'s policy there)."""
+    ``compute``: where and how it trains and tests (``device`` alone: ``cfg``'s policy there).
+    ``checkpoint``: the training's state is saved there every few minutes and an interrupted
+    run continues from it (``train_network``)."""
     compute = given(compute, device, cfg)
     s = run_seed(seed, model, run, *([tag] if tag else []))
     g = torch.Generator().manual_seed(s)
@@ -125,7 +127,7 @@ def evaluate_run(model: str, images: torch.Tensor, labels: torch.Tensor, test: I
     net = build_model(model, info.channels, info.num_classes, info.size, generator=g)
     tr = train_protocol(net, images, labels, info, cfg, generator=g, compute=compute,
                        desc=f"{model} {tag or 'run'} {run}", progress=progress, on_epoch=on_epoch,
-                       world=world)
+                       world=world, checkpoint=checkpoint)
     te = test_network(net, test, compute=compute, batch=cfg.batch_test, tta=cfg.tta)
     sc = _percent(te)
     return RunResult(model=model, run=run, seed=s, accuracy=sc["accuracy"],
@@ -251,7 +253,9 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
              world=None) -> dict:
     """Runs x models of the protocol. With ``out_dir``, each finished run is appended to
     ``eval_runs.jsonl`` at once and finished runs of the same config are not redone, so
-    an interrupted evaluation resumes where it stopped. Writes ``eval.json`` (``cfg.split``
+    an interrupted evaluation resumes where it stopped; the run in progress continues from
+    its last checkpoint (``checkpoints/``, saved every 5 minutes, removed once the run is
+    logged) instead of from its first epoch. Writes ``eval.json`` (``cfg.split``
     "val": ``eval-val.json`` and ``eval_runs-val.jsonl``; ``test`` is then the validation
     images).
 
@@ -285,16 +289,26 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
         key, done, todo = _pending(cfg, precisions, images.shape[0], tag, log_path, world)
 
+        # mid-run training state, one file per run, kept until the run's result is logged
+        ckpt_dir = out_dir / "checkpoints" if out_dir and not world.active else None
+
+        def checkpoint(model: str, run: int) -> Optional[Path]:
+            return ckpt_dir / f"{key}-{model}-run{run}.pt" if ckpt_dir else None
+
         def record(res: RunResult) -> None:
             done[(res.model, res.run)] = res
             if world.is_main:
                 _log_run(res, log_path, key, log)
+            if ckpt_dir:
+                checkpoint(res.model, res.run).unlink(missing_ok=True)
+                if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
+                    ckpt_dir.rmdir()
 
         train_cfg = {m: dataclasses.replace(cfg.train, precision=precisions[m]["precision"])
                      for m in cfg.models}
         done = _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, computes,
                            world=world, workers=workers, tag=tag, progress=progress,
-                           data_parallel=data_parallel)
+                           data_parallel=data_parallel, checkpoint=checkpoint)
         report = _report(cfg, done, precisions, images, test, device, config_extra)
         if missing:
             report["missing_classes"] = missing
@@ -355,9 +369,10 @@ def _finished_runs(log_path: Optional[Path], key: str) -> dict[tuple[str, int], 
 
 
 def _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, computes, *, world,
-                workers, tag, progress, data_parallel) -> dict:
+                workers, tag, progress, data_parallel, checkpoint) -> dict:
     """Train the runs still to do: spread over torchrun's ranks (one run each per round, or
-    every run data-parallel), over local worker processes, or one after another."""
+    every run data-parallel), over local worker processes, or one after another (these two
+    keep each run's training state at ``checkpoint(model, run)``)."""
     if world.active and not data_parallel:
         for i in range(0, len(todo), world.size):  # a round: one run per rank
             mine = todo[i + world.rank] if i + world.rank < len(todo) else None
@@ -375,11 +390,12 @@ def _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, comput
                                 world=world))
     elif workers > 1 and all(c.device.type == "cpu" for c in computes.values()) and len(todo) > 1:
         _evaluate_parallel(todo, images, labels, test, cfg, workers, record, tag, progress,
-                           train_cfg, computes)
+                           train_cfg, computes, checkpoint)
     else:
         for m, r in todo:
             record(evaluate_run(m, images, labels, test, train_cfg[m], seed=cfg.seed, run=r,
-                                compute=computes[m], progress=progress, tag=tag))
+                                compute=computes[m], progress=progress, tag=tag,
+                                checkpoint=checkpoint(m, r)))
     return done
 
 
@@ -450,12 +466,14 @@ def _run_with_threads(task: tuple) -> RunResult:
 
 
 def _evaluate_parallel(todo, images, labels, test, cfg: EvalConfig, workers: int, record,
-                       tag: str, progress: bool, train_cfg: dict, computes: dict) -> None:
+                       tag: str, progress: bool, train_cfg: dict, computes: dict,
+                       checkpoint: Callable[[str, int], Optional[Path]]) -> None:
     import multiprocessing as mp
     threads = task_threads(torch.get_num_threads(), workers, len(todo))
     every = max(1, cfg.train.epochs // 10) if progress else 0
     tasks = [(t, every, (m, images, labels, test, train_cfg[m]),
-              dict(seed=cfg.seed, run=r, compute=computes[m], progress=False, tag=tag))
+              dict(seed=cfg.seed, run=r, compute=computes[m], progress=False, tag=tag,
+                   checkpoint=checkpoint(m, r)))
              for t, (m, r) in zip(threads, todo)]
     # A Pool, not a ProcessPoolExecutor: leaving the block on an exception (Ctrl-C, or the
     # SIGTERM the CLI turns into one) terminates the workers instead of waiting for runs

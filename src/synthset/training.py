@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import time
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import augment
+from .atomic import replacing
 from .cutmix import cutmix, cutmix_loss
 from .config import TrainConfig
 from .data.base import DatasetInfo, normalize
@@ -90,7 +92,8 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
                   compute: Optional[Compute] = None, device: Optional[torch.device] = None,
                   desc: str = "train", progress: bool = True,
                   on_epoch: Optional[Callable[[int, float], None]] = None,
-                  world=None) -> dict:
+                  world=None, checkpoint: Optional[Path] = None,
+                  checkpoint_every: float = 300.0) -> dict:
     """Train ``net`` in place. ``images`` are normalised floats or uint8 (normalised per
     batch, so the full training set stays compact). ``compute`` says where and how (its
     ``train`` pass's precision, compilation, memory format; ``device`` alone: ``cfg``'s, auto
@@ -99,7 +102,16 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     ``world`` (a ``synthset.distributed.World`` of several ranks): data-parallel training,
     ``DistributedDataParallel`` over a ``DistributedSampler`` shard of each epoch, each rank
     a 1/size share of the protocol's batch (the global batch stays ``batch_size``), its own
-    augmentation stream; the weights stay the same on every rank."""
+    augmentation stream; the weights stay the same on every rank.
+
+    ``checkpoint`` (one process only): the training's state (weights, momentum, the
+    generator's state, the epoch) is saved there at the end of an epoch once
+    ``checkpoint_every`` seconds have passed since the last save, and a training that finds
+    it continues after its epoch, exactly as if it had not stopped; an interruption loses at
+    most that many seconds of a run. The caller removes it when the run's result is kept."""
+    if checkpoint is not None and world is not None and world.active:
+        raise ValueError("checkpoint: data-parallel training keeps no checkpoint (each rank "
+                         "has its own generator): pass checkpoint=None under torchrun")
     reuse_freed_memory()
     if cfg.cutmix:  # CutMix replaces DSA's cutout, as in IDC's evaluation
         cfg = dataclasses.replace(cfg, dsa=cfg.dsa.without("cutout"))
@@ -118,10 +130,13 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
                           weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(n / bs)
     last_loss = float("nan")
-    steps = 0
+    steps, start, before = 0, 0, 0.0
+    if checkpoint is not None and Path(checkpoint).exists():
+        start, steps, before, last_loss = _restore(checkpoint, net, opt, generator)
     synchronize(device)
-    t0 = time.perf_counter()
-    bar = tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, mininterval=1.0)
+    t0 = saved = time.perf_counter()
+    bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, leave=False,
+               mininterval=1.0, initial=start, total=cfg.epochs)
     for ep in bar:
         protocol_lr(opt, cfg, ep)
         order = _order(sampler, ep, n, steps_per_epoch, generator, device)
@@ -139,7 +154,47 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
         if on_epoch is not None or (progress and ep % 50 == 0) or ep == cfg.epochs - 1:
             last_loss = float(loss_sum.item()) / steps_per_epoch
             bar.set_postfix(loss=f"{last_loss:.3f}")
-            if on_epoch is not None:
-                on_epoch(ep, last_loss)
+        if checkpoint is not None and ep < cfg.epochs - 1 \
+                and time.perf_counter() - saved >= checkpoint_every:
+            synchronize(device)
+            last_loss = float(loss_sum.item()) / steps_per_epoch
+            _save_progress(checkpoint, net, opt, generator, epoch=ep, steps=steps,
+                           seconds=before + time.perf_counter() - t0, last_loss=last_loss)
+            saved = time.perf_counter()
+        if on_epoch is not None:
+            on_epoch(ep, last_loss)
     synchronize(device)
-    return {"train_seconds": time.perf_counter() - t0, "steps": steps, "final_train_loss": last_loss}
+    return {"train_seconds": before + time.perf_counter() - t0, "steps": steps,
+            "final_train_loss": last_loss}
+
+
+def _save_progress(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer,
+                   generator: torch.Generator, *, epoch: int, steps: int, seconds: float,
+                   last_loss: float) -> None:
+    """Write a training's state after ``epoch`` atomically (a save cut short leaves the
+    previous one)."""
+    state = {"net": net.state_dict(), "opt": opt.state_dict(),
+             "generator": generator.get_state(), "generator_device": str(generator.device),
+             "epoch": epoch, "steps": steps, "seconds": seconds, "last_loss": last_loss}
+    with replacing(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _restore(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer,
+             generator: torch.Generator) -> tuple[int, int, float, float]:
+    """Load ``_save_progress``'s state into ``net``, ``opt`` and ``generator``; returns
+    (first epoch to train, steps done, seconds spent, last loss)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+    except Exception as e:  # a truncated or foreign file: say which, and how to go on
+        raise ValueError(f"the training checkpoint {path} cannot be read: it is truncated or "
+                         f"not this run's ({type(e).__name__}); delete it to train this run "
+                         f"from its start") from e
+    if state["generator_device"] != str(generator.device):
+        raise ValueError(f"the training checkpoint {path} was written with a generator on "
+                         f"{state['generator_device']}, this run's is on {generator.device}: "
+                         f"resume on the same device, or delete it to start the run again")
+    generator.set_state(state["generator"])
+    return state["epoch"] + 1, state["steps"], state["seconds"], state["last_loss"]
