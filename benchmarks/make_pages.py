@@ -337,8 +337,11 @@ def _attack_label(folder: Path, d: dict, *, short: bool = False) -> str:
         feats = dist["coreset"]["features"]
         return f"{method} real, IPC {dist['ipc']}" + (f" ({feats})" if method != "random" else "")
     its = c.get("iterations") or e.get("iterations")
-    experts = dist.get("options", {}).get("experts", 0)
-    return (f"{method.upper()}, IPC {dist['ipc']}, {e['init']} start, {its} iterations"
+    opts = dist.get("options", {})
+    experts = opts.get("experts", 0)
+    # the mmd method's characteristic-function kernel is NCFM's objective, not an MMD
+    name = "characteristic functions" if opts.get("kernel") == "cf" else method.upper()
+    return (f"{name}, IPC {dist['ipc']}, {e['init']} start, {its} iterations"
             + (f", factor {e['factor']}" if e.get("factor", 1) > 1 else "")
             + (f", {experts} experts" if experts else ""))
 
