@@ -723,6 +723,7 @@ STUDY_TABLES = {
     "mhist64_final_cpu": "accuracy/mhist64-test-cpu/study.json",
     "mnist_final": "accuracy/test/study.json",
     "mnist_10min_val": "accuracy/val-10min/study.json",
+    "ipc10_round2_val": "accuracy/val-round2/study.json",
 }
 TABLES.update({name: functools.partial(_study, path) for name, path in STUDY_TABLES.items()})
 
