@@ -140,24 +140,15 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     for ep in bar:
         protocol_lr(opt, cfg, ep)
         order = _order(sampler, ep, n, steps_per_epoch, generator, device)
-        loss_sum = torch.zeros((), device=device)
-        for b in range(steps_per_epoch):
-            idx = order[b * bs:(b + 1) * bs] if order is not None else None
-            x = _batch(images if idx is None else images[idx], info, cfg, generator, compute)
-            y = labels if idx is None else labels[idx]
-            loss = _loss(fwd, x, y, cfg, generator, autocast)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach()
-            steps += 1
-        if on_epoch is not None or (progress and ep % 50 == 0) or ep == cfg.epochs - 1:
-            last_loss = float(loss_sum.item()) / steps_per_epoch
+        loss_sum = _epoch(fwd, opt, images, labels, order, bs, steps_per_epoch, info, cfg,
+                          generator, compute, autocast)
+        steps += steps_per_epoch
+        due = checkpoint is not None and ep < cfg.epochs - 1 \
+            and time.perf_counter() - saved >= checkpoint_every
+        if due or on_epoch is not None or (progress and ep % 50 == 0) or ep == cfg.epochs - 1:
+            last_loss = float(loss_sum.item()) / steps_per_epoch  # .item() waits for the epoch
             bar.set_postfix(loss=f"{last_loss:.3f}")
-        if checkpoint is not None and ep < cfg.epochs - 1 \
-                and time.perf_counter() - saved >= checkpoint_every:
-            synchronize(device)
-            last_loss = float(loss_sum.item()) / steps_per_epoch
+        if due:
             _save_progress(checkpoint, net, opt, generator, epoch=ep, steps=steps,
                            seconds=before + time.perf_counter() - t0, last_loss=last_loss)
             saved = time.perf_counter()
@@ -166,6 +157,23 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     synchronize(device)
     return {"train_seconds": before + time.perf_counter() - t0, "steps": steps,
             "final_train_loss": last_loss}
+
+
+def _epoch(fwd, opt, images, labels, order, bs: int, steps: int, info: DatasetInfo,
+           cfg: TrainConfig, generator, compute: Compute, autocast) -> torch.Tensor:
+    """One epoch of SGD steps over ``order`` (None: the whole set each step); returns the
+    sum of the steps' losses, left on the device."""
+    loss_sum = torch.zeros((), device=compute.device)
+    for b in range(steps):
+        idx = order[b * bs:(b + 1) * bs] if order is not None else None
+        x = _batch(images if idx is None else images[idx], info, cfg, generator, compute)
+        y = labels if idx is None else labels[idx]
+        loss = _loss(fwd, x, y, cfg, generator, autocast)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach()
+    return loss_sum
 
 
 def _save_progress(path: Path, net: torch.nn.Module, opt: torch.optim.Optimizer,
