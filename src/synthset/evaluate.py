@@ -288,22 +288,7 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         precisions = {m: c.choices["train"] for m, c in computes.items()}
         log_path = out_dir / results_files(cfg.split)[1] if out_dir else None
         key, done, todo = _pending(cfg, precisions, images.shape[0], tag, log_path, world)
-
-        # mid-run training state, one file per run, kept until the run's result is logged
-        ckpt_dir = out_dir / "checkpoints" if out_dir and not world.active else None
-
-        def checkpoint(model: str, run: int) -> Optional[Path]:
-            return ckpt_dir / f"{key}-{model}-run{run}.pt" if ckpt_dir else None
-
-        def record(res: RunResult) -> None:
-            done[(res.model, res.run)] = res
-            if world.is_main:
-                _log_run(res, log_path, key, log)
-            if ckpt_dir:
-                checkpoint(res.model, res.run).unlink(missing_ok=True)
-                if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
-                    ckpt_dir.rmdir()
-
+        checkpoint, record = _run_keeper(out_dir, world, key, log_path, done, log)
         train_cfg = {m: dataclasses.replace(cfg.train, precision=precisions[m]["precision"])
                      for m in cfg.models}
         done = _train_runs(todo, done, record, images, labels, test, cfg, train_cfg, computes,
@@ -317,6 +302,27 @@ def evaluate(images: torch.Tensor, labels: torch.Tensor, test: ImageData, cfg: E
         if out_dir and world.is_main:
             write_json(out_dir / results_files(cfg.split)[0], report)
         return report
+
+
+def _run_keeper(out_dir: Optional[Path], world, key: str, log_path: Optional[Path],
+                done: dict, log: Callable[[str], None]):
+    """(``checkpoint(model, run)``, ``record(result)``): where a run's mid-run training state
+    is kept (one process with ``out_dir`` only: ``checkpoints/``, one file per run), and the
+    step that logs a finished run to ``done`` and the run log, then removes its state."""
+    ckpt_dir = out_dir / "checkpoints" if out_dir and not world.active else None
+
+    def checkpoint(model: str, run: int) -> Optional[Path]:
+        return ckpt_dir / f"{key}-{model}-run{run}.pt" if ckpt_dir else None
+
+    def record(res: RunResult) -> None:
+        done[(res.model, res.run)] = res
+        if world.is_main:
+            _log_run(res, log_path, key, log)
+        if ckpt_dir:
+            checkpoint(res.model, res.run).unlink(missing_ok=True)
+            if ckpt_dir.is_dir() and not any(ckpt_dir.iterdir()):
+                ckpt_dir.rmdir()
+    return checkpoint, record
 
 
 def _shared_compute(cfg: EvalConfig, images, device, world, log) -> dict[str, Compute]:

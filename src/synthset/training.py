@@ -109,16 +109,8 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     ``checkpoint_every`` seconds have passed since the last save, and a training that finds
     it continues after its epoch, exactly as if it had not stopped; an interruption loses at
     most that many seconds of a run. The caller removes it when the run's result is kept."""
-    if checkpoint is not None and world is not None and world.active:
-        raise ValueError("checkpoint: data-parallel training keeps no checkpoint (each rank "
-                         "has its own generator): pass checkpoint=None under torchrun")
-    reuse_freed_memory()
-    if cfg.cutmix:  # CutMix replaces DSA's cutout, as in IDC's evaluation
-        cfg = dataclasses.replace(cfg, dsa=cfg.dsa.without("cutout"))
-    compute = given(compute, device, cfg)
+    cfg, compute, net, images, labels = _placed(net, images, labels, cfg, compute, device)
     device = compute.device
-    net = compute.place(net).train()
-    images, labels = images.to(device), labels.to(device)
     n = images.shape[0]
     bs = min(cfg.batch_size, n)
     model, sampler = net, None
@@ -129,10 +121,7 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(n / bs)
-    last_loss = float("nan")
-    steps, start, before = 0, 0, 0.0
-    if checkpoint is not None and Path(checkpoint).exists():
-        start, steps, before, last_loss = _restore(checkpoint, net, opt, generator)
+    start, steps, before, last_loss = _resume(checkpoint, net, opt, generator, world)
     synchronize(device)
     t0 = saved = time.perf_counter()
     bar = tqdm(range(start, cfg.epochs), desc=desc, disable=not progress, leave=False,
@@ -157,6 +146,31 @@ def train_network(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tens
     synchronize(device)
     return {"train_seconds": before + time.perf_counter() - t0, "steps": steps,
             "final_train_loss": last_loss}
+
+
+def _placed(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+            cfg: TrainConfig, compute: Optional[Compute], device: Optional[torch.device]):
+    """The training's protocol, compute policy, network and data, on its device: CutMix
+    replaces DSA's cutout, as in IDC's evaluation; ``compute`` defaults to ``cfg``'s on
+    ``device``."""
+    reuse_freed_memory()
+    if cfg.cutmix:
+        cfg = dataclasses.replace(cfg, dsa=cfg.dsa.without("cutout"))
+    compute = given(compute, device, cfg)
+    net = compute.place(net).train()
+    return cfg, compute, net, images.to(compute.device), labels.to(compute.device)
+
+
+def _resume(checkpoint: Optional[Path], net: torch.nn.Module, opt: torch.optim.Optimizer,
+            generator: torch.Generator, world) -> tuple[int, int, float, float]:
+    """(first epoch, steps done, seconds spent, last loss): from ``checkpoint`` if there is
+    one (``_restore``), else a training's start. Data-parallel ranks keep none."""
+    if checkpoint is not None and world is not None and world.active:
+        raise ValueError("checkpoint: data-parallel training keeps no checkpoint (each rank "
+                         "has its own generator): pass checkpoint=None under torchrun")
+    if checkpoint is not None and Path(checkpoint).exists():
+        return _restore(checkpoint, net, opt, generator)
+    return 0, 0, 0.0, float("nan")
 
 
 def _epoch(fwd, opt, images, labels, order, bs: int, steps: int, info: DatasetInfo,
